@@ -74,15 +74,21 @@ build_llama() {
   fi
   log "building llama.cpp ($CPU) into $prefix"
   rm -rf "$src/build" "$prefix"
-  cmake -S "$src/vendor/llama.cpp" -B "$src/build" -G Ninja \
-    -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" \
-    -DBUILD_SHARED_LIBS=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF \
-    -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_COMMON=ON \
-    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DGGML_OPENMP=OFF \
-    "${march[@]}" >"$work/llama-configure.log"
-  cmake --build "$src/build" --target llama llama-embedding -j"$(nproc)" >"$work/llama-build.log"
-  cmake --install "$src/build" --component Unspecified >/dev/null 2>&1 || cmake --install "$src/build" >/dev/null
+  local common=(-S "$src/vendor/llama.cpp" -B "$src/build" -G Ninja
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix"
+    -DBUILD_SHARED_LIBS=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+    -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DGGML_OPENMP=OFF
+    "${march[@]}")
+  # Library first, installed alone; then llama.cpp's own embedding tool (the
+  # benchmark's baseline) from the same tree without installing the examples.
+  cmake "${common[@]}" -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_COMMON=OFF \
+    >"$work/llama-configure.log"
+  cmake --build "$src/build" -j"$(nproc)" >"$work/llama-build.log"
+  cmake --install "$src/build" >"$work/llama-install.log"
+  cmake "${common[@]}" -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_COMMON=ON \
+    >>"$work/llama-configure.log"
+  cmake --build "$src/build" --target llama-embedding -j"$(nproc)" >>"$work/llama-build.log"
   mkdir -p "$prefix/bin"
   cp "$src/build/bin/llama-embedding" "$prefix/bin/"
   rm -rf "$src"

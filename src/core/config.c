@@ -1,0 +1,515 @@
+/*
+ * Configuration: one descriptor table, one setter.
+ *
+ * Each setting is a row of `keys[]`: dotted key, type, offset into struct
+ * config, and range. Every source (YAML file, environment, flags) reduces to
+ * (key, text value, source) and calls config_set(), which finds the row,
+ * parses the text by type and range-checks it; so parsing, ranges and
+ * error messages cannot drift between sources, and adding a setting is one
+ * row plus a struct field. Environment names and the JSON dump are derived
+ * from the same rows.
+ *
+ * The YAML file is read in config_yaml.c, the one place that sees libyaml.
+ *
+ * Unknown keys in a file are errors (a typo must not silently fall back to
+ * a default); unknown RAGD_* environment variables only warn, because
+ * platforms set their own (Kubernetes service links, CI variables).
+ */
+#include "core/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/rag_error.h"
+#include "core/sbuf.h"
+#include "core/banned.h"
+
+#define CONFIG_KEY_MAX 64    /* longest dotted key: matches RAG_ERR_FIELD_MAX */
+#define KIB 1024LL
+
+enum type { T_STR, T_INT, T_SIZE, T_BOOL, T_LEVEL };
+
+struct key {
+	const char *key;
+	enum type type;
+	size_t offset;
+	long long min, max; /* inclusive, for T_INT and T_SIZE */
+};
+
+#define F(field) offsetof(struct config, field)
+
+static const struct key keys[] = {
+	{ "data_dir", T_STR, F(data_dir), 0, 0 },
+	{ "server.host", T_STR, F(server.host), 0, 0 },
+	{ "server.port", T_INT, F(server.port), 1, 65535 },
+	{ "server.threads", T_INT, F(server.threads), 0, 256 },
+	{ "server.max_body_bytes", T_SIZE, F(server.max_body_bytes), KIB, 4 * KIB * KIB * KIB },
+	{ "server.max_connections", T_INT, F(server.max_connections), 1, 1000000 },
+	{ "server.connection_timeout_s", T_INT, F(server.connection_timeout_s), 1, 86400 },
+	{ "limits.max_top_k", T_INT, F(limits.max_top_k), 1, 100000 },
+	{ "log.level", T_LEVEL, F(log.level), 0, 0 },
+	{ "models.embedder", T_STR, F(models.embedder), 0, 0 },
+	{ "models.embed_batch", T_INT, F(models.embed_batch), 1, 4096 },
+	{ "models.embed_threads", T_INT, F(models.embed_threads), 0, 256 },
+	{ "models.embed_contexts", T_INT, F(models.embed_contexts), 0, 256 },
+	{ "chunking.size", T_INT, F(chunking.size), 8, 8192 },
+	{ "chunking.overlap", T_INT, F(chunking.overlap), 0, 4096 },
+	{ "index.snapshot", T_BOOL, F(index.snapshot), 0, 0 },
+	{ "index.follow_interval_ms", T_INT, F(index.follow_interval_ms), 10, 600000 },
+};
+
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const struct {
+	const char *env;
+	const char *key;
+} aliases[] = {
+	{ "RAGD_PORT", "server.port" },
+	{ "RAGD_DATA_DIR", "data_dir" },
+};
+
+struct config *config_new(void)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+
+	if (!cfg)
+		return NULL;
+	cfg->data_dir = strdup("./data");
+	cfg->server.host = strdup("127.0.0.1");
+	cfg->server.port = 8080;
+	cfg->server.threads = 0;
+	cfg->server.max_body_bytes = 16 * KIB * KIB;
+	cfg->server.max_connections = 1000;
+	cfg->server.connection_timeout_s = 120;
+	cfg->limits.max_top_k = 1000;
+	cfg->log.level = LOG_LEVEL_INFO;
+	cfg->models.embedder = strdup("models/all-MiniLM-L6-v2.gguf");
+	cfg->models.embed_batch = 32;
+	cfg->chunking.size = 128;
+	cfg->chunking.overlap = 16;
+	cfg->index.snapshot = true;
+	cfg->index.follow_interval_ms = 500;
+	if (!cfg->data_dir || !cfg->server.host || !cfg->models.embedder) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+void config_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (keys[i].type == T_STR)
+			free(*(char **)((char *)cfg + keys[i].offset));
+	free(cfg);
+}
+
+static const struct key *find_key(const char *key)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (strcmp(keys[i].key, key) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* Edit distance capped at 3, for "did you mean" on unknown keys. */
+static int distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	int row[CONFIG_KEY_MAX + 1];
+
+	if (la > CONFIG_KEY_MAX || lb > CONFIG_KEY_MAX)
+		return 3;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (int)j;
+	for (size_t i = 1; i <= la; i++) {
+		int diag = row[0], best;
+
+		row[0] = (int)i;
+		best = row[0];
+		for (size_t j = 1; j <= lb; j++) {
+			int up = row[j], v = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < v)
+				v = up + 1;
+			if (row[j - 1] + 1 < v)
+				v = row[j - 1] + 1;
+			diag = up;
+			row[j] = v;
+			if (v < best)
+				best = v;
+		}
+		if (best >= 3)
+			return 3;
+	}
+	return row[lb];
+}
+
+static int unknown_key(const char *key, const char *source, struct rag_err *err)
+{
+	const char *near = NULL;
+	int best = 3;
+
+	for (size_t i = 0; i < N_KEYS; i++) {
+		int d = distance(key, keys[i].key);
+
+		if (d < best) {
+			best = d;
+			near = keys[i].key;
+		}
+	}
+	if (near)
+		return rag_err_set(err, RAG_EINVAL, key, "unknown key '%s' in %s (did you mean '%s'?)",
+				   key, source, near);
+	return rag_err_set(err, RAG_EINVAL, key, "unknown key '%s' in %s", key, source);
+}
+
+/* Strict decimal: optional sign and digits, nothing else. */
+static int parse_ll(const char *s, long long *out)
+{
+	const char *digits = s[0] == '-' || s[0] == '+' ? s + 1 : s;
+	char *end;
+
+	if (!isdigit((unsigned char)digits[0]))
+		return -1;
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return errno || *end ? -1 : 0;
+}
+
+/* Bytes, or a number with a binary k/m/g suffix: 16m, 16M, 16MB, 16MiB. */
+static int parse_size(const char *s, long long *out)
+{
+	long long n, mult = 1;
+	char *end;
+
+	if (!isdigit((unsigned char)s[0]))
+		return -1;
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (errno)
+		return -1;
+	while (*end == ' ')
+		end++;
+	if (*end) {
+		switch (tolower((unsigned char)*end)) {
+		case 'k': mult = KIB; break;
+		case 'm': mult = KIB * KIB; break;
+		case 'g': mult = KIB * KIB * KIB; break;
+		default: return -1;
+		}
+		end++;
+		if (strcasecmp(end, "") != 0 && strcasecmp(end, "b") != 0 && strcasecmp(end, "ib") != 0)
+			return -1;
+	}
+	if (__builtin_mul_overflow(n, mult, out))
+		return -1;
+	return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int config_set(struct config *cfg, const char *key, const char *value, const char *source,
+	       struct rag_err *err)
+{
+	const struct key *k = find_key(key);
+	void *field;
+	long long n;
+	bool b;
+	int level;
+	char *s;
+
+	if (!source)
+		source = "unknown source";
+	if (!k)
+		return unknown_key(key, source, err);
+	field = (char *)cfg + k->offset;
+	switch (k->type) {
+	case T_STR:
+		s = strdup(value);
+		if (!s)
+			return rag_err_set(err, RAG_ENOMEM, key, "%s: out of memory", key);
+		free(*(char **)field);
+		*(char **)field = s;
+		return 0;
+	case T_INT:
+	case T_SIZE:
+		if ((k->type == T_INT ? parse_ll(value, &n) : parse_size(value, &n)) != 0)
+			return rag_err_set(err, RAG_EINVAL, key, "%s: '%s' is not %s (%s)", key, value,
+					   k->type == T_INT ? "an integer" :
+							      "a size (bytes, or a k/m/g suffix as in 16m)",
+					   source);
+		if (n < k->min || n > k->max)
+			return rag_err_set(err, RAG_EINVAL, key, "%s: %s is out of range %lld..%lld (%s)",
+					   key, value, k->min, k->max, source);
+		if (k->type == T_INT)
+			*(int *)field = (int)n;
+		else
+			*(size_t *)field = (size_t)n;
+		return 0;
+	case T_BOOL:
+		if (parse_bool(value, &b) != 0)
+			return rag_err_set(err, RAG_EINVAL, key,
+					   "%s: '%s' is not a boolean (true or false) (%s)", key, value,
+					   source);
+		*(bool *)field = b;
+		return 0;
+	case T_LEVEL:
+		if (log_level_parse(value, &level) != 0)
+			return rag_err_set(err, RAG_EINVAL, key,
+					   "%s: '%s' is not one of debug, info, warn, error (%s)", key,
+					   value, source);
+		*(int *)field = level;
+		return 0;
+	}
+	return rag_err_set(err, RAG_EINTERNAL, key, "%s: bad descriptor", key);
+}
+
+/* RAGD_ + key in upper snake case: server.port -> RAGD_SERVER_PORT. */
+static void env_name(const char *key, char *out, size_t size)
+{
+	size_t n = (size_t)snprintf(out, size, "RAGD_");
+
+	for (; *key && n + 1 < size; key++)
+		out[n++] = *key == '.' ? '_' : (char)toupper((unsigned char)*key);
+	out[n] = '\0';
+}
+
+/* Splits "NAME=value": the name's length, or 0 when there is no '='. */
+static size_t env_split(const char *entry, const char **value)
+{
+	const char *eq = strchr(entry, '=');
+
+	if (!eq)
+		return 0;
+	*value = eq + 1;
+	return (size_t)(eq - entry);
+}
+
+static int apply_one_env(struct config *cfg, const char *key, const char *name, size_t name_len,
+			 const char *value, struct rag_err *err)
+{
+	char source[96];
+
+	snprintf(source, sizeof(source), "env %.*s", (int)name_len, name);
+	return config_set(cfg, key, value, source, err);
+}
+
+/* RAGD_* names that are not settings but are expected: the config file
+ * path and what Kubernetes injects for a Service named "ragd". */
+static bool quiet_env(const char *entry)
+{
+	return strncmp(entry, "RAGD_CONFIG=", 12) == 0 || strncmp(entry, "RAGD_SERVICE_", 13) == 0 ||
+	       strncmp(entry, "RAGD_PORT_", 10) == 0;
+}
+
+int config_apply_env(struct config *cfg, char *const *envp, struct rag_err *err)
+{
+	char name[CONFIG_KEY_MAX + 8];
+	const char *value = NULL;
+	size_t len;
+	int rc;
+
+	if (!envp)
+		return 0;
+	/* Aliases first, so the canonical name wins whatever envp's order. */
+	for (char *const *e = envp; *e; e++) {
+		len = env_split(*e, &value);
+		if (len == 0)
+			continue;
+		for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++) {
+			if (len != strlen(aliases[i].env) || strncmp(*e, aliases[i].env, len) != 0)
+				continue;
+			if (strncmp(value, "tcp://", 6) == 0 || strncmp(value, "udp://", 6) == 0)
+				continue; /* a Kubernetes service link, not a port */
+			rc = apply_one_env(cfg, aliases[i].key, *e, len, value, err);
+			if (rc)
+				return rc;
+		}
+	}
+	for (char *const *e = envp; *e; e++) {
+		bool known = false;
+
+		len = env_split(*e, &value);
+		if (len <= 5 || strncmp(*e, "RAGD_", 5) != 0)
+			continue;
+		for (size_t i = 0; i < N_KEYS; i++) {
+			env_name(keys[i].key, name, sizeof(name));
+			if (len != strlen(name) || strncmp(*e, name, len) != 0)
+				continue;
+			known = true;
+			rc = apply_one_env(cfg, keys[i].key, *e, len, value, err);
+			if (rc)
+				return rc;
+		}
+		for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+			if (len == strlen(aliases[i].env) && strncmp(*e, aliases[i].env, len) == 0)
+				known = true;
+		if (!known && !quiet_env(*e))
+			log_warn("ignoring environment variable %.*s: no such setting", (int)len, *e);
+	}
+	return 0;
+}
+
+const char *config_path(const char *flag_path, char *const *envp)
+{
+	if (flag_path)
+		return flag_path;
+	for (char *const *e = envp; e && *e; e++)
+		if (strncmp(*e, "RAGD_CONFIG=", 12) == 0 && (*e)[12])
+			return *e + 12;
+	return NULL;
+}
+
+static int range_error(const struct key *k, long long v, struct rag_err *err)
+{
+	return rag_err_set(err, RAG_EINVAL, k->key, "%s: %lld is out of range %lld..%lld", k->key,
+			   v, k->min, k->max);
+}
+
+int config_validate(const struct config *cfg, struct rag_err *err)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key *k = &keys[i];
+		const void *field = (const char *)cfg + k->offset;
+		long long v;
+
+		switch (k->type) {
+		case T_STR:
+			if (!*(char *const *)field || !(*(char *const *)field)[0])
+				return rag_err_set(err, RAG_EINVAL, k->key, "%s: must not be empty",
+						   k->key);
+			break;
+		case T_INT:
+			v = *(const int *)field;
+			if (v < k->min || v > k->max)
+				return range_error(k, v, err);
+			break;
+		case T_SIZE:
+			v = (long long)*(const size_t *)field;
+			if (v < k->min || v > k->max)
+				return range_error(k, v, err);
+			break;
+		case T_LEVEL:
+			v = *(const int *)field;
+			if (v < LOG_LEVEL_DEBUG || v > LOG_LEVEL_ERROR)
+				return rag_err_set(err, RAG_EINVAL, k->key, "%s: %lld is not a level",
+						   k->key, v);
+			break;
+		case T_BOOL:
+			break;
+		}
+	}
+	if (cfg->chunking.overlap >= cfg->chunking.size)
+		return rag_err_set(err, RAG_EINVAL, "chunking.overlap",
+				   "chunking.overlap: %d must be less than chunking.size (%d)",
+				   cfg->chunking.overlap, cfg->chunking.size);
+	return 0;
+}
+
+/* Appends a field's value in JSON. */
+static void dump_value(struct sbuf *sb, const struct key *k, const void *field)
+{
+	const char *s;
+
+	switch (k->type) {
+	case T_STR:
+		s = *(char *const *)field;
+		sbuf_add_json_str(sb, s, strlen(s));
+		break;
+	case T_INT:
+		sbuf_addf(sb, "%d", *(const int *)field);
+		break;
+	case T_SIZE:
+		sbuf_addf(sb, "%zu", *(const size_t *)field);
+		break;
+	case T_BOOL:
+		sbuf_addstr(sb, *(const bool *)field ? "true" : "false");
+		break;
+	case T_LEVEL:
+		s = log_level_name(*(const int *)field);
+		sbuf_add_json_str(sb, s, strlen(s));
+		break;
+	}
+}
+
+/* Keys of one section are adjacent in keys[], so one open section at a
+ * time is enough to nest them. */
+int config_dump_json(const struct config *cfg, struct sbuf *sb)
+{
+	const char *section = NULL; /* the open section's key, NULL at top level */
+	size_t section_len = 0;
+	bool first = true; /* nothing written yet in the innermost object */
+
+	sbuf_addch(sb, '{');
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key *k = &keys[i];
+		const char *dot = strchr(k->key, '.');
+		size_t len = dot ? (size_t)(dot - k->key) : 0;
+		const char *leaf = dot ? dot + 1 : k->key;
+
+		if (section && !(dot && len == section_len && strncmp(section, k->key, len) == 0)) {
+			sbuf_addch(sb, '}');
+			section = NULL;
+			first = false;
+		}
+		if (dot && !section) {
+			if (!first)
+				sbuf_addch(sb, ',');
+			sbuf_add_json_str(sb, k->key, len);
+			sbuf_addstr(sb, ":{");
+			section = k->key;
+			section_len = len;
+			first = true;
+		}
+		if (!first)
+			sbuf_addch(sb, ',');
+		sbuf_add_json_str(sb, leaf, strlen(leaf));
+		sbuf_addch(sb, ':');
+		dump_value(sb, k, (const char *)cfg + k->offset);
+		first = false;
+	}
+	if (section)
+		sbuf_addch(sb, '}');
+	sbuf_addch(sb, '}');
+	return sbuf_error(sb);
+}
+
+int config_cpu_count(int configured)
+{
+	cpu_set_t set;
+	long n;
+
+	if (configured > 0)
+		return configured;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}

@@ -1,0 +1,58 @@
+/*
+ * The HTTP layer's shared types: a request as the handlers see it, the
+ * response they fill, and the context every handler gets.
+ *
+ * Handlers run on libmicrohttpd's thread pool; they must not keep pointers
+ * into the request after returning.
+ */
+#ifndef RAGD_HTTP_HTTP_H
+#define RAGD_HTTP_HTTP_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "core/sbuf.h"
+#include "core/str.h"
+
+struct rag_engine;
+struct rag_err;
+
+#define HTTP_MAX_PARAMS 4 /* {name} segments in one route */
+
+/* What handlers share; owned by the server's creator. */
+struct http_ctx {
+	_Atomic(struct rag_engine *) engine; /* NULL until models and indexes are up */
+	const char *instance;                /* host name, for /health */
+	const char *tenant;                  /* the embedded default's one tenant */
+	size_t max_body_bytes;
+};
+
+struct http_req {
+	const char *method;
+	const char *path;
+	char *params[HTTP_MAX_PARAMS]; /* route parameters, NUL-terminated, owned by the router */
+	size_t n_params;
+	const char *body; /* body_len bytes, NUL-terminated; "" when none */
+	size_t body_len;
+	struct http_ctx *ctx;
+};
+
+struct http_resp {
+	int status;
+	struct sbuf body; /* JSON */
+	const char *content_type;
+};
+
+typedef int (*http_handler_fn)(struct http_req *req, struct http_resp *resp);
+
+/* Writes `{"error":{"code","message","field"}}` with the code's HTTP status. */
+void http_error(struct http_resp *resp, const struct rag_err *err);
+
+/* Shorthand for an error built here: status from code. */
+void http_errorf(struct http_resp *resp, int code, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* The engine, or NULL after writing 503 "starting" into resp. */
+struct rag_engine *http_engine(struct http_req *req, struct http_resp *resp);
+
+#endif

@@ -1,0 +1,21 @@
+/*
+ * The API's handlers, one per route (see http_router.c). Each reads the
+ * request, calls the rag layer, and writes JSON into the response.
+ */
+#ifndef RAGD_HTTP_HTTP_HANDLERS_H
+#define RAGD_HTTP_HTTP_HANDLERS_H
+
+#include "http/http.h"
+
+int http_health(struct http_req *req, struct http_resp *resp);
+int http_ready(struct http_req *req, struct http_resp *resp);
+int http_collection_create(struct http_req *req, struct http_resp *resp);
+int http_collection_list(struct http_req *req, struct http_resp *resp);
+int http_collection_get(struct http_req *req, struct http_resp *resp);
+int http_collection_delete(struct http_req *req, struct http_resp *resp);
+int http_document_put(struct http_req *req, struct http_resp *resp);
+int http_document_get(struct http_req *req, struct http_resp *resp);
+int http_document_delete(struct http_req *req, struct http_resp *resp);
+int http_search(struct http_req *req, struct http_resp *resp);
+
+#endif

@@ -1,0 +1,140 @@
+/*
+ * /health, /ready and the collection routes.
+ */
+#include "http/http_handlers.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rag_error.h"
+#include "http/http_json.h"
+#include "rag/rag_engine.h"
+
+#include "core/banned.h"
+
+struct rag_engine *http_engine(struct http_req *req, struct http_resp *resp)
+{
+	struct rag_engine *eng = atomic_load(&req->ctx->engine);
+
+	if (!eng)
+		http_errorf(resp, RAG_EBUSY, NULL, "ragd is starting: models and indexes are loading");
+	return eng;
+}
+
+int http_health(struct http_req *req, struct http_resp *resp)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s}", "status", "healthy", "instance", req->ctx->instance,
+			      "version", RAGD_VERSION);
+
+	http_json_reply(resp, 200, o);
+	return 0;
+}
+
+int http_ready(struct http_req *req, struct http_resp *resp)
+{
+	struct rag_engine *eng = atomic_load(&req->ctx->engine);
+	int ready = eng && rag_engine_ready(eng);
+
+	http_json_reply(resp, ready ? 200 : 503,
+			json_pack("{s:s, s:s}", "status", ready ? "ready" : "starting", "instance",
+				  req->ctx->instance));
+	return 0;
+}
+
+static json_t *collection_json(const struct rag_collection_info *info)
+{
+	return json_pack("{s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I}", "name", info->c.name,
+			 "embedding_model", info->c.embed_model, "dimensions", info->c.dim,
+			 "chunk_size", info->c.chunk_size, "chunk_overlap", info->c.chunk_overlap,
+			 "created_at", (json_int_t)info->c.created_at, "seq",
+			 (json_int_t)info->c.seq, "vectors", (json_int_t)info->n_vectors,
+			 "index_bytes", (json_int_t)info->index_bytes);
+}
+
+int http_collection_create(struct http_req *req, struct http_resp *resp)
+{
+	static const char *const allowed[] = { "name", "embedding_model", "chunk_size",
+					       "chunk_overlap", NULL };
+	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_collection_spec spec = { 0 };
+	struct rag_collection_info info;
+	struct rag_err err = { 0 };
+	long long size = 0, overlap = -1;
+	json_t *body;
+
+	if (!eng)
+		return 0;
+	body = http_json_body(req, resp, allowed);
+	if (!body)
+		return 0;
+	if (http_json_string(body, "name", 1, &spec.name, NULL, resp) < 0 ||
+	    http_json_string(body, "embedding_model", 0, &spec.embedding_model, NULL, resp) < 0 ||
+	    http_json_int(body, "chunk_size", 1, 1 << 20, &size, resp) < 0 ||
+	    http_json_int(body, "chunk_overlap", 0, 1 << 20, &overlap, resp) < 0)
+		goto out;
+	spec.chunk_size = (int)size;
+	spec.chunk_overlap = (int)overlap;
+	if (rag_collection_create(eng, req->ctx->tenant, &spec, &info, &err) < 0) {
+		http_error(resp, &err);
+		goto out;
+	}
+	http_json_reply(resp, 201, collection_json(&info));
+	rag_collection_info_release(&info);
+out:
+	json_decref(body);
+	return 0;
+}
+
+int http_collection_list(struct http_req *req, struct http_resp *resp)
+{
+	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_collection_info *list = NULL;
+	struct rag_err err = { 0 };
+	size_t n = 0;
+	json_t *arr;
+
+	if (!eng)
+		return 0;
+	if (rag_collection_list(eng, req->ctx->tenant, &list, &n, &err) < 0) {
+		http_error(resp, &err);
+		return 0;
+	}
+	arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, collection_json(&list[i]));
+	rag_collection_info_list_free(list, n);
+	http_json_reply(resp, 200, json_pack("{s:o}", "collections", arr));
+	return 0;
+}
+
+int http_collection_get(struct http_req *req, struct http_resp *resp)
+{
+	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_collection_info info;
+	struct rag_err err = { 0 };
+
+	if (!eng)
+		return 0;
+	if (rag_collection_get(eng, req->ctx->tenant, req->params[0], &info, &err) < 0) {
+		http_error(resp, &err);
+		return 0;
+	}
+	http_json_reply(resp, 200, collection_json(&info));
+	rag_collection_info_release(&info);
+	return 0;
+}
+
+int http_collection_delete(struct http_req *req, struct http_resp *resp)
+{
+	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_err err = { 0 };
+
+	if (!eng)
+		return 0;
+	if (rag_collection_delete(eng, req->ctx->tenant, req->params[0], &err) < 0) {
+		http_error(resp, &err);
+		return 0;
+	}
+	http_json_reply(resp, 200, json_pack("{s:s, s:b}", "name", req->params[0], "deleted", 1));
+	return 0;
+}

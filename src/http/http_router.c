@@ -1,0 +1,94 @@
+/*
+ * The route table and its matcher. A linear scan: a dozen routes compared
+ * segment by segment cost less than a hash lookup's setup would.
+ */
+#include "http/http_router.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http_handlers.h"
+
+#include "core/banned.h"
+
+struct route {
+	const char *method;
+	const char *pattern;
+	http_handler_fn fn;
+};
+
+static const struct route routes[] = {
+	{ "GET", "/health", http_health },
+	{ "GET", "/ready", http_ready },
+	{ "POST", "/v1/collections", http_collection_create },
+	{ "GET", "/v1/collections", http_collection_list },
+	{ "GET", "/v1/collections/{name}", http_collection_get },
+	{ "DELETE", "/v1/collections/{name}", http_collection_delete },
+	{ "POST", "/v1/collections/{name}/documents", http_document_put },
+	{ "GET", "/v1/collections/{name}/documents/{id}", http_document_get },
+	{ "DELETE", "/v1/collections/{name}/documents/{id}", http_document_delete },
+	{ "POST", "/v1/collections/{name}/search", http_search },
+};
+
+/* Matches one pattern; on success the params are in req (caller frees). */
+static int match(const char *pattern, const char *path, struct http_req *req)
+{
+	const char *p = pattern, *s = path;
+
+	req->n_params = 0;
+	while (*p && *s) {
+		if (*p != '/' || *s != '/')
+			return 0;
+		p++;
+		s++;
+		if (*p == '{') {
+			size_t len = strcspn(s, "/");
+			const char *close = strchr(p, '}');
+
+			if (len == 0 || !close || req->n_params == HTTP_MAX_PARAMS)
+				return 0;
+			req->params[req->n_params] = strndup(s, len);
+			if (!req->params[req->n_params])
+				return 0;
+			req->n_params++;
+			p = close + 1;
+			s += len;
+		} else {
+			size_t plen = strcspn(p, "/"), slen = strcspn(s, "/");
+
+			if (plen != slen || memcmp(p, s, plen) != 0)
+				return 0;
+			p += plen;
+			s += slen;
+		}
+	}
+	if (*s == '/' && s[1] == '\0')
+		s++; /* a trailing slash is the same resource */
+	return *p == '\0' && *s == '\0';
+}
+
+void http_route_release(struct http_req *req)
+{
+	for (size_t i = 0; i < req->n_params; i++)
+		free(req->params[i]);
+	req->n_params = 0;
+}
+
+http_handler_fn http_route(const char *method, const char *path, struct http_req *req,
+			   int *status)
+{
+	int path_matched = 0;
+
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (!match(routes[i].pattern, path, req)) {
+			http_route_release(req);
+			continue;
+		}
+		if (strcmp(routes[i].method, method) == 0)
+			return routes[i].fn;
+		path_matched = 1;
+		http_route_release(req);
+	}
+	*status = path_matched ? 405 : 404;
+	return NULL;
+}

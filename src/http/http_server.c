@@ -1,0 +1,219 @@
+/*
+ * libmicrohttpd glue.
+ *
+ * MHD calls the access handler several times per request: first with the
+ * headers (we allocate a per-request struct and check Content-Length
+ * against the limit), then with body pieces (appended, the limit checked
+ * again for chunked uploads), then once with no data (we route and run the
+ * handler). A body over the limit is answered 413 at once and the rest of
+ * it discarded. Shutdown quiesces the listening socket first, as the design
+ * notes demand for suspended connections.
+ */
+#include "http/http_server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/log.h"
+#include "core/rag_error.h"
+#include "core/sbuf.h"
+#include "http/http.h"
+#include "http/http_router.h"
+
+#include "core/banned.h"
+
+struct http_server {
+	struct MHD_Daemon *d;
+	struct http_ctx *ctx;
+	int port;
+};
+
+struct conn {
+	struct sbuf body;
+	int too_big;
+};
+
+static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *resp)
+{
+	size_t len = resp->body.len;
+	char *text = sbuf_detach(&resp->body, NULL);
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (!text) {
+		text = strdup("{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\","
+			      "\"field\":null}}");
+		len = text ? strlen(text) : 0;
+		resp->status = 503;
+	}
+	r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type",
+				resp->content_type ? resp->content_type : "application/json");
+	ret = MHD_queue_response(c, (unsigned int)resp->status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static void reply_status(struct MHD_Connection *c, int status, int code, const char *method,
+			 const char *url, size_t limit)
+{
+	struct http_resp resp = { .status = status };
+
+	sbuf_init(&resp.body, 0);
+	if (status == 413)
+		http_errorf(&resp, RAG_ETOOBIG, "body", "request body is larger than %zu bytes",
+			    limit);
+	else if (status == 405)
+		http_errorf(&resp, RAG_EINVAL, NULL, "method %s is not allowed on %s", method, url);
+	else
+		http_errorf(&resp, code, NULL, "no route for %s %s", method, url);
+	resp.status = status;
+	send_resp(c, &resp);
+	sbuf_release(&resp.body);
+}
+
+static void dispatch(struct http_server *srv, struct MHD_Connection *c, const char *method,
+		     const char *url, struct conn *cn)
+{
+	struct http_req req = { 0 };
+	struct http_resp resp = { .status = 200 };
+	http_handler_fn fn;
+	int status = 404;
+
+	fn = http_route(method, url, &req, &status);
+	if (!fn) {
+		reply_status(c, status, RAG_ENOTFOUND, method, url, 0);
+		return;
+	}
+	req.method = method;
+	req.path = url;
+	req.body = cn->body.buf;
+	req.body_len = cn->body.len;
+	req.ctx = srv->ctx;
+	sbuf_init(&resp.body, 0);
+	fn(&req, &resp);
+	if (resp.status >= 500)
+		log_warn("%s %s -> %d", method, url, resp.status);
+	else
+		log_debug("%s %s -> %d", method, url, resp.status);
+	send_resp(c, &resp);
+	sbuf_release(&resp.body);
+	http_route_release(&req);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+	struct http_server *srv = cls;
+	struct conn *cn = *con_cls;
+	size_t limit = srv->ctx->max_body_bytes;
+
+	(void)version;
+	if (!cn) {
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+		cn = calloc(1, sizeof(*cn));
+		if (!cn)
+			return MHD_NO;
+		sbuf_init(&cn->body, 0);
+		*con_cls = cn;
+		if (cl && strtoull(cl, NULL, 10) > limit)
+			cn->too_big = 1;
+		return MHD_YES;
+	}
+	if (*upload_size > 0) {
+		if (!cn->too_big && cn->body.len + *upload_size > limit)
+			cn->too_big = 1;
+		if (!cn->too_big)
+			sbuf_add(&cn->body, upload_data, *upload_size);
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (cn->too_big) {
+		reply_status(c, 413, RAG_ETOOBIG, method, url, limit);
+		return MHD_YES;
+	}
+	if (sbuf_error(&cn->body)) {
+		reply_status(c, 413, RAG_ETOOBIG, method, url, limit);
+		return MHD_YES;
+	}
+	dispatch(srv, c, method, url, cn);
+	return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct conn *cn = *con_cls;
+
+	(void)cls, (void)c, (void)toe;
+	if (!cn)
+		return;
+	sbuf_release(&cn->body);
+	free(cn);
+	*con_cls = NULL;
+}
+
+struct http_server *http_server_start(const struct http_server_options *o, struct http_ctx *ctx,
+				      struct rag_err *err)
+{
+	struct http_server *srv = calloc(1, sizeof(*srv));
+	struct sockaddr_in addr = { 0 };
+	const union MHD_DaemonInfo *info;
+
+	if (!srv) {
+		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
+		return NULL;
+	}
+	addr.sin_family = AF_INET;
+	addr.sin_port = htons((uint16_t)o->port);
+	if (inet_pton(AF_INET, o->host, &addr.sin_addr) != 1) {
+		rag_err_set(err, RAG_EINVAL, "server.host", "'%s' is not an IPv4 address", o->host);
+		free(srv);
+		return NULL;
+	}
+	srv->ctx = ctx;
+	srv->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+					  MHD_USE_ERROR_LOG,
+				  (uint16_t)o->port, NULL, NULL, on_request, srv,
+				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)o->threads,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o->max_connections,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->connection_timeout_s,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+				  MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
+				  MHD_OPTION_END);
+	if (!srv->d) {
+		rag_err_set(err, RAG_EIO, "server.port", "cannot listen on %s:%d (in use?)", o->host,
+			    o->port);
+		free(srv);
+		return NULL;
+	}
+	info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+	srv->port = info ? info->port : o->port;
+	return srv;
+}
+
+int http_server_port(struct http_server *srv)
+{
+	return srv->port;
+}
+
+void http_server_stop(struct http_server *srv)
+{
+	if (!srv)
+		return;
+	MHD_quiesce_daemon(srv->d);
+	MHD_stop_daemon(srv->d);
+	free(srv);
+}

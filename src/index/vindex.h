@@ -1,0 +1,175 @@
+/*
+ * vindex: the interface every dense vector index implements.
+ *
+ * A vector index maps int64 ids to float32 vectors of one fixed dimension and
+ * answers top-k maximum-inner-product queries. Vectors are stored as given:
+ * callers L2-normalise them (vindex_normalize) so inner product is cosine
+ * similarity. Indexes are derived data: the store is the source of truth, and
+ * a snapshot on disk only saves a rebuild at start-up.
+ *
+ * Backends (the exact flat scan here; HNSW, FAISS and others later) fill in a
+ * struct vindex_ops and embed struct vindex as the first member of their own
+ * struct. Callers only use the vindex_* functions below, which dispatch
+ * through ops.
+ *
+ * Thread-safety: every vindex_* function on one index may be called from any
+ * number of threads at once. Searches run concurrently with each other; add
+ * and remove are serialised against everything else. vindex_free must not
+ * race with any other call on the same index (callers refcount the index).
+ *
+ * Errors: fallible functions return 0 or a negative RAG_E* code and fill the
+ * optional struct rag_err.
+ */
+#ifndef RAGD_INDEX_VINDEX_H
+#define RAGD_INDEX_VINDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct rag_err;
+struct vindex;
+
+/*
+ * An optional predicate on ids for filtered search: a vector is a candidate
+ * only when keep(ctx, id) returns non-zero. keep may be called from several
+ * threads at once (a large flat scan is split across threads), must not call
+ * back into the same index, and is called only for vectors good enough to
+ * enter the current top-k, so a cheap filter costs almost nothing.
+ */
+struct vindex_filter {
+	int (*keep)(void *ctx, int64_t id);
+	void *ctx;
+};
+
+/*
+ * The backend vtable. Each entry has the contract of the vindex_* function of
+ * the same name; the wrappers have already checked the index is not NULL.
+ * Backends do their own locking.
+ */
+struct vindex_ops {
+	const char *name; /* "flat", "hnsw", ...: for logs and /health */
+	int (*add)(struct vindex *vi, const int64_t *ids, const float *vecs, size_t n,
+		   struct rag_err *err);
+	size_t (*remove)(struct vindex *vi, const int64_t *ids, size_t n);
+	int (*search)(struct vindex *vi, const float *query, size_t k,
+		      const struct vindex_filter *filter, int64_t *out_ids, float *out_scores,
+		      size_t *n_out, struct rag_err *err);
+	size_t (*count)(struct vindex *vi);
+	size_t (*memory)(struct vindex *vi);
+	int (*save)(struct vindex *vi, const char *path, uint64_t seq, struct rag_err *err);
+	int (*check)(struct vindex *vi, struct rag_err *err);
+	void (*free)(struct vindex *vi);
+};
+
+/*
+ * The common head of every index. Both fields are set at creation and never
+ * change, so they are read without locks.
+ */
+struct vindex {
+	const struct vindex_ops *ops;
+	size_t dim;
+};
+
+/*
+ * An exact index: a flat array scanned with SIMD inner-product kernels (AVX2
+ * or AVX-512 chosen at run time), split across threads when large. dim must
+ * be 1..VINDEX_DIM_MAX. Returns NULL on bad dim or out of memory. Caller frees
+ * with vindex_free.
+ */
+#define VINDEX_DIM_MAX 65536 /* far above any embedding model; bounds dim * 4 */
+struct vindex *vindex_flat_new(size_t dim);
+
+/* Options for the flat index; start from vindex_flat_default_options(). */
+struct vindex_flat_options {
+	size_t scan_threads; /* threads per search, >= 1; 1 scans on the caller's thread */
+	size_t parallel_min; /* use scan_threads only from this many vectors on */
+};
+struct vindex_flat_options vindex_flat_default_options(void);
+
+/* vindex_flat_new with options (NULL = defaults). */
+struct vindex *vindex_flat_new_opts(size_t dim, const struct vindex_flat_options *opts);
+
+/*
+ * Adds n vectors (row-major, n * dim floats) under ids. An id already present
+ * has its vector replaced; an id repeated within the batch ends with its last
+ * vector. The data is copied. Atomic: on any error the index is unchanged.
+ * Returns 0, RAG_EINVAL (NULL arguments with n > 0, a NaN or infinite
+ * component), RAG_ETOOBIG (the index would exceed its capacity) or RAG_ENOMEM.
+ */
+int vindex_add(struct vindex *vi, const int64_t *ids, const float *vecs, size_t n,
+	       struct rag_err *err);
+
+/* Removes the given ids; missing ids are ignored. Returns how many were removed. */
+size_t vindex_remove(struct vindex *vi, const int64_t *ids, size_t n);
+
+/*
+ * The k vectors with the highest inner product with query (dim floats), best
+ * first; equal scores are ordered by smaller id so results are deterministic.
+ * With a filter, only vectors it keeps are returned, and k of them whenever k
+ * such vectors exist. out_ids (and out_scores unless it is NULL) must have
+ * room for k entries; *n_out receives the number written, min(k, matches).
+ * k == 0 or an empty index give *n_out == 0 and return 0. Returns 0,
+ * RAG_EINVAL (NULL arguments, a NaN or infinite query component) or
+ * RAG_ENOMEM.
+ */
+int vindex_search(struct vindex *vi, const float *query, size_t k,
+		  const struct vindex_filter *filter, int64_t *out_ids, float *out_scores,
+		  size_t *n_out, struct rag_err *err);
+
+/* Number of vectors; 0 for NULL. */
+size_t vindex_count(struct vindex *vi);
+
+/* The dimension fixed at creation; 0 for NULL. */
+size_t vindex_dim(struct vindex *vi);
+
+/* Bytes of heap held by the index (capacity, not just live vectors). */
+size_t vindex_memory(struct vindex *vi);
+
+/* Backend name, e.g. "flat"; "" for NULL. */
+const char *vindex_kind(struct vindex *vi);
+
+/*
+ * Writes a snapshot to path, recording seq: the change-log sequence the
+ * index reflects. Atomic: writes path.tmp, fsyncs it, renames it over path
+ * and fsyncs the directory, so path holds the old or the new snapshot, never
+ * a mix. Concurrent saves to one path must be serialised by the caller
+ * (they share path.tmp). Searches continue during a save; add and remove
+ * wait for it. Returns 0, RAG_EINVAL or RAG_EIO (the message quotes the path
+ * and strerror).
+ */
+int vindex_save(struct vindex *vi, const char *path, uint64_t seq, struct rag_err *err);
+
+/*
+ * Loads a snapshot written by vindex_save. expect_dim, when non-zero, must
+ * match the file. On success returns a new index (caller frees with
+ * vindex_free) and stores the snapshot's seq in *seq_out (may be NULL). Any
+ * corruption (bad magic, unknown version, dimension mismatch, length that
+ * disagrees with the header, checksum mismatch, duplicate ids) or I/O error
+ * returns NULL with err saying what was wrong; the caller then rebuilds from
+ * the store.
+ */
+struct vindex *vindex_load(const char *path, size_t expect_dim, uint64_t *seq_out,
+			   struct rag_err *err);
+
+/*
+ * Verifies the index's internal invariants (for tests and debug endpoints).
+ * Returns 0 or RAG_EINTERNAL with a message naming the broken invariant.
+ */
+int vindex_check(struct vindex *vi, struct rag_err *err);
+
+/* Frees the index and everything it holds. NULL-safe. */
+void vindex_free(struct vindex *vi);
+
+/*
+ * Inner product of two dim-float vectors with the fastest kernel this CPU
+ * supports (the same one searches use, so scores match exactly). Thread-safe.
+ */
+float vindex_dot(const float *a, const float *b, size_t dim);
+
+/*
+ * Scales v in place to unit L2 norm. A zero vector is left as it is.
+ * Thread-safe on distinct vectors.
+ */
+void vindex_normalize(float *v, size_t dim);
+
+#endif

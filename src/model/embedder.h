@@ -1,0 +1,71 @@
+/*
+ * Embedders turn texts into L2-normalised float vectors.
+ *
+ * A small ops struct so that backends (llama.cpp in-process here; a pool of
+ * OpenAI-compatible endpoints later) sit behind one interface. The caller
+ * sees the model's name, its dimension and how many tokens it reads.
+ *
+ * Thread-safety: every backend's embed and count_tokens may be called from
+ * many threads at once; backends queue work internally.
+ */
+#ifndef RAGD_MODEL_EMBEDDER_H
+#define RAGD_MODEL_EMBEDDER_H
+
+#include <stddef.h>
+
+struct rag_err;
+struct embedder;
+
+struct embedder_ops {
+	int (*embed)(struct embedder *e, const char *const *texts, const size_t *lens, size_t n,
+		     float *out, struct rag_err *err);
+	int (*count_tokens)(struct embedder *e, const char *text, size_t len);
+	void (*free)(struct embedder *e);
+};
+
+struct embedder {
+	const struct embedder_ops *ops;
+	char name[128];    /* model name, e.g. "all-MiniLM-L6-v2" */
+	size_t dim;        /* length of every vector */
+	size_t max_tokens; /* the model reads at most this many tokens, specials included */
+	size_t n_special;  /* tokens the model adds to every text (e.g. [CLS] and [SEP]) */
+};
+
+/*
+ * Embeds n texts (text i is texts[i][0..lens[i]), not NUL-terminated) into
+ * out, n * dim floats the caller owns, each row L2-normalised. Texts longer
+ * than max_tokens are truncated as sentence-transformers does. Returns 0,
+ * RAG_EINVAL (e.g. invalid input), RAG_ENOMEM or RAG_EINTERNAL.
+ */
+int embedder_embed(struct embedder *e, const char *const *texts, const size_t *lens, size_t n,
+		   float *out, struct rag_err *err);
+
+/*
+ * Tokens the model makes of text[0..len), special tokens not counted.
+ * Returns the count, or a negative RAG_E* code. Used by the chunkers.
+ */
+int embedder_count_tokens(struct embedder *e, const char *text, size_t len);
+
+/* Frees the embedder (NULL-safe); no call may be in flight. */
+void embedder_free(struct embedder *e);
+
+struct embedder_llama_options {
+	const char *model_path; /* GGUF file */
+	int n_contexts;         /* llama contexts in the pool: concurrent batches (>= 1) */
+	int n_threads;          /* threads each context computes with (>= 1) */
+	int batch_size;         /* texts per llama_encode call at most (>= 1) */
+};
+
+void embedder_llama_default_options(struct embedder_llama_options *opts);
+
+/*
+ * Loads a BERT-family GGUF embedding model with llama.cpp. Pooling comes
+ * from the file (MEAN for MiniLM, CLS for bge); the truncation length from
+ * the `ragd.max_seq_length` key the converter writes, else the model's
+ * training context. Returns NULL with err set when the file is missing or is
+ * not an embedding model. Caller frees with embedder_free.
+ */
+struct embedder *embedder_llama_new(const struct embedder_llama_options *opts,
+				    struct rag_err *err);
+
+#endif

@@ -1,0 +1,397 @@
+/*
+ * In-process embedder on llama.cpp.
+ *
+ * One model (weights shared, read-only) and a fixed pool of llama contexts:
+ * a context is not thread-safe, so a caller takes one from the pool (waiting
+ * when all are busy), packs as many texts as fit into one batch, runs the
+ * encoder and gives the context back. Each text is one sequence in the
+ * batch; llama.cpp pools per sequence (MEAN or CLS, as the GGUF says) and we
+ * L2-normalise, since llama.cpp hands embeddings back unnormalised.
+ *
+ * llama.cpp asserts instead of returning an error when a batch holds more
+ * tokens than n_ubatch or a sequence is longer than the model's window, so
+ * both are guarded here: texts are truncated to max_tokens exactly as
+ * sentence-transformers does ([CLS] + the first max_tokens - 2 pieces +
+ * [SEP]), and a batch is closed before it would pass n_batch tokens or
+ * n_seq_max sequences. n_ubatch equals n_batch: a non-causal model must see
+ * each sequence whole in one micro-batch.
+ *
+ * Locking: `mu` guards `free_ctx`/`n_free`; `cond` signals a context given
+ * back. The model and vocab are immutable after load and shared freely
+ * (llama_tokenize on a vocab is thread-safe).
+ */
+#include "model/embedder.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llama.h>
+
+#include "core/log.h"
+#include "core/rag_error.h"
+#include "text/utf8.h"
+
+#include "core/banned.h"
+
+#define LLAMA_EMBED_BATCH_TOKENS 4096 /* tokens per llama_encode: 16 full MiniLM windows */
+#define LLAMA_EMBED_MAX_SEQ 64        /* sequences per batch; llama.cpp allows up to 256 */
+#define LLAMA_EMBED_BYTES_PER_TOKEN 64 /* bytes of text read per token of window */
+
+struct embedder_llama {
+	struct embedder base;
+	struct llama_model *model;
+	const struct llama_vocab *vocab;
+	int add_eos;      /* the tokenizer ends each text with [SEP] */
+	int batch_tokens; /* n_batch == n_ubatch of every context */
+	int max_seq;      /* n_seq_max of every context */
+
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct llama_context **ctx;
+	struct llama_context **free_ctx;
+	int n_ctx, n_free;
+};
+
+static pthread_once_t backend_once = PTHREAD_ONCE_INIT;
+
+static void llama_log(enum ggml_log_level level, const char *text, void *user)
+{
+	size_t len = strlen(text);
+
+	(void)user;
+	if (level != GGML_LOG_LEVEL_ERROR && level != GGML_LOG_LEVEL_WARN)
+		return;
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		len--;
+	if (len == 0)
+		return;
+	if (level == GGML_LOG_LEVEL_ERROR)
+		log_error("llama.cpp: %.*s", (int)len, text);
+	else
+		log_debug("llama.cpp: %.*s", (int)len, text);
+}
+
+static void backend_init(void)
+{
+	llama_log_set(llama_log, NULL);
+	llama_backend_init();
+}
+
+void embedder_llama_default_options(struct embedder_llama_options *opts)
+{
+	opts->model_path = "models/all-MiniLM-L6-v2.gguf";
+	opts->n_contexts = 2;
+	opts->n_threads = 2;
+	opts->batch_size = 32;
+}
+
+static struct llama_context *ctx_take(struct embedder_llama *m)
+{
+	struct llama_context *c;
+
+	pthread_mutex_lock(&m->mu);
+	while (m->n_free == 0)
+		pthread_cond_wait(&m->cond, &m->mu);
+	c = m->free_ctx[--m->n_free];
+	pthread_mutex_unlock(&m->mu);
+	return c;
+}
+
+static void ctx_give(struct embedder_llama *m, struct llama_context *c)
+{
+	pthread_mutex_lock(&m->mu);
+	m->free_ctx[m->n_free++] = c;
+	pthread_cond_signal(&m->cond);
+	pthread_mutex_unlock(&m->mu);
+}
+
+/*
+ * Tokenises text with the model's special tokens into toks (room for cap),
+ * truncated to max_tokens with the end token kept. Returns the count or a
+ * negative RAG_E* code.
+ */
+static int tokenize(struct embedder_llama *m, const char *text, size_t len, int add_special,
+		    llama_token *toks, int cap)
+{
+	int n = llama_tokenize(m->vocab, text, (int32_t)len, toks, cap, add_special, false);
+
+	if (n < 0 && n != INT32_MIN) {
+		llama_token *all = malloc((size_t)-n * sizeof(*all));
+
+		if (!all)
+			return RAG_ENOMEM;
+		n = llama_tokenize(m->vocab, text, (int32_t)len, all, -n, add_special, false);
+		if (n > cap) {
+			memcpy(toks, all, (size_t)cap * sizeof(*toks));
+			if (add_special && m->add_eos)
+				toks[cap - 1] = all[n - 1];
+			n = cap;
+		}
+		free(all);
+	}
+	if (n < 0)
+		return RAG_EINVAL;
+	return n;
+}
+
+/* How much of a text can reach the model: a long text's tail never does. */
+static size_t read_len(const struct embedder_llama *m, const char *text, size_t len)
+{
+	size_t cap = m->base.max_tokens * LLAMA_EMBED_BYTES_PER_TOKEN;
+
+	return len > cap ? utf8_floor(text, len, cap) : len;
+}
+
+static int count_tokens(struct embedder *e, const char *text, size_t len)
+{
+	struct embedder_llama *m = (struct embedder_llama *)e;
+	llama_token stack[256];
+	int n;
+
+	if (len > INT32_MAX / 2)
+		return RAG_ETOOBIG;
+	n = llama_tokenize(m->vocab, text, (int32_t)len, stack, 256, false, false);
+	if (n < 0 && n != INT32_MIN) {
+		llama_token *buf = malloc((size_t)-n * sizeof(*buf));
+
+		if (!buf)
+			return RAG_ENOMEM;
+		n = llama_tokenize(m->vocab, text, (int32_t)len, buf, -n, false, false);
+		free(buf);
+	}
+	return n < 0 ? RAG_EINVAL : n;
+}
+
+static void normalize(float *v, size_t dim)
+{
+	double sum = 0.0;
+
+	for (size_t i = 0; i < dim; i++)
+		sum += (double)v[i] * v[i];
+	if (sum > 0.0) {
+		float inv = (float)(1.0 / sqrt(sum));
+
+		for (size_t i = 0; i < dim; i++)
+			v[i] *= inv;
+	}
+}
+
+/* Runs one filled batch of n_seq sequences and copies rows out[0..n_seq). */
+static int run_batch(struct embedder_llama *m, struct llama_context *c, struct llama_batch *b,
+		     int n_seq, float *out, struct rag_err *err)
+{
+	llama_memory_t mem = llama_get_memory(c);
+	int rc;
+
+	if (mem)
+		llama_memory_clear(mem, true);
+	rc = llama_decode(c, *b);
+	if (rc != 0)
+		return rag_err_set(err, RAG_EINTERNAL, NULL, "llama.cpp failed to embed a batch (%d)",
+				   rc);
+	for (int s = 0; s < n_seq; s++) {
+		const float *row = llama_get_embeddings_seq(c, s);
+
+		if (!row)
+			return rag_err_set(err, RAG_EINTERNAL, NULL,
+					   "llama.cpp returned no embedding for sequence %d", s);
+		memcpy(out + (size_t)s * m->base.dim, row, m->base.dim * sizeof(float));
+		normalize(out + (size_t)s * m->base.dim, m->base.dim);
+	}
+	b->n_tokens = 0;
+	return 0;
+}
+
+static int embed(struct embedder *e, const char *const *texts, const size_t *lens, size_t n,
+		 float *out, struct rag_err *err)
+{
+	struct embedder_llama *m = (struct embedder_llama *)e;
+	struct llama_context *c = NULL;
+	struct llama_batch b;
+	llama_token *toks = NULL;
+	size_t first = 0; /* text of the batch's sequence 0 */
+	int n_seq = 0, rc = 0;
+
+	toks = malloc(m->base.max_tokens * sizeof(*toks));
+	if (!toks)
+		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory while embedding");
+	b = llama_batch_init(m->batch_tokens, 0, 1);
+	c = ctx_take(m);
+	for (size_t i = 0; i < n; i++) {
+		int nt = tokenize(m, texts[i], read_len(m, texts[i], lens[i]), 1, toks,
+				  (int)m->base.max_tokens);
+
+		if (nt < 0) {
+			rc = rag_err_set(err, nt, "text", "text %zu could not be tokenised", i);
+			goto out;
+		}
+		if (b.n_tokens + nt > m->batch_tokens || n_seq == m->max_seq) {
+			rc = run_batch(m, c, &b, n_seq, out + first * m->base.dim, err);
+			if (rc < 0)
+				goto out;
+			first = i;
+			n_seq = 0;
+		}
+		for (int t = 0; t < nt; t++) {
+			int k = b.n_tokens++;
+
+			b.token[k] = toks[t];
+			b.pos[k] = t;
+			b.n_seq_id[k] = 1;
+			b.seq_id[k][0] = n_seq;
+			b.logits[k] = 1;
+		}
+		n_seq++;
+	}
+	if (n_seq > 0)
+		rc = run_batch(m, c, &b, n_seq, out + first * m->base.dim, err);
+out:
+	ctx_give(m, c);
+	llama_batch_free(b);
+	free(toks);
+	return rc;
+}
+
+static void free_llama(struct embedder *e)
+{
+	struct embedder_llama *m = (struct embedder_llama *)e;
+
+	for (int i = 0; i < m->n_ctx; i++)
+		llama_free(m->ctx[i]);
+	free(m->ctx);
+	free(m->free_ctx);
+	llama_model_free(m->model);
+	pthread_mutex_destroy(&m->mu);
+	pthread_cond_destroy(&m->cond);
+	free(m);
+}
+
+static const struct embedder_ops llama_ops = {
+	.embed = embed,
+	.count_tokens = count_tokens,
+	.free = free_llama,
+};
+
+static long meta_long(const struct llama_model *model, const char *key, long fallback)
+{
+	char buf[64];
+	char *end;
+	long v;
+
+	if (llama_model_meta_val_str(model, key, buf, sizeof(buf)) < 0)
+		return fallback;
+	v = strtol(buf, &end, 10);
+	return end != buf && v > 0 ? v : fallback;
+}
+
+static void model_name(struct embedder_llama *m, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	size_t len;
+
+	base = base ? base + 1 : path;
+	len = strlen(base);
+	if (len > 5 && strcmp(base + len - 5, ".gguf") == 0)
+		len -= 5;
+	snprintf(m->base.name, sizeof(m->base.name), "%.*s", (int)len, base);
+}
+
+static int make_contexts(struct embedder_llama *m, const struct embedder_llama_options *o,
+			 struct rag_err *err)
+{
+	struct llama_context_params cp = llama_context_default_params();
+
+	cp.n_ctx = (uint32_t)m->batch_tokens;
+	cp.n_batch = (uint32_t)m->batch_tokens;
+	cp.n_ubatch = (uint32_t)m->batch_tokens;
+	cp.n_seq_max = (uint32_t)m->max_seq;
+	cp.n_threads = o->n_threads;
+	cp.n_threads_batch = o->n_threads;
+	cp.embeddings = true;
+	cp.kv_unified = true;
+	cp.no_perf = true;
+	m->ctx = calloc((size_t)o->n_contexts, sizeof(*m->ctx));
+	m->free_ctx = calloc((size_t)o->n_contexts, sizeof(*m->free_ctx));
+	if (!m->ctx || !m->free_ctx)
+		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory creating contexts");
+	for (int i = 0; i < o->n_contexts; i++) {
+		m->ctx[i] = llama_init_from_model(m->model, cp);
+		if (!m->ctx[i])
+			return rag_err_set(err, RAG_EINTERNAL, "models.embedder",
+					   "llama.cpp could not create a context for '%s'",
+					   o->model_path);
+		m->n_ctx++;
+		m->free_ctx[m->n_free++] = m->ctx[i];
+		if (llama_pooling_type(m->ctx[i]) == LLAMA_POOLING_TYPE_NONE)
+			return rag_err_set(err, RAG_EINVAL, "models.embedder",
+					   "'%s' has no pooling: not an embedding model",
+					   o->model_path);
+	}
+	return 0;
+}
+
+struct embedder *embedder_llama_new(const struct embedder_llama_options *o, struct rag_err *err)
+{
+	struct llama_model_params mp;
+	struct embedder_llama *m;
+	llama_token probe[8];
+	long window;
+	int n_special;
+	FILE *f;
+
+	if (o->n_contexts < 1 || o->n_threads < 1 || o->batch_size < 1) {
+		rag_err_set(err, RAG_EINVAL, "models", "embedder pool sizes must be >= 1");
+		return NULL;
+	}
+	f = fopen(o->model_path, "rb");
+	if (!f) {
+		rag_err_set(err, RAG_ENOTFOUND, "models.embedder",
+			    "embedding model '%s' not found (run `make models`)", o->model_path);
+		return NULL;
+	}
+	fclose(f);
+	pthread_once(&backend_once, backend_init);
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory loading the embedder");
+		return NULL;
+	}
+	pthread_mutex_init(&m->mu, NULL);
+	pthread_cond_init(&m->cond, NULL);
+	m->base.ops = &llama_ops;
+	mp = llama_model_default_params();
+	mp.n_gpu_layers = 0;
+	m->model = llama_model_load_from_file(o->model_path, mp);
+	if (!m->model) {
+		rag_err_set(err, RAG_EINVAL, "models.embedder",
+			    "llama.cpp could not load '%s' as a GGUF model", o->model_path);
+		goto fail;
+	}
+	m->vocab = llama_model_get_vocab(m->model);
+	m->base.dim = (size_t)llama_model_n_embd_out(m->model);
+	window = llama_model_n_ctx_train(m->model);
+	window = meta_long(m->model, "ragd.max_seq_length", window);
+	if (window > llama_model_n_ctx_train(m->model))
+		window = llama_model_n_ctx_train(m->model);
+	m->base.max_tokens = (size_t)window;
+	n_special = llama_tokenize(m->vocab, "", 0, probe, 8, true, false);
+	m->base.n_special = n_special > 0 ? (size_t)n_special : 0;
+	m->add_eos = llama_vocab_get_add_eos(m->vocab) || llama_vocab_get_add_sep(m->vocab);
+	m->max_seq = o->batch_size < LLAMA_EMBED_MAX_SEQ ? o->batch_size : LLAMA_EMBED_MAX_SEQ;
+	m->batch_tokens = LLAMA_EMBED_BATCH_TOKENS;
+	if ((long)m->batch_tokens < window)
+		m->batch_tokens = (int)window;
+	model_name(m, o->model_path);
+	if (make_contexts(m, o, err) < 0)
+		goto fail;
+	log_info("embedder '%s' loaded: dim %zu, window %zu tokens, %d contexts x %d threads",
+		 m->base.name, m->base.dim, m->base.max_tokens, m->n_ctx, o->n_threads);
+	return &m->base;
+fail:
+	free_llama(&m->base);
+	return NULL;
+}

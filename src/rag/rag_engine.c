@@ -1,0 +1,376 @@
+/*
+ * The engine's collection registry and its change-log follower.
+ *
+ * Collections live in a hash map keyed by tenant and name, each a refcounted
+ * struct rag_coll holding its index. The map's rwlock is held only for
+ * lookups and swaps, never across index builds or model calls. A collection
+ * this engine has not seen (created by another process on the same store)
+ * is loaded on first use; the follower thread also discovers new and
+ * deleted collections on each poll, then replays each collection's log.
+ */
+#include "rag/rag_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/hashmap.h"
+#include "core/log.h"
+#include "core/rag_error.h"
+#include "core/sbuf.h"
+#include "index/vindex.h"
+#include "model/embedder.h"
+
+#include "core/banned.h"
+
+#define RAG_NAME_MAX 64 /* collection names appear in URLs, paths and metric labels */
+
+double rag_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void rag_engine_default_options(struct rag_engine_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->data_dir = "./data";
+	o->load_indexes = 1;
+	o->snapshot = 1;
+	o->follow_interval_ms = 500;
+	o->max_top_k = 1000;
+	o->chunk_size = 128;
+	o->chunk_overlap = 16;
+}
+
+int rag_check_name(const char *name, const char *field, const char *what, struct rag_err *err)
+{
+	size_t len = name ? strlen(name) : 0;
+
+	if (len == 0 || len > RAG_NAME_MAX)
+		return rag_err_set(err, RAG_EINVAL, field, "%s must be 1 to %d characters", what,
+				   RAG_NAME_MAX);
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9');
+
+		if (!alnum && (i == 0 || (c != '_' && c != '-' && c != '.')))
+			return rag_err_set(err, RAG_EINVAL, field,
+					   "%s may hold only letters, digits, '_', '-' and '.', "
+					   "and must start with a letter or digit", what);
+	}
+	return 0;
+}
+
+static void key_of(struct sbuf *sb, const char *tenant, const char *name)
+{
+	sbuf_addstr(sb, tenant);
+	sbuf_addch(sb, 0x1f);
+	sbuf_addstr(sb, name);
+}
+
+void rag_coll_unref(struct rag_coll *coll)
+{
+	if (!coll || atomic_fetch_sub(&coll->refs, 1) != 1)
+		return;
+	vindex_free(coll->vi);
+	store_collection_release(&coll->c);
+	pthread_mutex_destroy(&coll->apply_mu);
+	free(coll);
+}
+
+/* Makes a collection object from the store's record (taken over) and loads its index. */
+static struct rag_coll *coll_open(struct rag_engine *eng, struct store_collection *c,
+				  struct rag_err *err)
+{
+	struct rag_coll *coll = calloc(1, sizeof(*coll));
+
+	if (!coll) {
+		store_collection_release(c);
+		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
+		return NULL;
+	}
+	atomic_init(&coll->refs, 1);
+	coll->c = *c;
+	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&coll->apply_mu, NULL);
+	atomic_init(&coll->applied_seq, 0);
+	if (eng->opts.load_indexes && rag_index_load(eng, coll, err) < 0) {
+		rag_coll_unref(coll);
+		return NULL;
+	}
+	return coll;
+}
+
+/*
+ * Puts coll in the registry unless another thread got there first; returns
+ * the registered one with a reference for the caller.
+ */
+static struct rag_coll *registry_insert(struct rag_engine *eng, struct rag_coll *coll)
+{
+	struct sbuf key = SBUF_INIT;
+	struct rag_coll *have;
+
+	key_of(&key, coll->c.tenant, coll->c.name);
+	pthread_rwlock_wrlock(&eng->lock);
+	have = hashmap_get(eng->colls, key.buf);
+	if (have && have->c.id == coll->c.id) {
+		atomic_fetch_add(&have->refs, 1);
+		pthread_rwlock_unlock(&eng->lock);
+		rag_coll_unref(coll);
+		sbuf_release(&key);
+		return have;
+	}
+	if (hashmap_put(eng->colls, key.buf, coll, (void **)&have) < 0) {
+		pthread_rwlock_unlock(&eng->lock);
+		sbuf_release(&key);
+		return coll; /* unregistered but usable: the caller's reference */
+	}
+	atomic_fetch_add(&coll->refs, 1);
+	pthread_rwlock_unlock(&eng->lock);
+	rag_coll_unref(have); /* a stale one of the same name, recreated elsewhere */
+	sbuf_release(&key);
+	return coll;
+}
+
+static void registry_remove(struct rag_engine *eng, const char *tenant, const char *name,
+			    int64_t id)
+{
+	struct sbuf key = SBUF_INIT;
+	struct rag_coll *have;
+
+	key_of(&key, tenant, name);
+	pthread_rwlock_wrlock(&eng->lock);
+	have = hashmap_get(eng->colls, key.buf);
+	if (have && (id == 0 || have->c.id == id))
+		hashmap_remove(eng->colls, key.buf, NULL);
+	else
+		have = NULL;
+	pthread_rwlock_unlock(&eng->lock);
+	rag_coll_unref(have);
+	sbuf_release(&key);
+}
+
+struct rag_coll *rag_coll_acquire(struct rag_engine *eng, const char *tenant, const char *name,
+				  struct rag_err *err)
+{
+	struct sbuf key = SBUF_INIT;
+	struct store_collection c;
+	struct rag_coll *coll;
+
+	key_of(&key, tenant, name);
+	pthread_rwlock_rdlock(&eng->lock);
+	coll = hashmap_get(eng->colls, key.buf);
+	if (coll)
+		atomic_fetch_add(&coll->refs, 1);
+	pthread_rwlock_unlock(&eng->lock);
+	sbuf_release(&key);
+	if (coll)
+		return coll;
+	if (store_collection_get(eng->store, tenant, name, &c, err) < 0)
+		return NULL;
+	coll = coll_open(eng, &c, err);
+	return coll ? registry_insert(eng, coll) : NULL;
+}
+
+const char *rag_engine_model(struct rag_engine *eng)
+{
+	return eng->emb->name;
+}
+
+int rag_engine_ready(struct rag_engine *eng)
+{
+	return atomic_load(&eng->ready);
+}
+
+/* One follower pass: discover collections, drop deleted ones, replay logs. */
+static void follow_once(struct rag_engine *eng)
+{
+	struct store_collection *all = NULL;
+	struct rag_coll **seen = NULL;
+	struct hashmap_iter it;
+	size_t n = 0, n_seen = 0;
+	const char *key;
+	void *val;
+	struct rag_err err = { 0 };
+
+	if (store_collection_list_all(eng->store, &all, &n, &err) < 0) {
+		log_warn("change-log follower: %s", err.msg);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct rag_coll *coll = rag_coll_acquire(eng, all[i].tenant, all[i].name, &err);
+
+		if (coll && coll->c.id != all[i].id) {
+			/* Deleted and recreated elsewhere: load the new one. */
+			registry_remove(eng, all[i].tenant, all[i].name, coll->c.id);
+			rag_coll_unref(coll);
+			coll = rag_coll_acquire(eng, all[i].tenant, all[i].name, &err);
+		}
+		if (!coll) {
+			log_warn("change-log follower: %s", err.msg);
+			rag_err_clear(&err);
+			continue;
+		}
+		if (rag_index_catch_up(eng, coll, &err) < 0) {
+			log_warn("change-log follower: %s", err.msg);
+			rag_err_clear(&err);
+		}
+		rag_coll_unref(coll);
+	}
+	/* Drop what the store no longer has. */
+	pthread_rwlock_rdlock(&eng->lock);
+	seen = calloc(hashmap_count(eng->colls) + 1, sizeof(*seen));
+	hashmap_iter_init(&it, eng->colls);
+	while (seen && hashmap_iter_next(&it, &key, &val)) {
+		struct rag_coll *coll = val;
+		int found = 0;
+
+		for (size_t i = 0; i < n && !found; i++)
+			found = all[i].id == coll->c.id;
+		if (!found) {
+			atomic_fetch_add(&coll->refs, 1);
+			seen[n_seen++] = coll;
+		}
+	}
+	pthread_rwlock_unlock(&eng->lock);
+	for (size_t i = 0; i < n_seen; i++) {
+		char *path = rag_index_path(eng, seen[i]->c.id);
+
+		registry_remove(eng, seen[i]->c.tenant, seen[i]->c.name, seen[i]->c.id);
+		if (path)
+			unlink(path);
+		free(path);
+		rag_coll_unref(seen[i]);
+	}
+	free(seen);
+	store_collection_list_free(all, n);
+}
+
+static void *follower_main(void *arg)
+{
+	struct rag_engine *eng = arg;
+
+	pthread_mutex_lock(&eng->stop_mu);
+	while (!eng->stop) {
+		struct timespec ts;
+		long ms = eng->opts.follow_interval_ms;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += ms / 1000;
+		ts.tv_nsec += (ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&eng->stop_cond, &eng->stop_mu, &ts);
+		if (eng->stop)
+			break;
+		pthread_mutex_unlock(&eng->stop_mu);
+		follow_once(eng);
+		pthread_mutex_lock(&eng->stop_mu);
+	}
+	pthread_mutex_unlock(&eng->stop_mu);
+	return NULL;
+}
+
+static int make_index_dir(struct rag_engine *eng, struct rag_err *err)
+{
+	struct sbuf sb = SBUF_INIT;
+
+	sbuf_addf(&sb, "%s/index", eng->opts.data_dir);
+	if (sbuf_error(&sb))
+		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
+	if (mkdir(sb.buf, 0755) < 0 && errno != EEXIST) {
+		rag_err_set(err, RAG_EIO, "data_dir", "cannot create '%s': %s", sb.buf,
+			    strerror(errno));
+		sbuf_release(&sb);
+		return RAG_EIO;
+	}
+	eng->index_dir = sbuf_detach(&sb, NULL);
+	return 0;
+}
+
+struct rag_engine *rag_engine_new(const struct rag_engine_options *opts, struct store *store,
+				  struct embedder *emb, struct rag_err *err)
+{
+	struct rag_engine *eng = calloc(1, sizeof(*eng));
+
+	if (!eng) {
+		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
+		return NULL;
+	}
+	eng->opts = *opts;
+	eng->store = store;
+	eng->emb = emb;
+	pthread_rwlock_init(&eng->lock, NULL);
+	pthread_mutex_init(&eng->stop_mu, NULL);
+	pthread_cond_init(&eng->stop_cond, NULL);
+	eng->colls = hashmap_new(16);
+	if (!eng->colls) {
+		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
+		goto fail;
+	}
+	if (make_index_dir(eng, err) < 0)
+		goto fail;
+	if (opts->load_indexes) {
+		double t0 = rag_now_ms();
+		size_t n;
+
+		follow_once(eng);
+		n = hashmap_count(eng->colls);
+		log_info("indexes loaded: %zu collections in %.0f ms", n, rag_now_ms() - t0);
+	}
+	atomic_store(&eng->ready, 1);
+	if (opts->load_indexes && opts->follow_interval_ms > 0) {
+		if (pthread_create(&eng->follower, NULL, follower_main, eng) != 0) {
+			rag_err_set(err, RAG_EINTERNAL, NULL, "cannot start the follower thread");
+			goto fail;
+		}
+		eng->has_follower = 1;
+	}
+	return eng;
+fail:
+	rag_engine_free(eng);
+	return NULL;
+}
+
+void rag_engine_free(struct rag_engine *eng)
+{
+	struct hashmap_iter it;
+	const char *key;
+	void *val;
+
+	if (!eng)
+		return;
+	if (eng->has_follower) {
+		pthread_mutex_lock(&eng->stop_mu);
+		eng->stop = 1;
+		pthread_cond_signal(&eng->stop_cond);
+		pthread_mutex_unlock(&eng->stop_mu);
+		pthread_join(eng->follower, NULL);
+	}
+	if (eng->colls) {
+		hashmap_iter_init(&it, eng->colls);
+		while (hashmap_iter_next(&it, &key, &val)) {
+			struct rag_err err = { 0 };
+
+			if (eng->opts.snapshot && rag_index_snapshot(eng, val, &err) < 0)
+				log_warn("snapshot not saved: %s", err.msg);
+			rag_coll_unref(val);
+		}
+		hashmap_free(eng->colls);
+	}
+	pthread_rwlock_destroy(&eng->lock);
+	pthread_mutex_destroy(&eng->stop_mu);
+	pthread_cond_destroy(&eng->stop_cond);
+	free(eng->index_dir);
+	free(eng);
+}

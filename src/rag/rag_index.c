@@ -1,0 +1,241 @@
+/*
+ * A collection's index lifecycle: load (snapshot, else rebuild from the
+ * store), catch up with the change log, save a snapshot.
+ *
+ * Replay is idempotent: a PUT change re-adds whichever of its chunks still
+ * exist (a later DELETE of the same range then removes them), a DELETE
+ * removes ids that may already be gone. So an index at seq S plus the log
+ * after S always ends equal to the store, whatever S was taken from.
+ * Vectors are added in batches so that the index's write lock is taken once
+ * per batch rather than once per chunk.
+ */
+#include "rag/rag_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/rag_error.h"
+#include "core/sbuf.h"
+#include "index/vindex.h"
+
+#include "core/banned.h"
+
+#define INDEX_ADD_BATCH 1024  /* vectors per vindex_add during builds and replay */
+#define INDEX_CHANGES_BATCH 256 /* change-log entries read per store call */
+
+struct add_buf {
+	struct vindex *vi;
+	size_t dim, n;
+	int64_t ids[INDEX_ADD_BATCH];
+	float *vecs;
+	struct rag_err *err;
+};
+
+static int flush(struct add_buf *b)
+{
+	int rc = 0;
+
+	if (b->n > 0)
+		rc = vindex_add(b->vi, b->ids, b->vecs, b->n, b->err);
+	b->n = 0;
+	return rc;
+}
+
+static int add_cb(void *ctx, int64_t id, const float *vec)
+{
+	struct add_buf *b = ctx;
+
+	b->ids[b->n] = id;
+	memcpy(b->vecs + b->n * b->dim, vec, b->dim * sizeof(float));
+	if (++b->n == INDEX_ADD_BATCH)
+		return flush(b);
+	return 0;
+}
+
+static struct add_buf *add_buf_new(struct vindex *vi, size_t dim, struct rag_err *err)
+{
+	struct add_buf *b = calloc(1, sizeof(*b));
+
+	if (b)
+		b->vecs = malloc(INDEX_ADD_BATCH * dim * sizeof(float));
+	if (!b || !b->vecs) {
+		if (b)
+			free(b);
+		return NULL;
+	}
+	b->vi = vi;
+	b->dim = dim;
+	b->err = err;
+	return b;
+}
+
+static void add_buf_free(struct add_buf *b)
+{
+	if (b)
+		free(b->vecs);
+	free(b);
+}
+
+char *rag_index_path(struct rag_engine *eng, int64_t collection_id)
+{
+	struct sbuf sb = SBUF_INIT;
+
+	sbuf_addf(&sb, "%s/%" PRId64 ".vidx", eng->index_dir, collection_id);
+	return sbuf_detach(&sb, NULL);
+}
+
+static int rebuild(struct rag_engine *eng, struct rag_coll *coll, struct rag_err *err)
+{
+	struct vindex *vi = vindex_flat_new((size_t)coll->c.dim);
+	struct add_buf *b = vi ? add_buf_new(vi, (size_t)coll->c.dim, err) : NULL;
+	int64_t seq = 0;
+	int rc;
+
+	if (!b) {
+		vindex_free(vi);
+		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory building an index");
+	}
+	rc = store_chunks_scan(eng->store, coll->c.id, add_cb, b, &seq, err);
+	if (rc == 0)
+		rc = flush(b);
+	add_buf_free(b);
+	if (rc < 0) {
+		vindex_free(vi);
+		return rc;
+	}
+	vindex_free(coll->vi);
+	coll->vi = vi;
+	atomic_store(&coll->applied_seq, seq);
+	coll->snapshot_seq = -1;
+	return 0;
+}
+
+int rag_index_load(struct rag_engine *eng, struct rag_coll *coll, struct rag_err *err)
+{
+	char *path = rag_index_path(eng, coll->c.id);
+	struct rag_err lerr = { 0 };
+	uint64_t seq = 0;
+	struct vindex *vi = NULL;
+	double t0 = rag_now_ms();
+	int rc = 0;
+
+	pthread_mutex_lock(&coll->apply_mu);
+	if (path && access(path, F_OK) == 0)
+		vi = vindex_load(path, (size_t)coll->c.dim, &seq, &lerr);
+	if (vi && (int64_t)seq <= coll->c.seq) {
+		coll->vi = vi;
+		atomic_store(&coll->applied_seq, (int64_t)seq);
+		coll->snapshot_seq = (int64_t)seq;
+	} else {
+		if (vi)
+			log_warn("snapshot '%s' is ahead of the store; rebuilding", path);
+		else if (lerr.code)
+			log_warn("snapshot '%s' unusable (%s); rebuilding", path, lerr.msg);
+		vindex_free(vi);
+		rc = rebuild(eng, coll, err);
+	}
+	pthread_mutex_unlock(&coll->apply_mu);
+	free(path);
+	if (rc == 0)
+		rc = rag_index_catch_up(eng, coll, err);
+	if (rc == 0)
+		log_debug("collection '%s' index ready: %zu vectors at seq %lld in %.1f ms",
+			  coll->c.name, vindex_count(coll->vi),
+			  (long long)atomic_load(&coll->applied_seq), rag_now_ms() - t0);
+	return rc;
+}
+
+static int apply_delete(struct rag_coll *coll, const struct store_change *ch)
+{
+	int64_t ids[INDEX_ADD_BATCH];
+
+	for (int64_t id = ch->first_chunk; id <= ch->last_chunk;) {
+		size_t n = 0;
+
+		while (n < INDEX_ADD_BATCH && id <= ch->last_chunk)
+			ids[n++] = id++;
+		vindex_remove(coll->vi, ids, n);
+	}
+	return 0;
+}
+
+static int apply(struct rag_engine *eng, struct rag_coll *coll, struct add_buf *b,
+		 const struct store_change *ch, struct rag_err *err)
+{
+	int rc;
+
+	if (ch->op == STORE_CHANGE_DELETE)
+		return apply_delete(coll, ch);
+	rc = store_chunk_vectors(eng->store, coll->c.id, ch->first_chunk, ch->last_chunk, add_cb,
+				 b, err);
+	return rc < 0 ? rc : flush(b);
+}
+
+int rag_index_catch_up(struct rag_engine *eng, struct rag_coll *coll, struct rag_err *err)
+{
+	struct store_change ch[INDEX_CHANGES_BATCH];
+	struct add_buf *b = NULL;
+	int64_t seq;
+	int rc;
+
+	if (!coll->vi)
+		return 0;
+	rc = store_collection_seq(eng->store, coll->c.id, &seq, err);
+	if (rc < 0 || seq <= atomic_load(&coll->applied_seq))
+		return rc == RAG_ENOTFOUND ? 0 : rc;
+	pthread_mutex_lock(&coll->apply_mu);
+	b = add_buf_new(coll->vi, (size_t)coll->c.dim, err);
+	if (!b) {
+		rc = rag_err_set(err, RAG_ENOMEM, NULL, "out of memory replaying changes");
+		goto out;
+	}
+	for (;;) {
+		size_t n = 0;
+		int64_t from = atomic_load(&coll->applied_seq);
+
+		rc = store_changes(eng->store, coll->c.id, from, INDEX_CHANGES_BATCH, ch, &n, err);
+		if (rc < 0)
+			break;
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			rc = apply(eng, coll, b, &ch[i], err);
+			if (rc == 0)
+				atomic_store(&coll->applied_seq, ch[i].seq);
+		}
+		store_changes_release(ch, n);
+		if (rc < 0 || n < INDEX_CHANGES_BATCH)
+			break;
+	}
+out:
+	add_buf_free(b);
+	pthread_mutex_unlock(&coll->apply_mu);
+	if (rc == RAG_ENOTFOUND)
+		rc = 0; /* deleted meanwhile: the follower drops it */
+	return rc;
+}
+
+int rag_index_snapshot(struct rag_engine *eng, struct rag_coll *coll, struct rag_err *err)
+{
+	char *path;
+	int64_t seq;
+	int rc = 0;
+
+	if (!coll->vi)
+		return 0;
+	pthread_mutex_lock(&coll->apply_mu);
+	seq = atomic_load(&coll->applied_seq);
+	if (seq != coll->snapshot_seq) {
+		path = rag_index_path(eng, coll->c.id);
+		rc = path ? vindex_save(coll->vi, path, (uint64_t)seq, err)
+			  : rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
+		if (rc == 0)
+			coll->snapshot_seq = seq;
+		free(path);
+	}
+	pthread_mutex_unlock(&coll->apply_mu);
+	return rc;
+}

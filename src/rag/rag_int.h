@@ -1,0 +1,70 @@
+/*
+ * Internals shared by the engine's files (rag_engine.c, rag_index.c,
+ * rag_docs.c, rag_search.c). Not for other layers.
+ */
+#ifndef RAGD_RAG_RAG_INT_H
+#define RAGD_RAG_RAG_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "rag/rag_engine.h"
+
+struct hashmap;
+struct vindex;
+
+/*
+ * One collection as loaded in this engine. Refcounted: the registry holds
+ * one reference, each request using it another, so a collection deleted
+ * while a search runs is freed when that search lets go.
+ *
+ * Locking: `apply_mu` serialises change-log replay and index (re)builds;
+ * the index itself has its own rwlock for search vs. add/remove;
+ * applied_seq is atomic so readers need no lock. Other fields are immutable
+ * after creation.
+ */
+struct rag_coll {
+	atomic_int refs;
+	struct store_collection c; /* owned strings */
+	struct vindex *vi;         /* NULL when the engine loads no indexes */
+	pthread_mutex_t apply_mu;
+	_Atomic int64_t applied_seq;
+	int64_t snapshot_seq;      /* seq of the snapshot on disk; under apply_mu */
+};
+
+struct rag_engine {
+	struct rag_engine_options opts;
+	struct store *store;
+	struct embedder *emb;
+	char *index_dir;
+
+	pthread_rwlock_t lock;  /* guards colls */
+	struct hashmap *colls;  /* "tenant\x1fname" -> struct rag_coll * */
+
+	pthread_t follower;
+	int has_follower;
+	pthread_mutex_t stop_mu; /* guards stop; stop_cond wakes the follower */
+	pthread_cond_t stop_cond;
+	int stop;
+	atomic_int ready;
+};
+
+/* Looks up a collection, loading it from the store if this engine has not
+ * seen it yet; returns a reference (coll_unref) or NULL with err set. */
+struct rag_coll *rag_coll_acquire(struct rag_engine *eng, const char *tenant, const char *name,
+				  struct rag_err *err);
+void rag_coll_unref(struct rag_coll *coll);
+
+/* Builds a collection's index from snapshot + log, or the store (rag_index.c). */
+int rag_index_load(struct rag_engine *eng, struct rag_coll *coll, struct rag_err *err);
+/* Replays the change log into the index up to the store's current seq. */
+int rag_index_catch_up(struct rag_engine *eng, struct rag_coll *coll, struct rag_err *err);
+/* Saves the snapshot if the index moved since the last one. */
+int rag_index_snapshot(struct rag_engine *eng, struct rag_coll *coll, struct rag_err *err);
+/* Path of the collection's snapshot file; caller frees. */
+char *rag_index_path(struct rag_engine *eng, int64_t collection_id);
+
+double rag_now_ms(void);
+
+#endif

@@ -1,0 +1,276 @@
+/*
+ * The store's front: argument checks that hold for every backend, then a
+ * call through the backend's ops table, plus the release functions for what
+ * the store hands out.
+ *
+ * Checking client-shaped input (names, chunk ranges, dims) here rather than
+ * in each backend means a second backend cannot forget one, and its tests
+ * can assume valid input. Anything that needs the stored state (does the
+ * collection exist, is the dim right) stays in the backend, inside its
+ * transaction.
+ */
+#include "store/store.h"
+
+#include "core/rag_error.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/banned.h"
+
+struct store_options store_default_options(void)
+{
+	struct store_options o = {
+		.pool_size = STORE_DEFAULT_POOL_SIZE,
+		.busy_timeout_ms = STORE_DEFAULT_BUSY_TIMEOUT_MS,
+		.sync = STORE_SYNC_FULL,
+	};
+	return o;
+}
+
+void store_free(struct store *st)
+{
+	if (st)
+		st->ops->free(st);
+}
+
+const char *store_backend_name(const struct store *st)
+{
+	return st->ops->name;
+}
+
+static int check_name(const char *what, const char *field, const char *s, struct rag_err *err)
+{
+	if (!s || !*s)
+		return rag_err_set(err, RAG_EINVAL, field, "%s must not be empty", what);
+	return 0;
+}
+
+int store_collection_create(struct store *st, const char *tenant,
+			    const struct store_collection *spec, int64_t *id_out,
+			    struct rag_err *err)
+{
+	int rc;
+
+	assert(st && spec);
+	rc = check_name("tenant", "tenant", tenant, err);
+	if (!rc)
+		rc = check_name("collection name", "name", spec->name, err);
+	if (!rc)
+		rc = check_name("embedding model", "embed_model", spec->embed_model, err);
+	if (rc)
+		return rc;
+	if (spec->dim <= 0)
+		return rag_err_set(err, RAG_EINVAL, "dim", "dim must be positive, not %d", spec->dim);
+	if (spec->chunk_size <= 0)
+		return rag_err_set(err, RAG_EINVAL, "chunk_size", "chunk_size must be positive, not %d",
+				   spec->chunk_size);
+	if (spec->chunk_overlap < 0 || spec->chunk_overlap >= spec->chunk_size)
+		return rag_err_set(err, RAG_EINVAL, "chunk_overlap",
+				   "chunk_overlap must be in [0, chunk_size), not %d",
+				   spec->chunk_overlap);
+	return st->ops->collection_create(st, tenant, spec, id_out, err);
+}
+
+int store_collection_get(struct store *st, const char *tenant, const char *name,
+			 struct store_collection *out, struct rag_err *err)
+{
+	assert(st && tenant && name && out);
+	memset(out, 0, sizeof(*out));
+	return st->ops->collection_get(st, tenant, name, out, err);
+}
+
+int store_collection_get_by_id(struct store *st, int64_t collection_id,
+			       struct store_collection *out, struct rag_err *err)
+{
+	assert(st && out);
+	memset(out, 0, sizeof(*out));
+	return st->ops->collection_get_by_id(st, collection_id, out, err);
+}
+
+int store_collection_list(struct store *st, const char *tenant, struct store_collection **out,
+			  size_t *n_out, struct rag_err *err)
+{
+	assert(st && tenant && out && n_out);
+	*out = NULL;
+	*n_out = 0;
+	return st->ops->collection_list(st, tenant, out, n_out, err);
+}
+
+int store_collection_list_all(struct store *st, struct store_collection **out, size_t *n_out,
+			      struct rag_err *err)
+{
+	assert(st && out && n_out);
+	*out = NULL;
+	*n_out = 0;
+	return st->ops->collection_list(st, NULL, out, n_out, err);
+}
+
+int store_collection_delete(struct store *st, const char *tenant, const char *name,
+			    struct rag_err *err)
+{
+	assert(st && tenant && name);
+	return st->ops->collection_delete(st, tenant, name, err);
+}
+
+int store_collection_seq(struct store *st, int64_t collection_id, int64_t *seq_out,
+			 struct rag_err *err)
+{
+	assert(st && seq_out);
+	return st->ops->collection_seq(st, collection_id, seq_out, err);
+}
+
+void store_collection_release(struct store_collection *c)
+{
+	if (!c)
+		return;
+	free((char *)c->tenant);
+	free((char *)c->name);
+	free((char *)c->embed_model);
+	free((char *)c->config_json);
+	memset(c, 0, sizeof(*c));
+}
+
+void store_collection_list_free(struct store_collection *list, size_t n)
+{
+	if (!list)
+		return;
+	for (size_t i = 0; i < n; i++)
+		store_collection_release(&list[i]);
+	free(list);
+}
+
+static int check_put(const struct store_put *put, struct rag_err *err)
+{
+	const struct store_doc *doc = put->doc;
+	size_t text_len;
+	int rc;
+
+	if (!doc)
+		return rag_err_set(err, RAG_EINVAL, NULL, "no document to put");
+	rc = check_name("document id", "id", doc->id, err);
+	if (rc)
+		return rc;
+	if (!doc->text)
+		return rag_err_set(err, RAG_EINVAL, "text", "document '%s' has no text", doc->id);
+	if (put->n_chunks == 0 || !put->chunks || !put->vecs)
+		return rag_err_set(err, RAG_EINVAL, "text", "document '%s' has no chunks", doc->id);
+	if (put->dim <= 0)
+		return rag_err_set(err, RAG_EINVAL, NULL, "embedding dim must be positive, not %d",
+				   put->dim);
+	text_len = strlen(doc->text);
+	for (size_t i = 0; i < put->n_chunks; i++) {
+		const struct store_chunk *c = &put->chunks[i];
+
+		if (!c->text || c->start_byte > c->end_byte || c->end_byte > text_len)
+			return rag_err_set(err, RAG_EINVAL, NULL,
+					   "document '%s': chunk %zu is not a range of its text",
+					   doc->id, i);
+	}
+	return 0;
+}
+
+int store_doc_put(struct store *st, int64_t collection_id, const struct store_put *put,
+		  struct store_put_result *res, struct rag_err *err)
+{
+	struct store_put_result ignored;
+	int rc;
+
+	assert(st && put);
+	rc = check_put(put, err);
+	if (rc)
+		return rc;
+	return st->ops->doc_put(st, collection_id, put, res ? res : &ignored, err);
+}
+
+int store_doc_get(struct store *st, int64_t collection_id, const char *doc_id,
+		  struct store_doc *out, struct rag_err *err)
+{
+	assert(st && doc_id && out);
+	memset(out, 0, sizeof(*out));
+	return st->ops->doc_get(st, collection_id, doc_id, out, err);
+}
+
+int store_doc_delete(struct store *st, int64_t collection_id, const char *doc_id,
+		     int64_t *seq_out, struct rag_err *err)
+{
+	int64_t ignored;
+
+	assert(st && doc_id);
+	return st->ops->doc_delete(st, collection_id, doc_id, seq_out ? seq_out : &ignored, err);
+}
+
+void store_doc_release(struct store_doc *doc)
+{
+	if (!doc)
+		return;
+	free((char *)doc->id);
+	free((char *)doc->text);
+	free((char *)doc->metadata_json);
+	free((char *)doc->content_hash);
+	memset(doc, 0, sizeof(*doc));
+}
+
+int store_chunks_get(struct store *st, int64_t collection_id, const int64_t *ids, size_t n,
+		     struct store_hit *out, struct rag_err *err)
+{
+	assert(st && (n == 0 || (ids && out)));
+	if (n)
+		memset(out, 0, n * sizeof(*out));
+	if (n == 0)
+		return 0;
+	return st->ops->chunks_get(st, collection_id, ids, n, out, err);
+}
+
+void store_hits_release(struct store_hit *hits, size_t n)
+{
+	if (!hits)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free((char *)hits[i].document_id);
+		free((char *)hits[i].text);
+		free((char *)hits[i].metadata_json);
+		memset(&hits[i], 0, sizeof(hits[i]));
+	}
+}
+
+int store_chunks_scan(struct store *st, int64_t collection_id,
+		      int (*cb)(void *ctx, int64_t chunk_id, const float *vec), void *ctx,
+		      int64_t *seq_out, struct rag_err *err)
+{
+	int64_t ignored;
+
+	assert(st && cb);
+	return st->ops->chunks_scan(st, collection_id, cb, ctx, seq_out ? seq_out : &ignored, err);
+}
+
+int store_chunk_vectors(struct store *st, int64_t collection_id, int64_t first_id,
+			int64_t last_id, int (*cb)(void *ctx, int64_t chunk_id, const float *vec),
+			void *ctx, struct rag_err *err)
+{
+	assert(st && cb);
+	if (first_id > last_id)
+		return 0;
+	return st->ops->chunk_vectors(st, collection_id, first_id, last_id, cb, ctx, err);
+}
+
+int store_changes(struct store *st, int64_t collection_id, int64_t since_seq, size_t limit,
+		  struct store_change *out, size_t *n_out, struct rag_err *err)
+{
+	assert(st && n_out && (limit == 0 || out));
+	*n_out = 0;
+	if (limit)
+		memset(out, 0, limit * sizeof(*out));
+	return st->ops->changes(st, collection_id, since_seq, limit, out, n_out, err);
+}
+
+void store_changes_release(struct store_change *changes, size_t n)
+{
+	if (!changes)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free((char *)changes[i].document_id);
+		memset(&changes[i], 0, sizeof(changes[i]));
+	}
+}

@@ -1,0 +1,338 @@
+/*
+ * The store: ragd's source of truth.
+ *
+ * Collections (per tenant), documents, their chunks with embeddings, and a
+ * per-collection change log whose sequence numbers let indexes (which are
+ * derived data) be rebuilt with store_chunks_scan() and then kept current by
+ * replaying store_changes(). Backends sit behind `struct store_ops`: SQLite
+ * (store_sqlite.h) today, MongoDB later; callers only use the store_*
+ * functions below, which dispatch through the ops table.
+ *
+ * Conventions for every function here: 0 on success or a negative RAG_E*
+ * code, with details in the optional `err`. RAG_EBUSY means another process
+ * held the database longer than the busy timeout: retry later. RAG_EIO means
+ * the storage failed. Strings passed in are borrowed for the call only.
+ * Strings and arrays handed out are owned by the caller, who frees them with
+ * the matching *_release / *_free function.
+ *
+ * Chunk ids are int64, global to the store, never reused, and the chunks of
+ * one document put are numbered contiguously, so a change names them as an
+ * inclusive range [first_chunk, last_chunk]. Collection ids are never reused
+ * either: a collection deleted and created again under the same name is a
+ * different id, which is what keeps an index built for the old one from
+ * being mistaken for the new one's.
+ *
+ * Thread-safety: a struct store is safe to use from many threads at once;
+ * each backend documents how (SQLite: a pool of connections). Several
+ * processes may share one data directory.
+ */
+#ifndef RAGD_STORE_STORE_H
+#define RAGD_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct rag_err;
+struct store;
+
+#define STORE_DEFAULT_TENANT "default" /* the one tenant of an embedded setup */
+#define STORE_DEFAULT_POOL_SIZE 8      /* connections: enough for a small HTTP thread pool */
+#define STORE_DEFAULT_BUSY_TIMEOUT_MS 5000 /* a CLI write may wait out a server's transaction */
+
+/* How hard a commit pushes data to disk before it is acknowledged. */
+enum store_sync {
+	/* fsync at every commit: a transaction acknowledged is never lost, even on power loss. */
+	STORE_SYNC_FULL = 0,
+	/* fsync at checkpoints only: never corrupt, but a power loss may drop the last commits. */
+	STORE_SYNC_NORMAL = 1,
+};
+
+struct store_options {
+	size_t pool_size;    /* connections kept open; 0 means STORE_DEFAULT_POOL_SIZE */
+	int busy_timeout_ms; /* wait for another process's write lock; < 0 means the default */
+	enum store_sync sync;
+};
+
+/* The defaults: STORE_DEFAULT_POOL_SIZE, STORE_DEFAULT_BUSY_TIMEOUT_MS, STORE_SYNC_FULL. */
+struct store_options store_default_options(void);
+
+/*
+ * A collection. As the spec of store_collection_create(), only name,
+ * embed_model, dim, chunk_size, chunk_overlap and config_json are read (the
+ * tenant is a parameter; id, created_at and seq are assigned). As the result
+ * of a get or list, every field is filled and the strings are owned by the
+ * struct: free them with store_collection_release().
+ */
+struct store_collection {
+	int64_t id;              /* unique forever, never reused */
+	const char *tenant;
+	const char *name;        /* unique per tenant */
+	const char *embed_model; /* the embedder the vectors came from */
+	int dim;                 /* floats per embedding, > 0 */
+	int chunk_size;          /* in model tokens, > 0 */
+	int chunk_overlap;       /* in model tokens, 0 <= overlap < chunk_size */
+	const char *config_json; /* per-collection options, a JSON object; NULL on create: "{}" */
+	int64_t created_at;      /* unix ms */
+	int64_t seq;             /* sequence of the last change; 0 for none yet */
+};
+
+/*
+ * A document. For store_doc_put() id and text are required, metadata_json
+ * (a JSON object the caller has validated; NULL means "{}") and content_hash
+ * (NULL means "") are optional, and the rest is ignored. From store_doc_get()
+ * everything is filled, strings owned by the struct: store_doc_release().
+ */
+struct store_doc {
+	const char *id;
+	const char *text;
+	const char *metadata_json;
+	const char *content_hash;
+	size_t n_chunks;
+	int64_t created_at; /* unix ms, kept when a document is replaced */
+	int64_t updated_at; /* unix ms */
+};
+
+/* One chunk of a document being put; its ordinal is its index in the array. */
+struct store_chunk {
+	size_t start_byte; /* [start_byte, end_byte) in the document's text */
+	size_t end_byte;
+	const char *text;
+};
+
+/* Everything store_doc_put() writes, borrowed for the call. */
+struct store_put {
+	const struct store_doc *doc;
+	const struct store_chunk *chunks; /* n_chunks of them, at least one */
+	size_t n_chunks;
+	const float *vecs; /* n_chunks * dim floats, row-major, chunk i at vecs + i * dim */
+	int dim;           /* must equal the collection's dim (RAG_EINVAL otherwise) */
+};
+
+struct store_put_result {
+	int64_t first_chunk_id; /* the new chunks are first_chunk_id .. last_chunk_id */
+	int64_t last_chunk_id;
+	int64_t seq;  /* the collection's seq after the put */
+	int replaced; /* 1 when a document with that id existed and was replaced */
+};
+
+/* A chunk hydrated for a search result; strings owned, see store_hits_release(). */
+struct store_hit {
+	int64_t id;
+	int found; /* 0 when no such chunk exists (any more): the other fields are zero */
+	const char *document_id;
+	size_t ordinal;
+	size_t start_byte;
+	size_t end_byte;
+	const char *text;
+	const char *metadata_json; /* the document's */
+};
+
+enum store_change_op {
+	STORE_CHANGE_PUT = 1,    /* chunks first_chunk..last_chunk were added */
+	STORE_CHANGE_DELETE = 2, /* chunks first_chunk..last_chunk were removed */
+};
+
+/* One change-log entry; document_id is owned, see store_changes_release(). */
+struct store_change {
+	int64_t seq;
+	enum store_change_op op;
+	const char *document_id;
+	int64_t first_chunk; /* inclusive range of chunk ids */
+	int64_t last_chunk;
+	int64_t at; /* unix ms */
+};
+
+/*
+ * The backend's side. Each function gets the struct store it was opened as
+ * and has the contract of the store_* function of the same name, called
+ * after store.c has checked the arguments that need no stored state, with
+ * out-parameters already zeroed and res/seq_out never NULL.
+ * collection_list with tenant NULL serves store_collection_list_all().
+ * `free` releases everything, the struct store included.
+ */
+struct store_ops {
+	const char *name; /* "sqlite", "mongo": for logs */
+	void (*free)(struct store *st);
+	int (*collection_create)(struct store *st, const char *tenant,
+				 const struct store_collection *spec, int64_t *id_out,
+				 struct rag_err *err);
+	int (*collection_get)(struct store *st, const char *tenant, const char *name,
+			      struct store_collection *out, struct rag_err *err);
+	int (*collection_get_by_id)(struct store *st, int64_t collection_id,
+				    struct store_collection *out, struct rag_err *err);
+	int (*collection_list)(struct store *st, const char *tenant, struct store_collection **out,
+			       size_t *n_out, struct rag_err *err);
+	int (*collection_delete)(struct store *st, const char *tenant, const char *name,
+				 struct rag_err *err);
+	int (*collection_seq)(struct store *st, int64_t collection_id, int64_t *seq_out,
+			      struct rag_err *err);
+	int (*doc_put)(struct store *st, int64_t collection_id, const struct store_put *put,
+		       struct store_put_result *res, struct rag_err *err);
+	int (*doc_get)(struct store *st, int64_t collection_id, const char *doc_id,
+		       struct store_doc *out, struct rag_err *err);
+	int (*doc_delete)(struct store *st, int64_t collection_id, const char *doc_id,
+			  int64_t *seq_out, struct rag_err *err);
+	int (*chunks_get)(struct store *st, int64_t collection_id, const int64_t *ids, size_t n,
+			  struct store_hit *out, struct rag_err *err);
+	int (*chunks_scan)(struct store *st, int64_t collection_id,
+			   int (*cb)(void *ctx, int64_t chunk_id, const float *vec), void *ctx,
+			   int64_t *seq_out, struct rag_err *err);
+	int (*chunk_vectors)(struct store *st, int64_t collection_id, int64_t first_id,
+			     int64_t last_id, int (*cb)(void *ctx, int64_t chunk_id, const float *vec),
+			     void *ctx, struct rag_err *err);
+	int (*changes)(struct store *st, int64_t collection_id, int64_t since_seq, size_t limit,
+		       struct store_change *out, size_t *n_out, struct rag_err *err);
+};
+
+/*
+ * A store handle: the backend's ops and its private state.
+ *
+ * Locking: ops and impl are set once by the backend's open function and
+ * never change, so the handle needs no lock; the backend guards its own
+ * state (see its header).
+ */
+struct store {
+	const struct store_ops *ops;
+	void *impl; /* owned by the backend */
+};
+
+/* Closes the store and frees it (NULL-safe). No call may be in flight. */
+void store_free(struct store *st);
+
+/* The backend's name, e.g. "sqlite". */
+const char *store_backend_name(const struct store *st);
+
+/*
+ * Creates a collection for tenant from spec and stores its new id in
+ * *id_out (may be NULL). RAG_EINVAL for a bad spec (empty name, dim <= 0,
+ * chunk_size <= 0, overlap outside [0, chunk_size)), RAG_ECONFLICT
+ * "collection 'x' already exists" when the tenant has one by that name.
+ */
+int store_collection_create(struct store *st, const char *tenant,
+			    const struct store_collection *spec, int64_t *id_out,
+			    struct rag_err *err);
+
+/*
+ * Fills *out with tenant's collection called name; RAG_ENOTFOUND
+ * "collection 'x' not found". On success the caller owns out's strings
+ * (store_collection_release); on failure *out is zeroed.
+ */
+int store_collection_get(struct store *st, const char *tenant, const char *name,
+			 struct store_collection *out, struct rag_err *err);
+
+/* The same by id, for followers of the change log; RAG_ENOTFOUND when it is gone. */
+int store_collection_get_by_id(struct store *st, int64_t collection_id,
+			       struct store_collection *out, struct rag_err *err);
+
+/*
+ * Lists tenant's collections, ordered by name, into a new array *out of
+ * *n_out entries (NULL and 0 when there are none); free it with
+ * store_collection_list_free().
+ */
+int store_collection_list(struct store *st, const char *tenant, struct store_collection **out,
+			  size_t *n_out, struct rag_err *err);
+
+/* All tenants' collections, ordered by tenant then name: for loading indexes at startup. */
+int store_collection_list_all(struct store *st, struct store_collection **out, size_t *n_out,
+			      struct rag_err *err);
+
+/*
+ * Deletes tenant's collection called name with all its documents, chunks
+ * and change-log entries, in one transaction. RAG_ENOTFOUND when missing.
+ */
+int store_collection_delete(struct store *st, const char *tenant, const char *name,
+			    struct rag_err *err);
+
+/* The collection's current sequence number; RAG_ENOTFOUND when it is gone. */
+int store_collection_seq(struct store *st, int64_t collection_id, int64_t *seq_out,
+			 struct rag_err *err);
+
+/* Frees the strings of one collection filled by a get (NULL-safe) and zeroes it. */
+void store_collection_release(struct store_collection *c);
+
+/* Frees an array from store_collection_list*() and its strings (NULL-safe). */
+void store_collection_list_free(struct store_collection *list, size_t n);
+
+/*
+ * Stores put->doc with its chunks and their embeddings in one transaction:
+ * if a document with that id exists, its chunks are deleted (a DELETE
+ * change naming their range) and it is replaced, keeping created_at; then
+ * the new chunks get contiguous ids and a PUT change names them. The
+ * collection's seq grows by the number of changes written (1 or 2). On any
+ * failure nothing at all is written. res (may be NULL) receives the new
+ * chunk ids and seq.
+ *
+ * RAG_EINVAL: no chunks, empty id, NULL text, a chunk range outside the
+ * text, or put->dim differing from the collection's. RAG_ENOTFOUND: no such
+ * collection.
+ */
+int store_doc_put(struct store *st, int64_t collection_id, const struct store_put *put,
+		  struct store_put_result *res, struct rag_err *err);
+
+/*
+ * Fills *out with the document; RAG_ENOTFOUND "document 'abc' not found".
+ * The caller owns out's strings (store_doc_release); on failure *out is zeroed.
+ */
+int store_doc_get(struct store *st, int64_t collection_id, const char *doc_id,
+		  struct store_doc *out, struct rag_err *err);
+
+/*
+ * Deletes the document and its chunks, writing one DELETE change; *seq_out
+ * (may be NULL) receives the new seq. RAG_ENOTFOUND when missing.
+ */
+int store_doc_delete(struct store *st, int64_t collection_id, const char *doc_id,
+		     int64_t *seq_out, struct rag_err *err);
+
+/* Frees the strings of a document filled by store_doc_get() (NULL-safe) and zeroes it. */
+void store_doc_release(struct store_doc *doc);
+
+/*
+ * Hydrates search results: fills out[i] for ids[i], all read in one
+ * snapshot. An id that is not a chunk of this collection (deleted since the
+ * index saw it) gets found = 0; that is not an error. The caller owns the
+ * strings: store_hits_release(out, n), also after a failure.
+ */
+int store_chunks_get(struct store *st, int64_t collection_id, const int64_t *ids, size_t n,
+		     struct store_hit *out, struct rag_err *err);
+
+/* Frees the strings of n hits (NULL-safe) and zeroes them. */
+void store_hits_release(struct store_hit *hits, size_t n);
+
+/*
+ * Calls cb for every chunk vector of the collection (dim floats, borrowed
+ * until cb returns, suitably aligned), in no particular order, all read in
+ * one read transaction together with the collection's seq at that instant,
+ * stored in *seq_out (may be NULL): an index built from the scan is exactly
+ * the state at that seq, and replaying changes after it brings it current.
+ * Writers are not blocked meanwhile. cb returns 0 to go on; anything else
+ * stops the scan and is returned as is (return a RAG_E* code).
+ *
+ * cb runs while the scan holds one of the store's connections: it must not
+ * call back into the same store (with a pool of one, that would deadlock).
+ */
+int store_chunks_scan(struct store *st, int64_t collection_id,
+		      int (*cb)(void *ctx, int64_t chunk_id, const float *vec), void *ctx,
+		      int64_t *seq_out, struct rag_err *err);
+
+/*
+ * Calls cb for each chunk of the collection with first_id <= id <= last_id
+ * that still exists, in id order: for replaying a PUT change (chunks deleted
+ * since are simply absent). Same callback rules as store_chunks_scan().
+ */
+int store_chunk_vectors(struct store *st, int64_t collection_id, int64_t first_id,
+			int64_t last_id, int (*cb)(void *ctx, int64_t chunk_id, const float *vec),
+			void *ctx, struct rag_err *err);
+
+/*
+ * Reads up to limit changes with seq > since_seq, in seq order, into out
+ * (limit entries provided by the caller); *n_out gets how many. Fewer than
+ * limit means the log is read to its end. RAG_ENOTFOUND when the collection
+ * is gone. The caller frees them with store_changes_release(out, *n_out).
+ */
+int store_changes(struct store *st, int64_t collection_id, int64_t since_seq, size_t limit,
+		  struct store_change *out, size_t *n_out, struct rag_err *err);
+
+/* Frees the strings of n changes (NULL-safe) and zeroes them. */
+void store_changes_release(struct store_change *changes, size_t n);
+
+#endif
