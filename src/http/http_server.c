@@ -183,7 +183,7 @@ struct http_server *http_server_start(const struct http_server_options *o, struc
 		return NULL;
 	}
 	srv->ctx = ctx;
-	srv->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	srv->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
 					  MHD_USE_ERROR_LOG,
 				  (uint16_t)o->port, NULL, NULL, on_request, srv,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,

@@ -37,7 +37,7 @@
 
 #include "core/banned.h"
 
-#define LLAMA_EMBED_BATCH_TOKENS 4096 /* tokens per llama_encode: 16 full MiniLM windows */
+#define LLAMA_EMBED_BATCH_TOKENS 2048 /* tokens per encode: 8 full MiniLM windows; attention masks grow with its square */
 #define LLAMA_EMBED_MAX_SEQ 64        /* sequences per batch; llama.cpp allows up to 256 */
 #define LLAMA_EMBED_BYTES_PER_TOKEN 64 /* bytes of text read per token of window */
 
@@ -46,6 +46,7 @@ struct embedder_llama {
 	struct llama_model *model;
 	const struct llama_vocab *vocab;
 	int add_eos;      /* the tokenizer ends each text with [SEP] */
+	int wpm;          /* a WordPiece (BERT) vocabulary */
 	int batch_tokens; /* n_batch == n_ubatch of every context */
 	int max_seq;      /* n_seq_max of every context */
 
@@ -110,12 +111,61 @@ static void ctx_give(struct embedder_llama *m, struct llama_context *c)
 }
 
 /*
+ * Hangul syllables decomposed into their conjoining letters (Unicode's
+ * algorithmic NFD), as BERT's tokenizer does before WordPiece; llama.cpp's
+ * WPM keeps only the first letter of each syllable. Returns a new buffer
+ * (caller frees) or NULL when the text has no Hangul syllable.
+ */
+static char *hangul_nfd(const char *s, size_t len, size_t *out_len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i, k = 0, n_syll = 0;
+	char *out;
+
+	for (i = 0; i + 2 < len; i++)
+		if (u[i] >= 0xEA && u[i] <= 0xED) {
+			unsigned cp = ((u[i] & 0x0Fu) << 12) | ((u[i + 1] & 0x3Fu) << 6) |
+				      (u[i + 2] & 0x3Fu);
+
+			n_syll += cp >= 0xAC00 && cp <= 0xD7A3;
+		}
+	if (n_syll == 0)
+		return NULL;
+	out = malloc(len + 6 * n_syll + 1);
+	if (!out)
+		return NULL;
+	for (i = 0; i < len;) {
+		unsigned cp = 0;
+
+		if (i + 2 < len && u[i] >= 0xEA && u[i] <= 0xED)
+			cp = ((u[i] & 0x0Fu) << 12) | ((u[i + 1] & 0x3Fu) << 6) | (u[i + 2] & 0x3Fu);
+		if (cp >= 0xAC00 && cp <= 0xD7A3) {
+			unsigned sidx = cp - 0xAC00;
+			unsigned jamo[3] = { 0x1100 + sidx / 588, 0x1161 + (sidx % 588) / 28,
+					     0x11A7 + sidx % 28 };
+
+			for (int j = 0; j < (sidx % 28 ? 3 : 2); j++) {
+				out[k++] = (char)(0xE0 | (jamo[j] >> 12));
+				out[k++] = (char)(0x80 | ((jamo[j] >> 6) & 0x3F));
+				out[k++] = (char)(0x80 | (jamo[j] & 0x3F));
+			}
+			i += 3;
+		} else {
+			out[k++] = s[i++];
+		}
+	}
+	out[k] = '\0';
+	*out_len = k;
+	return out;
+}
+
+/*
  * Tokenises text with the model's special tokens into toks (room for cap),
  * truncated to max_tokens with the end token kept. Returns the count or a
  * negative RAG_E* code.
  */
-static int tokenize(struct embedder_llama *m, const char *text, size_t len, int add_special,
-		    llama_token *toks, int cap)
+static int tokenize_raw(struct embedder_llama *m, const char *text, size_t len,
+			int add_special, llama_token *toks, int cap)
 {
 	int n = llama_tokenize(m->vocab, text, (int32_t)len, toks, cap, add_special, false);
 
@@ -138,6 +188,21 @@ static int tokenize(struct embedder_llama *m, const char *text, size_t len, int 
 	return n;
 }
 
+static int tokenize(struct embedder_llama *m, const char *text, size_t len, int add_special,
+		    llama_token *toks, int cap)
+{
+	size_t nfd_len = 0;
+	char *nfd = m->wpm ? hangul_nfd(text, len, &nfd_len) : NULL;
+	int n;
+
+	if (nfd)
+		n = tokenize_raw(m, nfd, nfd_len, add_special, toks, cap);
+	else
+		n = tokenize_raw(m, text, len, add_special, toks, cap);
+	free(nfd);
+	return n;
+}
+
 /* How much of a text can reach the model: a long text's tail never does. */
 static size_t read_len(const struct embedder_llama *m, const char *text, size_t len)
 {
@@ -150,19 +215,29 @@ static int count_tokens(struct embedder *e, const char *text, size_t len)
 {
 	struct embedder_llama *m = (struct embedder_llama *)e;
 	llama_token stack[256];
+	size_t nfd_len = 0;
+	char *nfd = m->wpm ? hangul_nfd(text, len, &nfd_len) : NULL;
 	int n;
 
-	if (len > INT32_MAX / 2)
+	if (nfd) {
+		text = nfd;
+		len = nfd_len;
+	}
+	if (len > INT32_MAX / 2) {
+		free(nfd);
 		return RAG_ETOOBIG;
+	}
 	n = llama_tokenize(m->vocab, text, (int32_t)len, stack, 256, false, false);
 	if (n < 0 && n != INT32_MIN) {
 		llama_token *buf = malloc((size_t)-n * sizeof(*buf));
 
-		if (!buf)
-			return RAG_ENOMEM;
-		n = llama_tokenize(m->vocab, text, (int32_t)len, buf, -n, false, false);
+		n = buf ? llama_tokenize(m->vocab, text, (int32_t)len, buf, -n, false, false)
+			: RAG_ENOMEM;
 		free(buf);
 	}
+	free(nfd);
+	if (n == RAG_ENOMEM)
+		return n;
 	return n < 0 ? RAG_EINVAL : n;
 }
 
@@ -380,6 +455,7 @@ struct embedder *embedder_llama_new(const struct embedder_llama_options *o, stru
 	m->base.max_tokens = (size_t)window;
 	n_special = llama_tokenize(m->vocab, "", 0, probe, 8, true, false);
 	m->base.n_special = n_special > 0 ? (size_t)n_special : 0;
+	m->wpm = llama_vocab_type(m->vocab) == LLAMA_VOCAB_TYPE_WPM;
 	m->add_eos = llama_vocab_get_add_eos(m->vocab) || llama_vocab_get_add_sep(m->vocab);
 	m->max_seq = o->batch_size < LLAMA_EMBED_MAX_SEQ ? o->batch_size : LLAMA_EMBED_MAX_SEQ;
 	m->batch_tokens = LLAMA_EMBED_BATCH_TOKENS;

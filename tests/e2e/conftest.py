@@ -1,0 +1,350 @@
+"""
+Fixtures for the black-box end-to-end tests of ragd.
+
+The binary under test is $RAGD_BIN (default <repo>/build/ragd) and the
+embedding model $RAGD_MODEL (default <repo>/models/all-MiniLM-L6-v2.gguf), so
+CI can run the same suite against the release and the ASan builds. Servers
+listen on 127.0.0.1 only, each on its own free port and temporary data dir.
+
+Every server and CLI process is checked after it ends: a non-zero exit code,
+or "ERROR: AddressSanitizer" / "runtime error:" (UBSan) on its stderr, fails
+the test that owns it.
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RAGD_BIN = os.environ.get("RAGD_BIN", str(REPO / "build" / "ragd"))
+RAGD_MODEL = os.environ.get("RAGD_MODEL", str(REPO / "models" / "all-MiniLM-L6-v2.gguf"))
+DATA = Path(__file__).resolve().parent / "data"
+
+READY_TIMEOUT_S = float(os.environ.get("RAGD_READY_TIMEOUT", "60"))
+REQUEST_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def ragd_env(extra=None):
+    """The environment for ragd processes: no stray RAGD_* settings from the
+    caller (apart from those this suite owns), and sanitizers set to report."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("RAGD_") or k in ("RAGD_BIN", "RAGD_MODEL")}
+    asan = env.get("ASAN_OPTIONS", "")
+    if "detect_leaks" not in asan:
+        asan = (asan + ":" if asan else "") + "detect_leaks=1"
+    env["ASAN_OPTIONS"] = asan
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def sanitizer_findings(text):
+    """The lines of text that carry a sanitizer report, or []."""
+    return [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKERS)]
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_request(host, port, method, path, body=None, headers=None, timeout=REQUEST_TIMEOUT_S):
+    """One HTTP request. body: None, a dict/list (sent as JSON), str or bytes
+    (sent as is). Returns (status, parsed JSON or None when the body is not
+    JSON, raw body bytes)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        hdrs = dict(headers or {})
+        data = None
+        if body is not None:
+            if isinstance(body, (dict, list)):
+                data = json.dumps(body).encode()
+            elif isinstance(body, str):
+                data = body.encode()
+            else:
+                data = bytes(body)
+            hdrs.setdefault("Content-Type", "application/json")
+        conn.request(method, path, body=data, headers=hdrs)
+        resp = conn.getresponse()
+        raw = resp.read()
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        return resp.status, parsed, raw
+    finally:
+        conn.close()
+
+
+class RagdServer:
+    """One `ragd serve` process on a data dir that outlives restarts."""
+
+    def __init__(self, data_dir, log_dir, extra_args=(), env=None):
+        self.data_dir = Path(data_dir)
+        self.log_dir = Path(log_dir)
+        self.extra_args = list(extra_args)
+        self.env = env
+        self.port = None
+        self.proc = None
+        self.runs = 0
+        self.stderr_path = None
+        self._stderr_file = None
+        self.problems = []  # failures found at stop time, reported by the fixture
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self, timeout=READY_TIMEOUT_S):
+        assert self.proc is None, "server already running"
+        last_err = ""
+        for _attempt in range(5):
+            self.port = free_port()
+            self.runs += 1
+            self.stderr_path = self.log_dir / f"ragd-{self.port}-run{self.runs}.stderr"
+            self._stderr_file = open(self.stderr_path, "wb")
+            cmd = [RAGD_BIN, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
+                   "--host", "127.0.0.1", "--model", RAGD_MODEL, *self.extra_args]
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._stderr_file,
+                                         stderr=subprocess.STDOUT, env=ragd_env(self.env))
+            if self._wait_ready(timeout):
+                return self
+            rc = self.proc.poll()
+            self._stderr_file.close()
+            last_err = self.stderr_text()
+            if rc is None:  # alive but never ready: give up
+                self.proc.kill()
+                self.proc.wait()
+                self.proc = None
+                raise AssertionError(f"ragd not ready within {timeout}s on port {self.port}:\n"
+                                     f"{last_err[-4000:]}")
+            self.proc = None
+            if "cannot listen" not in last_err:  # a real start-up failure, not a port race
+                break
+        raise AssertionError(f"ragd serve exited before ready:\n{last_err[-4000:]}")
+
+    def _wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                status, body, _ = http_request("127.0.0.1", self.port, "GET", "/ready", timeout=5)
+                if status == 200 and body and body.get("status") == "ready":
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return False
+
+    def stop(self, check=True):
+        """SIGTERM, wait, and check exit code and stderr. Returns the exit code.
+        With check, a problem raises AssertionError at once (and is also kept in
+        .problems so the owning fixture reports it even if the test swallowed it)."""
+        if self.proc is None:
+            return None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = "killed: did not exit within %ss of SIGTERM" % STOP_TIMEOUT_S
+        self.proc = None
+        self._stderr_file.close()
+        text = self.stderr_text()
+        found = sanitizer_findings(text)
+        msgs = []
+        if rc != 0:
+            msgs.append(f"ragd serve exit status {rc}")
+        if found:
+            msgs.append("sanitizer reports:\n  " + "\n  ".join(found[:20]))
+        if msgs:
+            msg = "; ".join(msgs) + f"\n--- stderr ({self.stderr_path}) tail ---\n{text[-6000:]}"
+            self.problems.append(msg)
+            if check:
+                raise AssertionError(msg)
+        return rc
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def stderr_text(self):
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_lines(self):
+        """stderr parsed as JSON log lines (non-JSON lines skipped)."""
+        out = []
+        for line in self.stderr_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
+
+    # -- HTTP --------------------------------------------------------------
+    def request(self, method, path, body=None, headers=None):
+        """(status, parsed JSON body or None)."""
+        status, parsed, _ = http_request("127.0.0.1", self.port, method, path, body, headers)
+        return status, parsed
+
+    def raw_request(self, method, path, body=None, headers=None):
+        """(status, parsed JSON or None, raw bytes)."""
+        return http_request("127.0.0.1", self.port, method, path, body, headers)
+
+    # -- conveniences used by several test modules ---------------------------
+    def create_collection(self, name, **kw):
+        status, body = self.request("POST", "/v1/collections", {"name": name, **kw})
+        assert status == 201, (status, body)
+        return body
+
+    def add_doc(self, coll, text, doc_id=None, metadata=None):
+        req = {"text": text}
+        if doc_id is not None:
+            req["id"] = doc_id
+        if metadata is not None:
+            req["metadata"] = metadata
+        status, body = self.request("POST", f"/v1/collections/{coll}/documents", req)
+        assert status in (200, 201), (status, body)
+        return body
+
+    def search(self, coll, query, top_k=5):
+        status, body = self.request("POST", f"/v1/collections/{coll}/search",
+                                    {"query": query, "top_k": top_k})
+        assert status == 200, (status, body)
+        return body["results"]
+
+    def collection(self, name):
+        status, body = self.request("GET", f"/v1/collections/{name}")
+        assert status == 200, (status, body)
+        return body
+
+
+class ServerFactory:
+    """Starts servers on fresh data dirs; stops them all (and reports what
+    the stop checks found) at teardown."""
+
+    def __init__(self, tmp_dir_fn):
+        self._tmp_dir_fn = tmp_dir_fn
+        self.servers = []
+
+    def __call__(self, extra_args=(), data_dir=None, env=None):
+        base = self._tmp_dir_fn()
+        data_dir = Path(data_dir) if data_dir else base / "data"
+        srv = RagdServer(data_dir, base, extra_args, env)
+        self.servers.append(srv)
+        srv.start()
+        return srv
+
+    def close(self):
+        problems = []
+        for srv in self.servers:
+            try:
+                srv.stop(check=False)
+            except Exception as e:  # noqa: BLE001 - report, keep stopping the rest
+                problems.append(f"stopping server on {srv.data_dir}: {e!r}")
+            problems.extend(srv.problems)
+        self.servers.clear()
+        if problems:
+            pytest.fail("ragd server problems:\n" + "\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def ragd_factory(tmp_path_factory):
+    """Function-scoped factory: ragd_factory(extra_args=(...)) -> RagdServer."""
+    f = ServerFactory(lambda: tmp_path_factory.mktemp("ragd"))
+    yield f
+    f.close()
+
+
+@pytest.fixture(scope="module")
+def ragd_module_factory(tmp_path_factory):
+    """Module-scoped factory, for servers shared by a module's tests."""
+    f = ServerFactory(lambda: tmp_path_factory.mktemp("ragd"))
+    yield f
+    f.close()
+
+
+@pytest.fixture(scope="module")
+def ragd(ragd_module_factory):
+    """A server shared by the module's tests, on its own data dir."""
+    return ragd_module_factory()
+
+
+# -- CLI ---------------------------------------------------------------------
+
+class CliResult:
+    def __init__(self, args, returncode, stdout, stderr):
+        self.args, self.returncode, self.stdout, self.stderr = args, returncode, stdout, stderr
+
+    def json_lines(self):
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+    def __repr__(self):
+        return (f"CliResult(args={self.args!r}, rc={self.returncode}, "
+                f"stdout={self.stdout[-2000:]!r}, stderr={self.stderr[-2000:]!r})")
+
+
+def run_cli(*args, data_dir=None, expect_ok=True, timeout=300, env=None):
+    """Runs `ragd ARGS...` (with --data-dir and --model added). Fails on any
+    sanitizer report; with expect_ok also on a non-zero exit."""
+    cmd = [RAGD_BIN, args[0]]
+    if data_dir is not None:
+        cmd += ["--data-dir", str(data_dir)]
+    cmd += ["--model", RAGD_MODEL, *args[1:]]
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                       env=ragd_env(env))
+    res = CliResult(cmd, p.returncode, p.stdout.decode(errors="replace"),
+                    p.stderr.decode(errors="replace"))
+    found = sanitizer_findings(res.stderr)
+    assert not found, f"sanitizer reports from {cmd!r}:\n" + "\n".join(found) + \
+        f"\n--- stderr ---\n{res.stderr[-6000:]}"
+    if expect_ok:
+        assert res.returncode == 0, res
+    return res
+
+
+@pytest.fixture(scope="session")
+def ragd_cli():
+    """ragd_cli("ingest", "--collection", "c", FILE, data_dir=D) -> CliResult."""
+    return run_cli
+
+
+# -- data --------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def topics():
+    """The 50-topic corpus: a list of {id, text, query}."""
+    with open(DATA / "topics.json", encoding="utf-8") as f:
+        docs = json.load(f)["documents"]
+    assert len(docs) == 50
+    return docs
+
+
+def pytest_report_header(config):
+    return [f"ragd binary: {RAGD_BIN}", f"ragd model: {RAGD_MODEL}"]
+
+
+def pytest_sessionstart(session):
+    # A missing binary is an error, not a skip: CI must not pass vacuously.
+    if not os.access(RAGD_BIN, os.X_OK):
+        raise pytest.UsageError(f"ragd binary not found or not executable: {RAGD_BIN} (set RAGD_BIN)")
+    if not Path(RAGD_MODEL).is_file():
+        raise pytest.UsageError(f"embedding model not found: {RAGD_MODEL} (set RAGD_MODEL)")
