@@ -148,8 +148,16 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 		return die("cannot open the store", &err);
 	embedder_llama_default_options(&eo);
 	eo.model_path = cfg->models.embedder;
+	/*
+	 * ggml's threads spin while they wait for each other, so contexts x
+	 * threads above the core count makes concurrent requests crawl: by
+	 * default the cores are shared out between the contexts.
+	 */
 	eo.n_contexts = config_cpu_count(cfg->models.embed_contexts);
-	eo.n_threads = config_cpu_count(cfg->models.embed_threads);
+	eo.n_threads = cfg->models.embed_threads > 0 ? cfg->models.embed_threads
+						      : config_cpu_count(0) / eo.n_contexts;
+	if (eo.n_threads < 1)
+		eo.n_threads = 1;
 	eo.batch_size = cfg->models.embed_batch;
 	app->emb = embedder_llama_new(&eo, &err);
 	if (!app->emb)

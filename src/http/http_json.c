@@ -18,33 +18,51 @@
 
 #define HTTP_JSON_MAX_DEPTH 32 /* request bodies are flat; deep nesting is an attack */
 
-/* The key whose string value contains byte `at`, or "" when it cannot be told. */
+/*
+ * The top-level key whose value contains byte `at` (the client's field), or
+ * "" when the byte is not inside one. Scans from the start of the body,
+ * tracking strings, escapes and nesting.
+ */
 static void key_around(const char *s, size_t at, char *key, size_t key_size)
 {
-	size_t i = at, end, start;
+	size_t i, str_start = 0, key_start = 0, key_len = 0;
+	int depth = 0, in_str = 0, have_key = 0;
 
 	key[0] = '\0';
-	while (i > 0 && !(s[i - 1] == '"' && (i < 2 || s[i - 2] != '\\')))
-		i--;
-	if (i == 0)
-		return;
-	i--; /* at the value's opening quote */
-	while (i > 0 && strchr(" \t\r\n", s[i - 1]))
-		i--;
-	if (i == 0 || s[i - 1] != ':')
-		return;
-	i--;
-	while (i > 0 && strchr(" \t\r\n", s[i - 1]))
-		i--;
-	if (i == 0 || s[i - 1] != '"')
-		return;
-	end = --i;
-	while (i > 0 && s[i - 1] != '"')
-		i--;
-	if (i == 0)
-		return;
-	start = i;
-	snprintf(key, key_size, "%.*s", (int)(end - start), s + start);
+	for (i = 0; i < at; i++) {
+		char c = s[i];
+
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = 0;
+			continue;
+		}
+		if (c == '"') {
+			in_str = 1;
+			str_start = i + 1;
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if (c == '}' || c == ']') {
+			depth--;
+		} else if (c == ':' && depth == 1) {
+			/* The string just closed before this colon is a top-level key. */
+			size_t end = i;
+
+			while (end > 0 && strchr(" \t\r\n", s[end - 1]))
+				end--;
+			if (end > str_start) {
+				key_start = str_start;
+				key_len = end - 1 - str_start;
+				have_key = 1;
+			}
+		} else if (c == ',' && depth == 1) {
+			have_key = 0;
+		}
+	}
+	if (have_key && key_len > 0)
+		snprintf(key, key_size, "%.*s", (int)key_len, s + key_start);
 }
 
 static int depth_of(json_t *v, int depth)
@@ -93,7 +111,7 @@ json_t *http_json_body(struct http_req *req, struct http_resp *resp, const char 
 			    field[0] ? "field " : "request body", field, bad);
 		return NULL;
 	}
-	root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (!root) {
 		http_errorf(resp, RAG_EINVAL, "body", "malformed JSON at line %d, column %d: %s",
 			    jerr.line, jerr.column, jerr.text);

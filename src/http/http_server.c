@@ -37,6 +37,42 @@ struct conn {
 	int too_big;
 };
 
+static int hex_val(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Decodes %HH in the URL like libmicrohttpd's default, except %00: a NUL
+ * would cut the C string every layer reads, so "/c%00x" would act on "/c".
+ * It stays as the three characters, which no name or id may contain.
+ */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	size_t r = 0, w = 0;
+
+	(void)cls, (void)c;
+	while (s[r]) {
+		int hi = s[r] == '%' ? hex_val(s[r + 1]) : -1;
+		int lo = hi >= 0 ? hex_val(s[r + 2]) : -1;
+
+		if (lo >= 0 && (hi | lo) != 0) {
+			s[w++] = (char)(hi * 16 + lo);
+			r += 3;
+		} else {
+			s[w++] = s[r++];
+		}
+	}
+	s[w] = '\0';
+	return w;
+}
+
 static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *resp)
 {
 	size_t len = resp->body.len;
@@ -72,7 +108,8 @@ static void reply_status(struct MHD_Connection *c, int status, int code, const c
 		http_errorf(&resp, RAG_ETOOBIG, "body", "request body is larger than %zu bytes",
 			    limit);
 	else if (status == 405)
-		http_errorf(&resp, RAG_EINVAL, NULL, "method %s is not allowed on %s", method, url);
+		sbuf_addf(&resp.body, "{\"error\":{\"code\":\"method_not_allowed\",\"message\":"
+			  "\"method %s is not allowed on this path\",\"field\":null}}", method);
 	else
 		http_errorf(&resp, code, NULL, "no route for %s %s", method, url);
 	resp.status = status;
@@ -191,6 +228,7 @@ struct http_server *http_server_start(const struct http_server_options *o, struc
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o->max_connections,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->connection_timeout_s,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+				  MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
 				  MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
 				  MHD_OPTION_END);
 	if (!srv->d) {

@@ -179,6 +179,21 @@ class RagdServer:
                 raise AssertionError(msg)
         return rc
 
+    def kill(self):
+        """SIGKILL (a crash): no clean shutdown, so no exit-code check; the
+        stderr so far is still checked for sanitizer reports."""
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+        self._stderr_file.close()
+        found = sanitizer_findings(self.stderr_text())
+        if found:
+            msg = "sanitizer reports before SIGKILL:\n  " + "\n  ".join(found[:20])
+            self.problems.append(msg)
+            raise AssertionError(msg)
+
     def restart(self):
         self.stop()
         return self.start()
