@@ -40,6 +40,8 @@
 #define LLAMA_EMBED_BATCH_TOKENS 2048 /* tokens per encode: 8 full MiniLM windows; attention masks grow with its square */
 #define LLAMA_EMBED_MAX_SEQ 64        /* sequences per batch; llama.cpp allows up to 256 */
 #define LLAMA_EMBED_BYTES_PER_TOKEN 64 /* bytes of text read per token of window */
+#define LLAMA_EMBED_MIN_SLICE 4   /* texts worth a context of their own */
+#define LLAMA_EMBED_MAX_SLICES 16 /* contexts one call spreads over at most */
 
 struct embedder_llama {
 	struct embedder base;
@@ -281,10 +283,10 @@ static int run_batch(struct embedder_llama *m, struct llama_context *c, struct l
 	return 0;
 }
 
-static int embed(struct embedder *e, const char *const *texts, const size_t *lens, size_t n,
-		 float *out, struct rag_err *err)
+/* Embeds texts[0..n) on one context, in as many batches as it takes. */
+static int embed_on_one(struct embedder_llama *m, const char *const *texts, const size_t *lens,
+			size_t n, float *out, struct rag_err *err)
 {
-	struct embedder_llama *m = (struct embedder_llama *)e;
 	struct llama_context *c = NULL;
 	struct llama_batch b;
 	llama_token *toks = NULL;
@@ -328,6 +330,70 @@ out:
 	ctx_give(m, c);
 	llama_batch_free(b);
 	free(toks);
+	return rc;
+}
+
+struct slice {
+	struct embedder_llama *m;
+	const char *const *texts;
+	const size_t *lens;
+	size_t n;
+	float *out;
+	struct rag_err err;
+	int rc;
+};
+
+static void *slice_main(void *arg)
+{
+	struct slice *s = arg;
+
+	s->rc = embed_on_one(s->m, s->texts, s->lens, s->n, s->out, &s->err);
+	return NULL;
+}
+
+/*
+ * Many texts (one large document) are cut into contiguous slices embedded
+ * on several contexts at once, so that a single client uses every core;
+ * under load the slices simply queue for contexts like any other batch.
+ */
+static int embed(struct embedder *e, const char *const *texts, const size_t *lens, size_t n,
+		 float *out, struct rag_err *err)
+{
+	struct embedder_llama *m = (struct embedder_llama *)e;
+	struct slice slices[LLAMA_EMBED_MAX_SLICES];
+	pthread_t threads[LLAMA_EMBED_MAX_SLICES];
+	int started[LLAMA_EMBED_MAX_SLICES] = { 0 };
+	size_t parts = n / LLAMA_EMBED_MIN_SLICE, first = 0;
+	int rc = 0;
+
+	if (parts > (size_t)m->n_ctx)
+		parts = (size_t)m->n_ctx;
+	if (parts > LLAMA_EMBED_MAX_SLICES)
+		parts = LLAMA_EMBED_MAX_SLICES;
+	if (parts <= 1)
+		return embed_on_one(m, texts, lens, n, out, err);
+	for (size_t p = 0; p < parts; p++) {
+		size_t count = n / parts + (p < n % parts);
+
+		slices[p] = (struct slice){ m, texts + first, lens + first, count,
+					    out + first * m->base.dim, { 0 }, 0 };
+		first += count;
+	}
+	for (size_t p = 1; p < parts; p++)
+		started[p] = pthread_create(&threads[p], NULL, slice_main, &slices[p]) == 0;
+	slice_main(&slices[0]);
+	for (size_t p = 1; p < parts; p++) {
+		if (started[p])
+			pthread_join(threads[p], NULL);
+		else
+			slice_main(&slices[p]); /* no thread to be had: do it here */
+	}
+	for (size_t p = 0; p < parts && rc == 0; p++) {
+		if (slices[p].rc < 0) {
+			rc = slices[p].rc;
+			rag_err_set(err, rc, slices[p].err.field, "%s", slices[p].err.msg);
+		}
+	}
 	return rc;
 }
 

@@ -333,6 +333,22 @@ def test_long_document_is_chunked(ragd, topics):
     ragd.request("DELETE", "/v1/collections/chunky")
 
 
+def test_chunks_embedded_in_parallel_match_single_embeddings(ragd, topics):
+    """A long document is embedded in slices on several model contexts at
+    once; each chunk's vector must equal the one its text gets alone (as a
+    query), so searching a chunk's exact text finds that chunk with score 1."""
+    ragd.create_collection("sliced", chunk_size=24, chunk_overlap=0)
+    text = " ".join(d["text"] for d in topics[:12])
+    body = ragd.add_doc("sliced", text, "long")
+    assert body["chunks"] >= 8, body
+    hits = ragd.search("sliced", topics[0]["query"], top_k=1000)
+    for h in hits:
+        best = ragd.search("sliced", h["text"], top_k=1)[0]
+        assert best["chunk_id"] == h["chunk_id"], (h, best)
+        assert best["score"] > 0.9999, best
+    ragd.request("DELETE", "/v1/collections/sliced")
+
+
 def test_delete_document(ragd, topics):
     docs = topics[:10]
     ragd.create_collection("deltest")
