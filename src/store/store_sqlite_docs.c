@@ -392,12 +392,18 @@ static int feed_vectors(struct store_sqlite_conn *c, sqlite3_stmt *s, int dim,
 	return rc;
 }
 
-int store_sqlite_chunks_scan(struct store *st, int64_t collection_id,
-			     int (*cb)(void *ctx, int64_t chunk_id, const float *vec), void *ctx,
-			     int64_t *seq_out, struct rag_err *err)
+/*
+ * Feeds cb the collection's chunk vectors, all of them or the id range
+ * [first_id, last_id], in one read transaction; *seq_out (may be NULL) gets
+ * the collection's seq as of that transaction.
+ */
+static int scan_vectors(struct store *st, int64_t collection_id, int ranged, int64_t first_id,
+			int64_t last_id, int (*cb)(void *ctx, int64_t chunk_id, const float *vec),
+			void *ctx, int64_t *seq_out, struct rag_err *err)
 {
 	struct store_sqlite *ss = st->impl;
-	struct store_sqlite_conn *c = store_sqlite_conn_get(ss, "scan chunks");
+	struct store_sqlite_conn *c =
+		store_sqlite_conn_get(ss, ranged ? "read chunk vectors" : "scan chunks");
 	sqlite3_stmt *s;
 	int64_t seq = 0;
 	int dim = 0, brc = SQLITE_OK;
@@ -408,17 +414,28 @@ int store_sqlite_chunks_scan(struct store *st, int64_t collection_id,
 		goto out;
 	rc = store_sqlite_coll_state(c, collection_id, &dim, &seq, err);
 	if (!rc)
-		rc = store_sqlite_prep(c, S_CHUNK_SCAN, &s, err);
+		rc = store_sqlite_prep(c, ranged ? S_CHUNK_RANGE : S_CHUNK_SCAN, &s, err);
 	if (!rc) {
 		store_sqlite_bind_int(s, 1, collection_id, &brc);
+		if (ranged) {
+			store_sqlite_bind_int(s, 2, first_id, &brc);
+			store_sqlite_bind_int(s, 3, last_id, &brc);
+		}
 		rc = brc ? store_sqlite_fail(c, brc, err) : feed_vectors(c, s, dim, cb, ctx, err);
 	}
 	rc = store_sqlite_txn_end(ss, c, 0, rc, err);
-	if (!rc)
+	if (!rc && seq_out)
 		*seq_out = seq;
 out:
 	store_sqlite_conn_put(ss, c);
 	return rc;
+}
+
+int store_sqlite_chunks_scan(struct store *st, int64_t collection_id,
+			     int (*cb)(void *ctx, int64_t chunk_id, const float *vec), void *ctx,
+			     int64_t *seq_out, struct rag_err *err)
+{
+	return scan_vectors(st, collection_id, 0, 0, 0, cb, ctx, seq_out, err);
 }
 
 int store_sqlite_chunk_vectors(struct store *st, int64_t collection_id, int64_t first_id,
@@ -426,29 +443,7 @@ int store_sqlite_chunk_vectors(struct store *st, int64_t collection_id, int64_t 
 			       int (*cb)(void *ctx, int64_t chunk_id, const float *vec), void *ctx,
 			       struct rag_err *err)
 {
-	struct store_sqlite *ss = st->impl;
-	struct store_sqlite_conn *c = store_sqlite_conn_get(ss, "read chunk vectors");
-	sqlite3_stmt *s;
-	int64_t seq;
-	int dim = 0, brc = SQLITE_OK;
-	int rc;
-
-	rc = store_sqlite_txn_begin(ss, c, 0, err);
-	if (rc)
-		goto out;
-	rc = store_sqlite_coll_state(c, collection_id, &dim, &seq, err);
-	if (!rc)
-		rc = store_sqlite_prep(c, S_CHUNK_RANGE, &s, err);
-	if (!rc) {
-		store_sqlite_bind_int(s, 1, collection_id, &brc);
-		store_sqlite_bind_int(s, 2, first_id, &brc);
-		store_sqlite_bind_int(s, 3, last_id, &brc);
-		rc = brc ? store_sqlite_fail(c, brc, err) : feed_vectors(c, s, dim, cb, ctx, err);
-	}
-	rc = store_sqlite_txn_end(ss, c, 0, rc, err);
-out:
-	store_sqlite_conn_put(ss, c);
-	return rc;
+	return scan_vectors(st, collection_id, 1, first_id, last_id, cb, ctx, NULL, err);
 }
 
 int store_sqlite_changes(struct store *st, int64_t collection_id, int64_t since_seq,
