@@ -1,25 +1,164 @@
 /*
  * `ragd serve`: listen first (so /health answers and /ready says 503 while
- * the models and indexes load), then load, then serve until SIGINT or
- * SIGTERM, then drain and save the index snapshots.
+ * the models and indexes load), then load, then serve until a signal.
+ *
+ * Signals are taken synchronously by sigwait in the main thread (every
+ * other thread has them blocked): SIGHUP reopens the log file; SIGTERM and
+ * SIGINT drain, i.e. /ready turns 503, the listening socket closes, requests
+ * in flight get up to server.shutdown_timeout_s to be answered, then the
+ * index snapshots are saved and the store closed, and the exit status is 0.
+ *
+ * `ragd serve --check-config` validates the configuration, checks that the
+ * model file is readable and the data directory usable, prints the
+ * effective configuration as JSON and exits 0, or 1 naming the problem.
  */
 #include "cli/cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/config.h"
 #include "core/log.h"
 #include "core/rag_error.h"
+#include "core/sbuf.h"
 #include "http/http.h"
 #include "http/http_server.h"
+#include "obs/metrics.h"
+#include "obs/process.h"
 #include "rag/rag_engine.h"
 #include "store/store.h"
 
 #include "core/banned.h"
+
+#define SERVE_SAMPLE_MS 1000 /* cpu_usage_percentage is averaged over this interval */
+
+static int log_fd = -1; /* the log file's descriptor, kept across SIGHUP by dup2 */
+
+static int open_log(const char *path)
+{
+	int fd;
+
+	if (strcmp(path, "-") == 0)
+		return 0;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		fprintf(stderr, "ragd: cannot open log file '%s': %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (log_fd < 0) {
+		log_fd = fd;
+		log_set_fd(log_fd);
+		return 0;
+	}
+	/* Swap the file under the same descriptor: writers never see a closed fd. */
+	dup2(fd, log_fd);
+	close(fd);
+	return 0;
+}
+
+/* The memory limit alerts compare against: configured, else the cgroup's. */
+static double memory_limit(const struct config *cfg)
+{
+	char buf[64] = "";
+	FILE *f;
+
+	if (cfg->server.memory_limit_bytes > 0)
+		return (double)cfg->server.memory_limit_bytes;
+	f = fopen("/sys/fs/cgroup/memory.max", "r");
+	if (!f)
+		f = fopen("/sys/fs/cgroup/memory/memory.limit_in_bytes", "r");
+	if (!f)
+		return 0;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	if (strncmp(buf, "max", 3) == 0)
+		return 0;
+	return strtod(buf, NULL) >= 1e18 ? 0 : strtod(buf, NULL);
+}
+
+static void ready_collector(void *ctx, struct sbuf *out)
+{
+	sbuf_addf(out, "# HELP ragd_ready 1 when /ready answers 200\n# TYPE ragd_ready gauge\n"
+		       "ragd_ready %d\n", http_check_ready(ctx, NULL) == 0);
+}
+
+static void register_info(const struct config *cfg)
+{
+	static const char *const info_labels[] = { "version", "git_sha", NULL };
+	static const char *const info_values[] = { RAGD_VERSION, RAGD_GIT_SHA, NULL };
+	static const char *const cache_labels[] = { "cache", NULL };
+
+	metric_set(metric_child(metrics_gauge("ragd_build_info", "ragd's version and commit",
+					      info_labels),
+				info_values),
+		   1);
+	metric_set(metric_default(metrics_gauge(
+			   "ragd_memory_limit_bytes",
+			   "Memory limit (server.memory_limit_bytes or the cgroup's); 0 = none known",
+			   NULL)),
+		   memory_limit(cfg));
+	/* The cache layer comes later; its families exist now so dashboards hold. */
+	metrics_counter("ragd_cache_hits_total", "Cache hits by cache", cache_labels);
+	metrics_counter("ragd_cache_misses_total", "Cache misses by cache", cache_labels);
+}
+
+static int check_config(struct cli_app *app)
+{
+	struct sbuf sb = SBUF_INIT;
+	FILE *f = fopen(app->cfg->models.embedder, "rb");
+	int rc = 0;
+
+	if (!f) {
+		fprintf(stderr, "ragd: models.embedder: cannot read '%s': %s\n",
+			app->cfg->models.embedder, strerror(errno));
+		rc = 1;
+	} else {
+		fclose(f);
+	}
+	if (mkdir(app->cfg->data_dir, 0750) < 0 && errno != EEXIST) {
+		fprintf(stderr, "ragd: data_dir: cannot create '%s': %s\n", app->cfg->data_dir,
+			strerror(errno));
+		rc = 1;
+	} else if (access(app->cfg->data_dir, W_OK) < 0) {
+		fprintf(stderr, "ragd: data_dir: '%s' is not writable\n", app->cfg->data_dir);
+		rc = 1;
+	}
+	config_dump_json(app->cfg, &sb);
+	puts(sb.buf);
+	sbuf_release(&sb);
+	if (rc == 0)
+		fprintf(stderr, "ragd: configuration OK\n");
+	return rc;
+}
+
+static void serve_loop(struct cli_app *app, struct http_ctx *ctx, struct http_server *srv,
+		       sigset_t *sigs)
+{
+	int sig = 0;
+
+	for (;;) {
+		if (sigwait(sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			open_log(app->cfg->log.file);
+			log_info("SIGHUP: log file reopened");
+			continue;
+		}
+		break;
+	}
+	log_info("signal %d: draining (up to %d s)", sig, app->cfg->server.shutdown_timeout_s);
+	atomic_store(&ctx->draining, 1);
+	if (http_server_drain(srv, app->cfg->server.shutdown_timeout_s * 1000) > 0)
+		log_warn("shutdown deadline passed with requests still running");
+}
 
 int cli_serve(int argc, char **argv)
 {
@@ -29,19 +168,28 @@ int cli_serve(int argc, char **argv)
 	struct http_server *srv = NULL;
 	struct rag_err err = { 0 };
 	char host[256] = "localhost";
+	int check = 0;
+	const struct cli_flag flags[] = { { "--check-config", NULL, &check }, { NULL, NULL, NULL } };
 	sigset_t sigs;
-	int sig = 0, rc = 1;
+	int rc = 1;
 
-	if (cli_setup(&app, argc, argv, 2, NULL) < 0)
+	if (cli_setup(&app, argc, argv, 2, flags) < 0)
 		goto out;
 	if (app.n_args > 0) {
 		fprintf(stderr, "ragd serve: unexpected argument '%s'\n", app.args[0]);
 		goto out;
 	}
+	if (check) {
+		rc = check_config(&app);
+		goto out;
+	}
+	if (open_log(app.cfg->log.file) < 0)
+		goto out;
 	/* Every thread started from here on inherits the mask; main waits for them. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -49,7 +197,13 @@ int cli_serve(int argc, char **argv)
 	ctx.instance = host;
 	ctx.tenant = STORE_DEFAULT_TENANT;
 	ctx.max_body_bytes = app.cfg->server.max_body_bytes;
+	ctx.access_log = app.cfg->log.access;
+	ctx.docs_enabled = strcmp(app.cfg->environment, "production") != 0;
 	atomic_init(&ctx.engine, NULL);
+	atomic_init(&ctx.draining, 0);
+	register_info(app.cfg);
+	metrics_add_collector(ready_collector, &ctx);
+	metrics_process_start(SERVE_SAMPLE_MS);
 	so.host = app.cfg->server.host;
 	so.port = app.cfg->server.port;
 	so.threads = config_cpu_count(app.cfg->server.threads);
@@ -60,17 +214,20 @@ int cli_serve(int argc, char **argv)
 		fprintf(stderr, "ragd: %s\n", err.msg);
 		goto out;
 	}
-	log_kv(LOG_LEVEL_INFO, NULL, "listening on %s:%d (%d threads), data in %s", so.host,
-	       http_server_port(srv), so.threads, app.cfg->data_dir);
+	log_info("listening on %s:%d (%d threads, %s), data in %s", so.host,
+		 http_server_port(srv), so.threads, app.cfg->environment, app.cfg->data_dir);
 	if (cli_open(&app, 1, 1, 1) < 0)
 		goto out;
 	atomic_store(&ctx.engine, app.eng);
 	log_info("ready");
-	if (sigwait(&sigs, &sig) == 0)
-		log_info("signal %d: shutting down", sig);
+	serve_loop(&app, &ctx, srv, &sigs);
 	rc = 0;
 out:
 	http_server_stop(srv);
+	metrics_remove_collector(ready_collector, &ctx);
+	metrics_process_stop();
 	cli_app_release(&app);
+	if (rc == 0)
+		log_info("stopped");
 	return rc;
 }

@@ -54,8 +54,14 @@ static const struct key keys[] = {
 	{ "server.max_body_bytes", T_SIZE, F(server.max_body_bytes), KIB, 4 * KIB * KIB * KIB },
 	{ "server.max_connections", T_INT, F(server.max_connections), 1, 1000000 },
 	{ "server.connection_timeout_s", T_INT, F(server.connection_timeout_s), 1, 86400 },
+	{ "server.shutdown_timeout_s", T_INT, F(server.shutdown_timeout_s), 0, 3600 },
+	{ "server.memory_limit_bytes", T_SIZE, F(server.memory_limit_bytes), 0,
+	  1024 * KIB * KIB * KIB * KIB },
+	{ "environment", T_STR, F(environment), 0, 0 },
 	{ "limits.max_top_k", T_INT, F(limits.max_top_k), 1, 100000 },
 	{ "log.level", T_LEVEL, F(log.level), 0, 0 },
+	{ "log.access", T_BOOL, F(log.access), 0, 0 },
+	{ "log.file", T_STR, F(log.file), 0, 0 },
 	{ "models.embedder", T_STR, F(models.embedder), 0, 0 },
 	{ "models.embed_batch", T_INT, F(models.embed_batch), 1, 4096 },
 	{ "models.embed_threads", T_INT, F(models.embed_threads), 0, 256 },
@@ -89,6 +95,10 @@ struct config *config_new(void)
 	cfg->server.max_body_bytes = 16 * KIB * KIB;
 	cfg->server.max_connections = 1000;
 	cfg->server.connection_timeout_s = 120;
+	cfg->server.shutdown_timeout_s = 30;
+	cfg->environment = strdup("development");
+	cfg->log.access = true;
+	cfg->log.file = strdup("-");
 	cfg->limits.max_top_k = 1000;
 	cfg->log.level = LOG_LEVEL_INFO;
 	cfg->models.embedder = strdup("models/all-MiniLM-L6-v2.gguf");
@@ -97,7 +107,8 @@ struct config *config_new(void)
 	cfg->chunking.overlap = 16;
 	cfg->index.snapshot = true;
 	cfg->index.follow_interval_ms = 500;
-	if (!cfg->data_dir || !cfg->server.host || !cfg->models.embedder) {
+	if (!cfg->data_dir || !cfg->server.host || !cfg->models.embedder || !cfg->environment ||
+	    !cfg->log.file) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -430,6 +441,11 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 		return rag_err_set(err, RAG_EINVAL, "chunking.overlap",
 				   "chunking.overlap: %d must be less than chunking.size (%d)",
 				   cfg->chunking.overlap, cfg->chunking.size);
+	if (strcmp(cfg->environment, "development") != 0 &&
+	    strcmp(cfg->environment, "production") != 0)
+		return rag_err_set(err, RAG_EINVAL, "environment",
+				   "environment: '%s' is not one of development, production",
+				   cfg->environment);
 	return 0;
 }
 

@@ -44,6 +44,7 @@ struct sbuf;
 
 struct config {
 	char *data_dir; /* strings are owned by the config, never NULL */
+	char *environment; /* "development" or "production" (docs pages off) */
 	struct {
 		char *host;
 		int port;
@@ -51,12 +52,16 @@ struct config {
 		size_t max_body_bytes;
 		int max_connections;
 		int connection_timeout_s;
+		int shutdown_timeout_s;      /* SIGTERM: in-flight requests get this long */
+		size_t memory_limit_bytes;   /* for alerts; 0 = the cgroup's limit, if any */
 	} server;
 	struct {
 		int max_top_k;
 	} limits;
 	struct {
 		int level; /* enum log_level */
+		bool access; /* one line per request */
+		char *file;  /* "-" = stderr; reopened on SIGHUP */
 	} log;
 	struct {
 		char *embedder;

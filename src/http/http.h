@@ -25,11 +25,20 @@ struct http_ctx {
 	const char *instance;                /* host name, for /health */
 	const char *tenant;                  /* the embedded default's one tenant */
 	size_t max_body_bytes;
+	int access_log;        /* one log line per request */
+	int docs_enabled; /* environment != production */
+	atomic_int draining;   /* set at SIGTERM: /ready answers 503 */
 };
+
+/* Readiness as /ready reports it: 0, or RAG_EBUSY/RAG_EIO with the reason. */
+int http_check_ready(struct http_ctx *ctx, struct rag_err *err);
 
 struct http_req {
 	const char *method;
 	const char *path;
+	const char *route;      /* the matched pattern, e.g. "/v1/collections/{name}" */
+	int route_id;           /* index in the route table, -1 when none matched */
+	const char *request_id; /* from X-Request-ID or generated */
 	char *params[HTTP_MAX_PARAMS]; /* route parameters, NUL-terminated, owned by the router */
 	size_t n_params;
 	const char *body; /* body_len bytes, NUL-terminated; "" when none */

@@ -30,14 +30,31 @@ int http_health(struct http_req *req, struct http_resp *resp)
 	return 0;
 }
 
+int http_check_ready(struct http_ctx *ctx, struct rag_err *err)
+{
+	struct rag_engine *eng = atomic_load(&ctx->engine);
+
+	if (atomic_load(&ctx->draining))
+		return rag_err_set(err, RAG_EBUSY, NULL, "shutting down");
+	if (!eng)
+		return rag_err_set(err, RAG_EBUSY, NULL, "models and indexes are loading");
+	return rag_engine_health(eng, err);
+}
+
 int http_ready(struct http_req *req, struct http_resp *resp)
 {
-	struct rag_engine *eng = atomic_load(&req->ctx->engine);
-	int ready = eng && rag_engine_ready(eng);
+	struct rag_err err = { 0 };
+	int rc = http_check_ready(req->ctx, &err);
 
-	http_json_reply(resp, ready ? 200 : 503,
-			json_pack("{s:s, s:s}", "status", ready ? "ready" : "starting", "instance",
-				  req->ctx->instance));
+	if (rc == 0) {
+		http_json_reply(resp, 200, json_pack("{s:s, s:s}", "status", "ready", "instance",
+						     req->ctx->instance));
+		return 0;
+	}
+	http_json_reply(resp, 503,
+			json_pack("{s:s, s:s, s:s}", "status",
+				  atomic_load(&req->ctx->engine) ? "not_ready" : "starting", "reason",
+				  err.msg, "instance", req->ctx->instance));
 	return 0;
 }
 

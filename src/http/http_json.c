@@ -171,15 +171,25 @@ int http_json_int(json_t *obj, const char *key, long long min, long long max, lo
 		  struct http_resp *resp)
 {
 	json_t *v = json_object_get(obj, key);
-	json_int_t i;
+	long long i;
 
 	if (!v || json_is_null(v))
 		return 0;
-	if (!json_is_integer(v)) {
+	if (json_is_real(v)) {
+		/* 16.0 is an integer to JSON Schema and to most client libraries. */
+		double d = json_real_value(v);
+
+		if (d != (double)(long long)d || d < -9e18 || d > 9e18) {
+			http_errorf(resp, RAG_EINVAL, key, "field '%s' must be an integer", key);
+			return RAG_EINVAL;
+		}
+		i = (long long)d;
+	} else if (json_is_integer(v)) {
+		i = json_integer_value(v);
+	} else {
 		http_errorf(resp, RAG_EINVAL, key, "field '%s' must be an integer", key);
 		return RAG_EINVAL;
 	}
-	i = json_integer_value(v);
 	if (i < min || i > max) {
 		http_errorf(resp, RAG_EINVAL, key, "field '%s' must be between %lld and %lld", key,
 			    min, max);

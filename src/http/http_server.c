@@ -14,28 +14,99 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/rag_error.h"
 #include "core/sbuf.h"
 #include "http/http.h"
+#include "http/http_metrics.h"
 #include "http/http_router.h"
 
 #include "core/banned.h"
+
+#define HTTP_REQUEST_ID_MAX 64 /* longer client ids are replaced, not truncated */
 
 struct http_server {
 	struct MHD_Daemon *d;
 	struct http_ctx *ctx;
 	int port;
+	atomic_int in_flight; /* requests begun whose response is not yet sent */
 };
 
+/* One request's state across libmicrohttpd's calls. */
 struct conn {
 	struct sbuf body;
 	int too_big;
+	double start_ms;
+	char request_id[HTTP_REQUEST_ID_MAX + 1];
 };
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The client's X-Request-ID when it is short and plain, else a new random one. */
+static void request_id(struct MHD_Connection *c, char *out)
+{
+	const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-ID");
+	size_t len = id ? strlen(id) : 0;
+	unsigned char raw[8];
+	int ok = len > 0 && len <= HTTP_REQUEST_ID_MAX;
+
+	for (size_t i = 0; ok && i < len; i++) {
+		char ch = id[i];
+
+		ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		     (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' || ch == ':';
+	}
+	if (ok) {
+		memcpy(out, id, len + 1);
+		return;
+	}
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+		memset(raw, 0, sizeof(raw));
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+}
+
+/* Metrics and the access log line for a response about to be queued. */
+static void finish(struct http_server *srv, struct conn *cn, const char *method, const char *url,
+		   int route_id, int status)
+{
+	double ms = now_ms() - cn->start_ms;
+
+	http_metrics_request(route_id, status, ms);
+	/* Server errors are logged even with the access log off; /ready's 503 is its answer. */
+	if (srv->ctx->access_log ||
+	    (status >= 500 && strcmp(http_route_pattern((size_t)route_id), "/ready") != 0)) {
+		struct sbuf f = SBUF_INIT;
+
+		sbuf_addstr(&f, "\"request_id\":");
+		sbuf_add_json_str(&f, cn->request_id, strlen(cn->request_id));
+		sbuf_addstr(&f, ",\"method\":");
+		sbuf_add_json_str(&f, method, strlen(method));
+		sbuf_addstr(&f, ",\"route\":");
+		sbuf_add_json_str(&f, http_route_pattern((size_t)route_id),
+				  strlen(http_route_pattern((size_t)route_id)));
+		sbuf_addstr(&f, ",\"path\":");
+		sbuf_add_json_str(&f, url, strlen(url));
+		sbuf_addf(&f, ",\"status\":%d,\"duration_ms\":%.3f", status, ms);
+		log_kv(status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, f.buf, "request");
+		sbuf_release(&f);
+	}
+}
 
 static int hex_val(char c)
 {
@@ -73,7 +144,8 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 	return w;
 }
 
-static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *resp)
+static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *resp,
+				  const char *req_id, const char *allow)
 {
 	size_t len = resp->body.len;
 	char *text = sbuf_detach(&resp->body, NULL);
@@ -93,17 +165,23 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *res
 	}
 	MHD_add_response_header(r, "Content-Type",
 				resp->content_type ? resp->content_type : "application/json");
+	MHD_add_response_header(r, "X-Request-ID", req_id);
+	if (allow)
+		MHD_add_response_header(r, "Allow", allow);
 	ret = MHD_queue_response(c, (unsigned int)resp->status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
 
-static void reply_status(struct MHD_Connection *c, int status, int code, const char *method,
-			 const char *url, size_t limit)
+static void reply_status(struct http_server *srv, struct MHD_Connection *c, struct conn *cn,
+			 int status, int code, const char *method, const char *url, size_t limit)
 {
 	struct http_resp resp = { .status = status };
+	char allow[64] = "";
 
 	sbuf_init(&resp.body, 0);
+	if (status == 405)
+		http_route_allowed(url, allow, sizeof(allow));
 	if (status == 413)
 		http_errorf(&resp, RAG_ETOOBIG, "body", "request body is larger than %zu bytes",
 			    limit);
@@ -113,7 +191,8 @@ static void reply_status(struct MHD_Connection *c, int status, int code, const c
 	else
 		http_errorf(&resp, code, NULL, "no route for %s %s", method, url);
 	resp.status = status;
-	send_resp(c, &resp);
+	finish(srv, cn, method, url, -1, status);
+	send_resp(c, &resp, cn->request_id, status == 405 ? allow : NULL);
 	sbuf_release(&resp.body);
 }
 
@@ -125,11 +204,13 @@ static void dispatch(struct http_server *srv, struct MHD_Connection *c, const ch
 	http_handler_fn fn;
 	int status = 404;
 
+	req.route_id = -1;
 	fn = http_route(method, url, &req, &status);
 	if (!fn) {
-		reply_status(c, status, RAG_ENOTFOUND, method, url, 0);
+		reply_status(srv, c, cn, status, RAG_ENOTFOUND, method, url, 0);
 		return;
 	}
+	req.request_id = cn->request_id;
 	req.method = method;
 	req.path = url;
 	req.body = cn->body.buf;
@@ -137,11 +218,8 @@ static void dispatch(struct http_server *srv, struct MHD_Connection *c, const ch
 	req.ctx = srv->ctx;
 	sbuf_init(&resp.body, 0);
 	fn(&req, &resp);
-	if (resp.status >= 500)
-		log_warn("%s %s -> %d", method, url, resp.status);
-	else
-		log_debug("%s %s -> %d", method, url, resp.status);
-	send_resp(c, &resp);
+	finish(srv, cn, method, url, req.route_id, resp.status);
+	send_resp(c, &resp, cn->request_id, NULL);
 	sbuf_release(&resp.body);
 	http_route_release(&req);
 }
@@ -163,6 +241,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (!cn)
 			return MHD_NO;
 		sbuf_init(&cn->body, 0);
+		cn->start_ms = now_ms();
+		request_id(c, cn->request_id);
+		atomic_fetch_add(&srv->in_flight, 1);
 		*con_cls = cn;
 		if (cl && strtoull(cl, NULL, 10) > limit)
 			cn->too_big = 1;
@@ -176,12 +257,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	if (cn->too_big) {
-		reply_status(c, 413, RAG_ETOOBIG, method, url, limit);
-		return MHD_YES;
-	}
-	if (sbuf_error(&cn->body)) {
-		reply_status(c, 413, RAG_ETOOBIG, method, url, limit);
+	if (cn->too_big || sbuf_error(&cn->body)) {
+		reply_status(srv, c, cn, 413, RAG_ETOOBIG, method, url, limit);
 		return MHD_YES;
 	}
 	dispatch(srv, c, method, url, cn);
@@ -191,14 +268,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
+	struct http_server *srv = cls;
 	struct conn *cn = *con_cls;
 
-	(void)cls, (void)c, (void)toe;
+	(void)c, (void)toe;
 	if (!cn)
 		return;
 	sbuf_release(&cn->body);
 	free(cn);
 	*con_cls = NULL;
+	atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	(void)cls, (void)c, (void)socket_context;
+	http_metrics_connection(code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
 }
 
 struct http_server *http_server_start(const struct http_server_options *o, struct http_ctx *ctx,
@@ -208,10 +294,12 @@ struct http_server *http_server_start(const struct http_server_options *o, struc
 	struct sockaddr_in addr = { 0 };
 	const union MHD_DaemonInfo *info;
 
-	if (!srv) {
+	if (!srv || http_metrics_init() < 0) {
+		free(srv);
 		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
 		return NULL;
 	}
+	atomic_init(&srv->in_flight, 0);
 	addr.sin_family = AF_INET;
 	addr.sin_port = htons((uint16_t)o->port);
 	if (inet_pton(AF_INET, o->host, &addr.sin_addr) != 1) {
@@ -229,6 +317,7 @@ struct http_server *http_server_start(const struct http_server_options *o, struc
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->connection_timeout_s,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 				  MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
+				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
 				  MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
 				  MHD_OPTION_END);
 	if (!srv->d) {
@@ -245,6 +334,19 @@ struct http_server *http_server_start(const struct http_server_options *o, struc
 int http_server_port(struct http_server *srv)
 {
 	return srv->port;
+}
+
+int http_server_drain(struct http_server *srv, int timeout_ms)
+{
+	double deadline = now_ms() + timeout_ms;
+	int left;
+
+	if (!srv)
+		return 0;
+	MHD_quiesce_daemon(srv->d);
+	while ((left = atomic_load(&srv->in_flight)) > 0 && now_ms() < deadline)
+		usleep(10000);
+	return left;
 }
 
 void http_server_stop(struct http_server *srv)

@@ -28,7 +28,14 @@ struct http_server *http_server_start(const struct http_server_options *opts,
 /* The port actually bound. */
 int http_server_port(struct http_server *srv);
 
-/* Stops accepting, lets in-flight requests finish, and frees (NULL-safe). */
+/*
+ * Graceful drain: closes the listening socket (new connections are
+ * refused), then waits up to timeout_ms for requests in flight to be
+ * answered. Returns how many were still running at the deadline.
+ */
+int http_server_drain(struct http_server *srv, int timeout_ms);
+
+/* Stops serving (cutting what is still running) and frees (NULL-safe). */
 void http_server_stop(struct http_server *srv);
 
 #endif

@@ -28,11 +28,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <llama.h>
 
 #include "core/log.h"
 #include "core/rag_error.h"
+#include "obs/metrics.h"
 #include "text/utf8.h"
 
 #include "core/banned.h"
@@ -60,6 +62,16 @@ struct embedder_llama {
 };
 
 static pthread_once_t backend_once = PTHREAD_ONCE_INIT;
+static struct metric_child *queue_gauge; /* queue_size: batches waiting for a context */
+static struct metric_child *load_hist;   /* model_loading_time_ms */
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 static void llama_log(enum ggml_log_level level, const char *text, void *user)
 {
@@ -80,8 +92,16 @@ static void llama_log(enum ggml_log_level level, const char *text, void *user)
 
 static void backend_init(void)
 {
+	static const double load_buckets[] = { 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+						30000, 60000 };
+
 	llama_log_set(llama_log, NULL);
 	llama_backend_init();
+	queue_gauge = metric_default(metrics_gauge(
+		"queue_size", "Model work waiting for a free model context", NULL));
+	load_hist = metric_default(metrics_histogram(
+		"model_loading_time_ms", "Time to load a model and create its contexts, in ms",
+		NULL, load_buckets, sizeof(load_buckets) / sizeof(load_buckets[0])));
 }
 
 void embedder_llama_default_options(struct embedder_llama_options *opts)
@@ -97,8 +117,12 @@ static struct llama_context *ctx_take(struct embedder_llama *m)
 	struct llama_context *c;
 
 	pthread_mutex_lock(&m->mu);
-	while (m->n_free == 0)
-		pthread_cond_wait(&m->cond, &m->mu);
+	if (m->n_free == 0) {
+		metric_add(queue_gauge, 1);
+		while (m->n_free == 0)
+			pthread_cond_wait(&m->cond, &m->mu);
+		metric_add(queue_gauge, -1);
+	}
 	c = m->free_ctx[--m->n_free];
 	pthread_mutex_unlock(&m->mu);
 	return c;
@@ -482,6 +506,7 @@ struct embedder *embedder_llama_new(const struct embedder_llama_options *o, stru
 	llama_token probe[8];
 	long window;
 	int n_special;
+	double t0;
 	FILE *f;
 
 	if (o->n_contexts < 1 || o->n_threads < 1 || o->batch_size < 1) {
@@ -496,6 +521,7 @@ struct embedder *embedder_llama_new(const struct embedder_llama_options *o, stru
 	}
 	fclose(f);
 	pthread_once(&backend_once, backend_init);
+	t0 = now_ms();
 	m = calloc(1, sizeof(*m));
 	if (!m) {
 		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory loading the embedder");
@@ -530,6 +556,7 @@ struct embedder *embedder_llama_new(const struct embedder_llama_options *o, stru
 	model_name(m, o->model_path);
 	if (make_contexts(m, o, err) < 0)
 		goto fail;
+	metric_observe(load_hist, now_ms() - t0);
 	log_info("embedder '%s' loaded: dim %zu, window %zu tokens, %d contexts x %d threads",
 		 m->base.name, m->base.dim, m->base.max_tokens, m->n_ctx, o->n_threads);
 	return &m->base;

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/rag_error.h"
 #include "model/embedder.h"
+#include "obs/metrics.h"
 #include "text/chunk.h"
 #include "text/utf8.h"
 
@@ -33,6 +34,9 @@ static int check_id(const char *id, struct rag_err *err)
 	if (len == 0 || len > RAG_DOC_ID_MAX)
 		return rag_err_set(err, RAG_EINVAL, "id", "id must be 1 to %d characters",
 				   RAG_DOC_ID_MAX);
+	if (strspn(id, ".") == len)
+		return rag_err_set(err, RAG_EINVAL, "id",
+				   "id must not be only dots: URLs cannot address it");
 	for (size_t i = 0; i < len; i++) {
 		char c = id[i];
 
@@ -145,8 +149,8 @@ static int prepare(struct rag_engine *eng, struct rag_coll *coll, const struct r
 	return embedder_embed(eng->emb, w->texts, w->lens, w->n_spans, w->vecs, err);
 }
 
-int rag_ingest(struct rag_engine *eng, const char *tenant, const char *collection,
-	       const struct rag_doc_in *doc, struct rag_ingest_result *res, struct rag_err *err)
+static int ingest(struct rag_engine *eng, const char *tenant, const char *collection,
+		  const struct rag_doc_in *doc, struct rag_ingest_result *res, struct rag_err *err)
 {
 	struct ingest_work w = { 0 };
 	struct store_doc sd = { 0 };
@@ -202,6 +206,21 @@ out:
 	work_release(&w);
 	rag_coll_unref(coll);
 	return rc;
+}
+
+int rag_ingest(struct rag_engine *eng, const char *tenant, const char *collection,
+	       const struct rag_doc_in *doc, struct rag_ingest_result *res, struct rag_err *err)
+{
+	int rc = ingest(eng, tenant, collection, doc, res, err);
+
+	if (rc < 0) {
+		metric_inc(rag_metrics.failures);
+		return rc;
+	}
+	metric_inc(rag_metrics.documents);
+	metric_add(rag_metrics.chunks, (double)res->n_chunks);
+	metric_add(rag_metrics.bytes, (double)doc->text_len);
+	return 0;
 }
 
 int rag_doc_get(struct rag_engine *eng, const char *tenant, const char *collection,

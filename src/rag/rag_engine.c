@@ -102,6 +102,7 @@ static struct rag_coll *coll_open(struct rag_engine *eng, struct store_collectio
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_init(&coll->apply_mu, NULL);
 	atomic_init(&coll->applied_seq, 0);
+	atomic_init(&coll->caught_up_ms, rag_wall_ms());
 	if (eng->opts.load_indexes && rag_index_load(eng, coll, err) < 0) {
 		rag_coll_unref(coll);
 		return NULL;
@@ -190,6 +191,27 @@ int rag_engine_ready(struct rag_engine *eng)
 	return atomic_load(&eng->ready);
 }
 
+#define RAG_FOLLOWER_STALE_MIN_MS 10000 /* a pass may wait on a long write transaction */
+
+int rag_engine_health(struct rag_engine *eng, struct rag_err *err)
+{
+	int64_t stale = 10 * (int64_t)eng->opts.follow_interval_ms;
+	int rc;
+
+	if (!atomic_load(&eng->ready))
+		return rag_err_set(err, RAG_EBUSY, NULL, "indexes are loading");
+	rc = store_ping(eng->store, err);
+	if (rc < 0)
+		return rc;
+	if (stale < RAG_FOLLOWER_STALE_MIN_MS)
+		stale = RAG_FOLLOWER_STALE_MIN_MS;
+	if (eng->has_follower && rag_wall_ms() - atomic_load(&eng->followed_ms) > stale)
+		return rag_err_set(err, RAG_EBUSY, NULL,
+				   "the change-log follower has not completed a pass for %lld ms",
+				   (long long)(rag_wall_ms() - atomic_load(&eng->followed_ms)));
+	return 0;
+}
+
 /* One follower pass: discover collections, drop deleted ones, replay logs. */
 static void follow_once(struct rag_engine *eng)
 {
@@ -252,6 +274,7 @@ static void follow_once(struct rag_engine *eng)
 	}
 	free(seen);
 	store_collection_list_free(all, n);
+	atomic_store(&eng->followed_ms, rag_wall_ms());
 }
 
 static void *follower_main(void *arg)
@@ -329,6 +352,11 @@ struct rag_engine *rag_engine_new(const struct rag_engine_options *opts, struct 
 		log_info("indexes loaded: %zu collections in %.0f ms", n, rag_now_ms() - t0);
 	}
 	atomic_store(&eng->ready, 1);
+	atomic_store(&eng->followed_ms, rag_wall_ms());
+	if (opts->load_indexes && rag_metrics_attach(eng) < 0) {
+		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
+		goto fail;
+	}
 	if (opts->load_indexes && opts->follow_interval_ms > 0) {
 		if (pthread_create(&eng->follower, NULL, follower_main, eng) != 0) {
 			rag_err_set(err, RAG_EINTERNAL, NULL, "cannot start the follower thread");
@@ -350,6 +378,7 @@ void rag_engine_free(struct rag_engine *eng)
 
 	if (!eng)
 		return;
+	rag_metrics_detach(eng);
 	if (eng->has_follower) {
 		pthread_mutex_lock(&eng->stop_mu);
 		eng->stop = 1;

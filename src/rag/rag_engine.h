@@ -50,6 +50,13 @@ void rag_engine_free(struct rag_engine *eng);
 /* 1 once the indexes are loaded and caught up at least once. */
 int rag_engine_ready(struct rag_engine *eng);
 
+/*
+ * Readiness: indexes loaded, the store answering (store_ping) and the
+ * change-log follower alive (a pass completed recently). 0 or a negative
+ * code with the reason in err.
+ */
+int rag_engine_health(struct rag_engine *eng, struct rag_err *err);
+
 /* The embedder's name, the default for new collections. */
 const char *rag_engine_model(struct rag_engine *eng);
 

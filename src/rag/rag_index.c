@@ -186,6 +186,8 @@ int rag_index_catch_up(struct rag_engine *eng, struct rag_coll *coll, struct rag
 	if (!coll->vi)
 		return 0;
 	rc = store_collection_seq(eng->store, coll->c.id, &seq, err);
+	if (rc == 0 && seq <= atomic_load(&coll->applied_seq))
+		atomic_store(&coll->caught_up_ms, rag_wall_ms());
 	if (rc < 0 || seq <= atomic_load(&coll->applied_seq))
 		return rc == RAG_ENOTFOUND ? 0 : rc;
 	pthread_mutex_lock(&coll->apply_mu);
@@ -212,6 +214,8 @@ int rag_index_catch_up(struct rag_engine *eng, struct rag_coll *coll, struct rag
 	}
 out:
 	add_buf_free(b);
+	if (rc == 0 && atomic_load(&coll->applied_seq) >= seq)
+		atomic_store(&coll->caught_up_ms, rag_wall_ms());
 	pthread_mutex_unlock(&coll->apply_mu);
 	if (rc == RAG_ENOTFOUND)
 		rc = 0; /* deleted meanwhile: the follower drops it */

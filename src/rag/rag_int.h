@@ -12,6 +12,7 @@
 #include "rag/rag_engine.h"
 
 struct hashmap;
+struct metric_child;
 struct vindex;
 
 /*
@@ -30,6 +31,7 @@ struct rag_coll {
 	struct vindex *vi;         /* NULL when the engine loads no indexes */
 	pthread_mutex_t apply_mu;
 	_Atomic int64_t applied_seq;
+	_Atomic int64_t caught_up_ms; /* wall clock (unix ms) when applied_seq last equalled the store */
 	int64_t snapshot_seq;      /* seq of the snapshot on disk; under apply_mu */
 };
 
@@ -48,7 +50,19 @@ struct rag_engine {
 	pthread_cond_t stop_cond;
 	int stop;
 	atomic_int ready;
+	_Atomic int64_t followed_ms; /* wall clock (unix ms) of the last complete follower pass */
 };
+
+/* Ingest counters (rag_metrics.c). */
+struct rag_ingest_metrics {
+	struct metric_child *documents, *chunks, *bytes, *failures;
+};
+extern struct rag_ingest_metrics rag_metrics;
+
+/* Registers the families once and the engine's collector. */
+int rag_metrics_attach(struct rag_engine *eng);
+void rag_metrics_detach(struct rag_engine *eng);
+int64_t rag_wall_ms(void);
 
 /* Looks up a collection, loading it from the store if this engine has not
  * seen it yet; returns a reference (coll_unref) or NULL with err set. */

@@ -274,3 +274,8 @@ void store_changes_release(struct store_change *changes, size_t n)
 		memset(&changes[i], 0, sizeof(changes[i]));
 	}
 }
+
+int store_ping(struct store *st, struct rag_err *err)
+{
+	return st->ops->ping ? st->ops->ping(st, err) : 0;
+}

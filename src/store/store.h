@@ -182,6 +182,7 @@ struct store_ops {
 			     void *ctx, struct rag_err *err);
 	int (*changes)(struct store *st, int64_t collection_id, int64_t since_seq, size_t limit,
 		       struct store_change *out, size_t *n_out, struct rag_err *err);
+	int (*ping)(struct store *st, struct rag_err *err);
 };
 
 /*
@@ -331,6 +332,12 @@ int store_chunk_vectors(struct store *st, int64_t collection_id, int64_t first_i
  */
 int store_changes(struct store *st, int64_t collection_id, int64_t since_seq, size_t limit,
 		  struct store_change *out, size_t *n_out, struct rag_err *err);
+
+/*
+ * Readiness probe: 0 when the store answers and is the one opened, else
+ * RAG_EIO or RAG_EBUSY with the reason. Cheap enough for every /ready.
+ */
+int store_ping(struct store *st, struct rag_err *err);
 
 /* Frees the strings of n changes (NULL-safe) and zeroes them. */
 void store_changes_release(struct store_change *changes, size_t n);

@@ -500,6 +500,32 @@ static int collection_seq(struct store *st, int64_t collection_id, int64_t *seq_
 	return rc;
 }
 
+/*
+ * Readiness: the database file must still be the one opened (a volume
+ * unmounted or a data directory removed under a running server leaves the
+ * open descriptors working on an unlinked file, writing into the void), and
+ * a connection must answer.
+ */
+static int ping(struct store *st, struct rag_err *err)
+{
+	struct store_sqlite *ss = st->impl;
+	struct store_sqlite_conn *c;
+	struct rag_err lerr = { 0 };
+	struct stat sb;
+	int64_t seq;
+	int dim, rc;
+
+	if (stat(ss->path, &sb) < 0 || sb.st_dev != ss->dev || sb.st_ino != ss->ino)
+		return rag_err_set(err, RAG_EIO, NULL, "store: database file '%s' is gone or replaced",
+				   ss->path);
+	c = store_sqlite_conn_get(ss, "ping");
+	rc = store_sqlite_coll_state(c, -1, &dim, &seq, &lerr);
+	store_sqlite_conn_put(ss, c);
+	if (rc == RAG_ENOTFOUND || rc == 0)
+		return 0;
+	return rag_err_set(err, rc, NULL, "%s", lerr.msg);
+}
+
 /* Creates every missing directory of path, like mkdir -p. */
 static int make_dirs(const char *path, struct rag_err *err)
 {
@@ -611,6 +637,7 @@ static const struct store_ops sqlite_ops = {
 	.chunks_scan = store_sqlite_chunks_scan,
 	.chunk_vectors = store_sqlite_chunk_vectors,
 	.changes = store_sqlite_changes,
+	.ping = ping,
 };
 
 struct store *store_sqlite_open(const char *data_dir, const struct store_options *opts,
@@ -672,6 +699,14 @@ struct store *store_sqlite_open(const char *data_dir, const struct store_options
 			goto fail;
 		ss->conns[i].next = ss->free_list;
 		ss->free_list = &ss->conns[i];
+	}
+	{
+		struct stat sb;
+
+		if (stat(ss->path, &sb) == 0) {
+			ss->dev = sb.st_dev;
+			ss->ino = sb.st_ino;
+		}
 	}
 	return &ss->base;
 fail:

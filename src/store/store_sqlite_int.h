@@ -13,6 +13,7 @@
 #include "store/store.h"
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,6 +72,8 @@ struct store_sqlite_conn {
 struct store_sqlite {
 	struct store base;
 	char *path;
+	dev_t dev; /* the database file's identity at open, for store_ping */
+	ino_t ino;
 	struct store_sqlite_conn *conns;
 	size_t n_conns;
 	pthread_mutex_t pool_lock;

@@ -386,3 +386,22 @@ def test_invalid_utf8_in_metadata_names_metadata(unchanged):
     status, parsed, raw = unchanged.raw_request(
         "POST", DOC_PATH, b'{"id": "mu", "text": "fine", "metadata": {"text": "\xff"}}')
     assert_error(status, parsed, 400, "metadata", raw)
+
+
+def test_dot_only_ids_rejected(unchanged):
+    for doc_id in (".", "..", "..."):
+        status, parsed, raw = unchanged.raw_request("POST", DOC_PATH,
+                                                    {"id": doc_id, "text": "dots"})
+        assert_error(status, parsed, 400, "id", raw)
+
+
+def test_integral_floats_are_integers(ragd):
+    ragd.create_collection("floats", chunk_size=32.0, chunk_overlap=4.0)
+    ragd.add_doc("floats", "Whole numbers written with a decimal point.", "w")
+    status, body = ragd.request("POST", "/v1/collections/floats/search",
+                                {"query": "decimal point", "top_k": 3.0})
+    assert status == 200 and len(body["results"]) == 1, body
+    status, body = ragd.request("POST", "/v1/collections/floats/search",
+                                {"query": "decimal point", "top_k": 2.5})
+    assert status == 400 and body["error"]["field"] == "top_k", body
+    ragd.request("DELETE", "/v1/collections/floats")

@@ -320,7 +320,7 @@ static void test_dump_json(void **state)
 	assert_non_null(strstr(sb.buf, "{\"data_dir\":\"./data\",\"server\":{\"host\":\"127.0.0.1\","
 					"\"port\":8080,"));
 	assert_non_null(strstr(sb.buf, "\"max_body_bytes\":16777216"));
-	assert_non_null(strstr(sb.buf, "\"log\":{\"level\":\"info\"}"));
+	assert_non_null(strstr(sb.buf, "\"log\":{\"level\":\"info\",\"access\":true,\"file\":\"-\"}"));
 	assert_non_null(strstr(sb.buf, "\"index\":{\"snapshot\":true,"
 					"\"follow_interval_ms\":500}}"));
 	sbuf_release(&sb);
