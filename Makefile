@@ -8,7 +8,9 @@ BUILD_ASAN ?= build-asan
 JOBS ?= $(shell nproc)
 PORT ?= 8080
 DATA_DIR ?= ./data
-CMAKE_FLAGS = -G Ninja -DCMAKE_PREFIX_PATH=$(LLAMA_PREFIX) -DRAGD_CPU=$(RAGD_CPU)
+DOCS_ASSETS_DIR ?= $(shell RAGD_CACHE='$(RAGD_CACHE)' bash scripts/docs-assets.sh --print-dir)
+CMAKE_FLAGS = -G Ninja -DCMAKE_PREFIX_PATH=$(LLAMA_PREFIX) -DRAGD_CPU=$(RAGD_CPU) \
+	-DRAGD_DOCS_ASSETS_DIR=$(DOCS_ASSETS_DIR)
 
 export RAGD_CACHE RAGD_CPU
 

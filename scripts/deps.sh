@@ -19,7 +19,7 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libyaml-dev libcmocka-dev
-  python3-venv
+  python3-venv prometheus
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }
@@ -97,4 +97,5 @@ build_llama() {
 
 install_apt
 build_llama
+bash "$HERE/scripts/docs-assets.sh" || log "API docs assets not fetched: /docs and /redoc will answer 404"
 log "ok"

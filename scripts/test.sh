@@ -15,9 +15,19 @@ passed=0
 failed=0
 logdir=$(mktemp -d)
 
+# The e2e suite runs in its own virtual environment in the cache, keyed by
+# the pinned requirements, so the machine's Python is left alone.
 ensure_pytest() {
-  "$PYTHON" -m pytest --version >/dev/null 2>&1 && return 0
-  "$PYTHON" -m pip install --quiet 'pytest>=7' || return 1
+  local key venv
+  key=$(cat tests/e2e/requirements.txt <("$PYTHON" --version 2>&1) | sha256sum | cut -c1-12)
+  venv=${RAGD_CACHE:-$HOME/.cache/ragd}/venv-tests-$key
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -m pytest --version >/dev/null 2>&1; then
+    rm -rf "$venv"
+    "$PYTHON" -m venv "$venv" || return 1
+    "$venv/bin/python" -m pip install --quiet -r tests/e2e/requirements.txt >"$logdir/pip.log" 2>&1 ||
+      { tail -5 "$logdir/pip.log" >&2; return 1; }
+  fi
+  PYTHON=$venv/bin/python
 }
 
 run_ctest() { # build-dir label
@@ -54,7 +64,7 @@ run_pytest() { # binary label
   failed=$((failed + ${f:-0} + ${e:-0}))
 }
 
-ensure_pytest || { echo "cannot install pytest" >&2; echo "0 passed, 1 failed"; exit 1; }
+ensure_pytest || { echo "cannot set up the test environment" >&2; echo "0 passed, 1 failed"; exit 1; }
 
 if [ "${1:-all}" = e2e ]; then
   run_pytest "${RAGD_BIN:-build/ragd}" release

@@ -9,6 +9,7 @@
 
 int http_health(struct http_req *req, struct http_resp *resp);
 int http_ready(struct http_req *req, struct http_resp *resp);
+int http_metrics(struct http_req *req, struct http_resp *resp);
 int http_collection_create(struct http_req *req, struct http_resp *resp);
 int http_collection_list(struct http_req *req, struct http_resp *resp);
 int http_collection_get(struct http_req *req, struct http_resp *resp);
@@ -17,5 +18,15 @@ int http_document_put(struct http_req *req, struct http_resp *resp);
 int http_document_get(struct http_req *req, struct http_resp *resp);
 int http_document_delete(struct http_req *req, struct http_resp *resp);
 int http_search(struct http_req *req, struct http_resp *resp);
+
+/*
+ * GET /openapi.json (always) and the docs pages GET /docs, GET /redoc and
+ * GET /docs/assets/{file}, which answer 404 when ctx->docs_enabled is 0 or
+ * the Swagger UI and ReDoc bundles were not built in (http_handlers_docs.c).
+ */
+int http_openapi(struct http_req *req, struct http_resp *resp);
+int http_docs_swagger(struct http_req *req, struct http_resp *resp);
+int http_docs_redoc(struct http_req *req, struct http_resp *resp);
+int http_docs_asset(struct http_req *req, struct http_resp *resp);
 
 #endif

@@ -4,6 +4,7 @@
  */
 #include "http/http_router.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@ struct route {
 static const struct route routes[] = {
 	{ "GET", "/health", http_health },
 	{ "GET", "/ready", http_ready },
+	{ "GET", "/metrics", http_metrics },
 	{ "POST", "/v1/collections", http_collection_create },
 	{ "GET", "/v1/collections", http_collection_list },
 	{ "GET", "/v1/collections/{name}", http_collection_get },
@@ -28,6 +30,10 @@ static const struct route routes[] = {
 	{ "GET", "/v1/collections/{name}/documents/{id}", http_document_get },
 	{ "DELETE", "/v1/collections/{name}/documents/{id}", http_document_delete },
 	{ "POST", "/v1/collections/{name}/search", http_search },
+	{ "GET", "/openapi.json", http_openapi },
+	{ "GET", "/docs", http_docs_swagger },
+	{ "GET", "/redoc", http_docs_redoc },
+	{ "GET", "/docs/assets/{file}", http_docs_asset },
 };
 
 /* Matches one pattern; on success the params are in req (caller frees). */
@@ -67,6 +73,37 @@ static int match(const char *pattern, const char *path, struct http_req *req)
 	return *p == '\0' && *s == '\0';
 }
 
+void http_route_allowed(const char *path, char *out, size_t size)
+{
+	struct http_req req = { 0 };
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		int hit = match(routes[i].pattern, path, &req);
+
+		http_route_release(&req);
+		if (hit && len + strlen(routes[i].method) + 3 < size)
+			len += (size_t)snprintf(out + len, size - len, "%s%s", len ? ", " : "",
+						routes[i].method);
+	}
+}
+
+size_t http_route_count(void)
+{
+	return sizeof(routes) / sizeof(routes[0]);
+}
+
+const char *http_route_pattern(size_t id)
+{
+	return id < http_route_count() ? routes[id].pattern : "unmatched";
+}
+
+const char *http_route_method(size_t id)
+{
+	return id < http_route_count() ? routes[id].method : "any";
+}
+
 void http_route_release(struct http_req *req)
 {
 	for (size_t i = 0; i < req->n_params; i++)
@@ -84,8 +121,11 @@ http_handler_fn http_route(const char *method, const char *path, struct http_req
 			http_route_release(req);
 			continue;
 		}
-		if (strcmp(routes[i].method, method) == 0)
+		if (strcmp(routes[i].method, method) == 0) {
+			req->route = routes[i].pattern;
+			req->route_id = (int)i;
 			return routes[i].fn;
+		}
 		path_matched = 1;
 		http_route_release(req);
 	}

@@ -20,4 +20,12 @@ http_handler_fn http_route(const char *method, const char *path, struct http_req
 
 void http_route_release(struct http_req *req);
 
+/* The methods routed for path, as an Allow header value ("GET, POST"); "" for none. */
+void http_route_allowed(const char *path, char *out, size_t size);
+
+/* The table, for metrics: routes are numbered 0..count-1 (req->route_id). */
+size_t http_route_count(void);
+const char *http_route_pattern(size_t id); /* "unmatched" past the end */
+const char *http_route_method(size_t id);  /* "any" past the end */
+
 #endif
