@@ -39,7 +39,7 @@
 
 #include "core/banned.h"
 
-#define LLAMA_EMBED_BATCH_TOKENS 2048 /* tokens per encode: 8 full MiniLM windows; attention masks grow with its square */
+#define LLAMA_EMBED_BATCH_TOKENS 512 /* tokens per encode: attention masks grow with its square; 512 measured best */
 #define LLAMA_EMBED_MAX_SEQ 64        /* sequences per batch; llama.cpp allows up to 256 */
 #define LLAMA_EMBED_BYTES_PER_TOKEN 64 /* bytes of text read per token of window */
 #define LLAMA_EMBED_MIN_SLICE 4   /* texts worth a context of their own */
