@@ -115,10 +115,12 @@ int main(int argc, char **argv)
 
 		for (int q = 0; q < SEARCHES_PER_BATCH; q++) {
 			struct rag_search_result res;
+			struct rag_query query = { text, 0, 10, RAG_MODE_HYBRID };
 			double s0 = now_ms();
 
 			sentence(text, sizeof(text), (unsigned)(b * 1000 + q));
-			rag_search(eng, "default", "bench", text, strlen(text), 10, &res, &err);
+			query.len = strlen(text);
+			rag_search(eng, "default", "bench", &query, &res, &err);
 			rag_search_result_release(&res);
 			if (record)
 				http_metrics_request(search_route, 200, now_ms() - s0);

@@ -33,16 +33,18 @@ static void print_hit_json(const struct rag_hit *h)
 
 int cli_search(int argc, char **argv)
 {
-	const char *collection = "default", *top_k_s = "5";
+	const char *collection = "default", *top_k_s = "5", *mode = "dense";
 	int json = 0;
 	const struct cli_flag flags[] = {
 		{ "--collection", &collection, NULL },
 		{ "--top-k", &top_k_s, NULL },
+		{ "--mode", &mode, NULL },
 		{ "--json", NULL, &json },
 		{ NULL, NULL, NULL },
 	};
 	struct cli_app app;
 	struct rag_search_result res = { 0 };
+	struct rag_query q = { 0 };
 	struct rag_err err = { 0 };
 	char *end;
 	long top_k;
@@ -54,15 +56,22 @@ int cli_search(int argc, char **argv)
 	}
 	top_k = strtol(top_k_s, &end, 10);
 	if (app.n_args != 1 || *end || end == top_k_s || top_k < 1) {
-		fprintf(stderr, "usage: ragd search [--collection NAME] [--top-k K>=1] [--json] "
-				"QUERY\n");
+		fprintf(stderr, "usage: ragd search [--collection NAME] [--top-k K>=1] "
+				"[--mode dense|lexical|hybrid] [--json] QUERY\n");
+		rc = 2;
+		goto out;
+	}
+	if (rag_mode_parse(mode, &q.mode, &err) < 0) {
+		fprintf(stderr, "ragd search: --%s\n", err.msg);
 		rc = 2;
 		goto out;
 	}
 	if (cli_open(&app, 1, 1, 0) < 0)
 		goto out;
-	if (rag_search(app.eng, STORE_DEFAULT_TENANT, collection, app.args[0],
-		       strlen(app.args[0]), (size_t)top_k, &res, &err) < 0) {
+	q.text = app.args[0];
+	q.len = strlen(app.args[0]);
+	q.top_k = (size_t)top_k;
+	if (rag_search(app.eng, STORE_DEFAULT_TENANT, collection, &q, &res, &err) < 0) {
 		fprintf(stderr, "ragd search: %s\n", err.msg);
 		goto out;
 	}

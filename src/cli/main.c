@@ -14,7 +14,7 @@ static const char usage[] =
 	"commands:\n"
 	"  serve                 run the HTTP API\n"
 	"  ingest FILE...        store files as documents (--collection NAME, --id ID)\n"
-	"  search QUERY          semantic search (--collection NAME, --top-k K, --json)\n"
+	"  search QUERY          search (--collection NAME, --top-k K, --mode M, --json)\n"
 	"  embed TEXT...         print embeddings as JSON arrays\n"
 	"  version               print the version\n"
 	"\n"

@@ -97,12 +97,12 @@ static json_t *hit_json(const struct rag_hit *h)
 
 int http_search(struct http_req *req, struct http_resp *resp)
 {
-	static const char *const allowed[] = { "query", "top_k", NULL };
+	static const char *const allowed[] = { "query", "top_k", "mode", NULL };
 	struct rag_engine *eng = http_engine(req, resp);
 	struct rag_search_result res = { 0 };
 	struct rag_err err = { 0 };
-	const char *query = NULL;
-	size_t query_len = 0;
+	struct rag_query q = { 0 };
+	const char *mode = NULL;
 	long long top_k = HTTP_DEFAULT_TOP_K;
 	json_t *body, *arr;
 
@@ -111,13 +111,14 @@ int http_search(struct http_req *req, struct http_resp *resp)
 	body = http_json_body(req, resp, allowed);
 	if (!body)
 		return 0;
-	if (http_json_string(body, "query", 1, &query, &query_len, resp) < 0 ||
-	    http_json_int(body, "top_k", -(1LL << 62), 1LL << 62, &top_k, resp) < 0)
+	if (http_json_string(body, "query", 1, &q.text, &q.len, resp) < 0 ||
+	    http_json_int(body, "top_k", -(1LL << 62), 1LL << 62, &top_k, resp) < 0 ||
+	    http_json_string(body, "mode", 0, &mode, NULL, resp) < 0)
 		goto out;
-	if (top_k < 1)
-		top_k = 0; /* rag_search names the valid range */
-	if (rag_search(eng, req->ctx->tenant, req->params[0], query, query_len, (size_t)top_k,
-		       &res, &err) < 0) {
+	q.top_k = top_k < 1 ? 0 : (size_t)top_k; /* rag_search names the valid range */
+	q.mode = RAG_MODE_DENSE; /* until the BEIR numbers say hybrid wins by default */
+	if ((mode && rag_mode_parse(mode, &q.mode, &err) < 0) ||
+	    rag_search(eng, req->ctx->tenant, req->params[0], &q, &res, &err) < 0) {
 		http_error(resp, &err);
 		goto out;
 	}

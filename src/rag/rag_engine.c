@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/rag_error.h"
 #include "core/sbuf.h"
+#include "index/lexical.h"
 #include "index/vindex.h"
 #include "model/embedder.h"
 
@@ -81,6 +82,7 @@ void rag_coll_unref(struct rag_coll *coll)
 	if (!coll || atomic_fetch_sub(&coll->refs, 1) != 1)
 		return;
 	vindex_free(coll->vi);
+	lexical_free(coll->lx);
 	store_collection_release(&coll->c);
 	pthread_mutex_destroy(&coll->apply_mu);
 	free(coll);

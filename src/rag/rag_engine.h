@@ -140,14 +140,33 @@ struct rag_search_result {
 	double embed_ms, search_ms, total_ms;
 };
 
+enum rag_mode {
+	RAG_MODE_HYBRID = 0, /* dense and lexical fused by reciprocal rank */
+	RAG_MODE_DENSE,      /* embedding similarity: score is the cosine */
+	RAG_MODE_LEXICAL,    /* BM25: score normalised so the best is 1 */
+};
+
+#define RAG_RRF_K 60 /* reciprocal rank fusion's constant, as in Cormack et al. */
+
+struct rag_query {
+	const char *text; /* len bytes, UTF-8 */
+	size_t len;
+	size_t top_k;
+	enum rag_mode mode;
+};
+
+/* Parses "dense", "lexical" or "hybrid"; RAG_EINVAL naming "mode" otherwise. */
+int rag_mode_parse(const char *s, enum rag_mode *out, struct rag_err *err);
+
 /*
- * Dense search: embeds the query and returns the top_k nearest chunks.
- * RAG_EINVAL naming "query" or "top_k"; RAG_ENOTFOUND for no collection.
- * Free the result with rag_search_result_release (also after a failure).
+ * Returns the top_k chunks for the query, best first. Hybrid fuses the
+ * dense and lexical rankings by reciprocal rank (score = sum of
+ * 1 / (RAG_RRF_K + rank) over the two lists). RAG_EINVAL naming "query" or
+ * "top_k"; RAG_ENOTFOUND for no collection. Free the result with
+ * rag_search_result_release (also after a failure).
  */
 int rag_search(struct rag_engine *eng, const char *tenant, const char *collection,
-	       const char *query, size_t query_len, size_t top_k,
-	       struct rag_search_result *out, struct rag_err *err);
+	       const struct rag_query *q, struct rag_search_result *out, struct rag_err *err);
 void rag_search_result_release(struct rag_search_result *res);
 
 /* Checks a client-chosen name: 0 or RAG_EINVAL naming `field`. */

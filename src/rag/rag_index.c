@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/rag_error.h"
 #include "core/sbuf.h"
+#include "index/lexical.h"
 #include "index/vindex.h"
 
 #include "core/banned.h"
@@ -28,10 +29,17 @@
 #define INDEX_ADD_BATCH 1024  /* vectors per vindex_add during builds and replay */
 #define INDEX_CHANGES_BATCH 256 /* change-log entries read per store call */
 
+/*
+ * Rows on their way into the indexes: either may be NULL (a snapshot-loaded
+ * vector index needs only the lexical side rebuilt).
+ */
 struct add_buf {
 	struct vindex *vi;
+	struct lexical *lx;
 	size_t dim, n;
 	int64_t ids[INDEX_ADD_BATCH];
+	char *texts[INDEX_ADD_BATCH];
+	size_t lens[INDEX_ADD_BATCH];
 	float *vecs;
 	struct rag_err *err;
 };
@@ -40,24 +48,40 @@ static int flush(struct add_buf *b)
 {
 	int rc = 0;
 
-	if (b->n > 0)
+	if (b->n > 0 && b->vi)
 		rc = vindex_add(b->vi, b->ids, b->vecs, b->n, b->err);
+	if (b->n > 0 && b->lx && rc == 0)
+		rc = lexical_add(b->lx, b->ids, (const char *const *)b->texts, b->lens, b->n,
+				 b->err);
+	for (size_t i = 0; i < b->n; i++) {
+		free(b->texts[i]);
+		b->texts[i] = NULL;
+	}
 	b->n = 0;
 	return rc;
 }
 
-static int add_cb(void *ctx, int64_t id, const float *vec)
+static int add_cb(void *ctx, const struct store_chunk_row *row)
 {
 	struct add_buf *b = ctx;
 
-	b->ids[b->n] = id;
-	memcpy(b->vecs + b->n * b->dim, vec, b->dim * sizeof(float));
+	b->ids[b->n] = row->id;
+	if (b->vi)
+		memcpy(b->vecs + b->n * b->dim, row->vec, b->dim * sizeof(float));
+	if (b->lx) {
+		b->texts[b->n] = malloc(row->text_len + 1);
+		if (!b->texts[b->n])
+			return rag_err_set(b->err, RAG_ENOMEM, NULL, "out of memory building an index");
+		memcpy(b->texts[b->n], row->text, row->text_len + 1);
+		b->lens[b->n] = row->text_len;
+	}
 	if (++b->n == INDEX_ADD_BATCH)
 		return flush(b);
 	return 0;
 }
 
-static struct add_buf *add_buf_new(struct vindex *vi, size_t dim, struct rag_err *err)
+static struct add_buf *add_buf_new(struct vindex *vi, struct lexical *lx, size_t dim,
+				   struct rag_err *err)
 {
 	struct add_buf *b = calloc(1, sizeof(*b));
 
@@ -69,6 +93,7 @@ static struct add_buf *add_buf_new(struct vindex *vi, size_t dim, struct rag_err
 		return NULL;
 	}
 	b->vi = vi;
+	b->lx = lx;
 	b->dim = dim;
 	b->err = err;
 	return b;
@@ -76,8 +101,11 @@ static struct add_buf *add_buf_new(struct vindex *vi, size_t dim, struct rag_err
 
 static void add_buf_free(struct add_buf *b)
 {
-	if (b)
-		free(b->vecs);
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		free(b->texts[i]);
+	free(b->vecs);
 	free(b);
 }
 
@@ -89,29 +117,43 @@ char *rag_index_path(struct rag_engine *eng, int64_t collection_id)
 	return sbuf_detach(&sb, NULL);
 }
 
-static int rebuild(struct rag_engine *eng, struct rag_coll *coll, struct rag_err *err)
+/*
+ * Builds the lexical index, and the vector index too unless keep_vectors
+ * (one loaded from a snapshot), from one scan of the store. Returns the
+ * scan's seq in *seq_out.
+ */
+static int rebuild(struct rag_engine *eng, struct rag_coll *coll, int keep_vectors,
+		   int64_t *seq_out, struct rag_err *err)
 {
-	struct vindex *vi = vindex_flat_new((size_t)coll->c.dim);
-	struct add_buf *b = vi ? add_buf_new(vi, (size_t)coll->c.dim, err) : NULL;
-	int64_t seq = 0;
+	struct vindex *vi = keep_vectors ? NULL : vindex_flat_new((size_t)coll->c.dim);
+	struct lexical *lx = lexical_new(err);
+	struct add_buf *b = (vi || keep_vectors) && lx
+				    ? add_buf_new(vi, lx, (size_t)coll->c.dim, err)
+				    : NULL;
 	int rc;
 
 	if (!b) {
 		vindex_free(vi);
+		lexical_free(lx);
 		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory building an index");
 	}
-	rc = store_chunks_scan(eng->store, coll->c.id, add_cb, b, &seq, err);
+	rc = store_chunks_scan(eng->store, coll->c.id, add_cb, b, seq_out, err);
 	if (rc == 0)
 		rc = flush(b);
 	add_buf_free(b);
 	if (rc < 0) {
 		vindex_free(vi);
+		lexical_free(lx);
 		return rc;
 	}
-	vindex_free(coll->vi);
-	coll->vi = vi;
-	atomic_store(&coll->applied_seq, seq);
-	coll->snapshot_seq = -1;
+	lexical_free(coll->lx);
+	coll->lx = lx;
+	if (!keep_vectors) {
+		vindex_free(coll->vi);
+		coll->vi = vi;
+		atomic_store(&coll->applied_seq, *seq_out);
+		coll->snapshot_seq = -1;
+	}
 	return 0;
 }
 
@@ -122,22 +164,29 @@ int rag_index_load(struct rag_engine *eng, struct rag_coll *coll, struct rag_err
 	uint64_t seq = 0;
 	struct vindex *vi = NULL;
 	double t0 = rag_now_ms();
+	int64_t scan_seq = 0;
 	int rc = 0;
 
 	pthread_mutex_lock(&coll->apply_mu);
 	if (path && access(path, F_OK) == 0)
 		vi = vindex_load(path, (size_t)coll->c.dim, &seq, &lerr);
 	if (vi && (int64_t)seq <= coll->c.seq) {
+		/*
+		 * The lexical index is rebuilt from a scan at a seq at or after
+		 * the snapshot's; replaying from the snapshot's seq is
+		 * idempotent for it.
+		 */
 		coll->vi = vi;
 		atomic_store(&coll->applied_seq, (int64_t)seq);
 		coll->snapshot_seq = (int64_t)seq;
+		rc = rebuild(eng, coll, 1, &scan_seq, err);
 	} else {
 		if (vi)
 			log_warn("snapshot '%s' is ahead of the store; rebuilding", path);
 		else if (lerr.code)
 			log_warn("snapshot '%s' unusable (%s); rebuilding", path, lerr.msg);
 		vindex_free(vi);
-		rc = rebuild(eng, coll, err);
+		rc = rebuild(eng, coll, 0, &scan_seq, err);
 	}
 	pthread_mutex_unlock(&coll->apply_mu);
 	free(path);
@@ -161,7 +210,7 @@ static int apply_delete(struct rag_coll *coll, const struct store_change *ch)
 			ids[n++] = id++;
 		vindex_remove(coll->vi, ids, n);
 	}
-	return 0;
+	return coll->lx ? lexical_remove_range(coll->lx, ch->first_chunk, ch->last_chunk, NULL) : 0;
 }
 
 static int apply(struct rag_engine *eng, struct rag_coll *coll, struct add_buf *b,
@@ -191,7 +240,7 @@ int rag_index_catch_up(struct rag_engine *eng, struct rag_coll *coll, struct rag
 	if (rc < 0 || seq <= atomic_load(&coll->applied_seq))
 		return rc == RAG_ENOTFOUND ? 0 : rc;
 	pthread_mutex_lock(&coll->apply_mu);
-	b = add_buf_new(coll->vi, (size_t)coll->c.dim, err);
+	b = add_buf_new(coll->vi, coll->lx, (size_t)coll->c.dim, err);
 	if (!b) {
 		rc = rag_err_set(err, RAG_ENOMEM, NULL, "out of memory replaying changes");
 		goto out;

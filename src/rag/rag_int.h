@@ -14,6 +14,7 @@
 struct hashmap;
 struct metric_child;
 struct vindex;
+struct lexical;
 
 /*
  * One collection as loaded in this engine. Refcounted: the registry holds
@@ -29,6 +30,7 @@ struct rag_coll {
 	atomic_int refs;
 	struct store_collection c; /* owned strings */
 	struct vindex *vi;         /* NULL when the engine loads no indexes */
+	struct lexical *lx;        /* BM25 over the chunk texts; NULL with vi */
 	pthread_mutex_t apply_mu;
 	_Atomic int64_t applied_seq;
 	_Atomic int64_t caught_up_ms; /* wall clock (unix ms) when applied_seq last equalled the store */

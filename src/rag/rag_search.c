@@ -1,7 +1,13 @@
 /*
- * Dense search: embed the query, scan the collection's index, hydrate the
- * hits from the store. A chunk the index returns but the store no longer has
- * (deleted by another instance since our last replay) is dropped, not shown.
+ * Search: dense (embed the query, scan the vector index), lexical (BM25 over
+ * FTS5) or hybrid (both, fused by reciprocal rank), then hydrate the hits
+ * from the store. A chunk an index returns but the store no longer has
+ * (deleted by another instance since our last replay) is dropped.
+ *
+ * Hybrid asks each side for more candidates than top_k (RRF_DEPTH times,
+ * at least RRF_MIN) so that a chunk ranked well by one side and modestly by
+ * the other can still rise. RRF rather than a weighted sum of scores: the
+ * two score scales (cosine, normalised BM25) are not comparable, ranks are.
  */
 #include "rag/rag_int.h"
 
@@ -9,11 +15,29 @@
 #include <string.h>
 
 #include "core/rag_error.h"
+#include "index/lexical.h"
 #include "index/vindex.h"
 #include "model/embedder.h"
 #include "text/utf8.h"
 
 #include "core/banned.h"
+
+#define RRF_DEPTH 2 /* candidates per side, as a multiple of top_k */
+#define RRF_MIN 50  /* and at least this many, so small top_k still fuse well */
+
+int rag_mode_parse(const char *s, enum rag_mode *out, struct rag_err *err)
+{
+	if (strcmp(s, "hybrid") == 0)
+		*out = RAG_MODE_HYBRID;
+	else if (strcmp(s, "dense") == 0)
+		*out = RAG_MODE_DENSE;
+	else if (strcmp(s, "lexical") == 0)
+		*out = RAG_MODE_LEXICAL;
+	else
+		return rag_err_set(err, RAG_EINVAL, "mode",
+				   "mode must be one of dense, lexical, hybrid");
+	return 0;
+}
 
 void rag_search_result_release(struct rag_search_result *res)
 {
@@ -25,88 +49,183 @@ void rag_search_result_release(struct rag_search_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
-static int check_query(struct rag_engine *eng, const char *q, size_t len, size_t top_k,
-		       struct rag_err *err)
+static int check_query(struct rag_engine *eng, const struct rag_query *q, struct rag_err *err)
 {
 	size_t bad = 0, i;
 
-	if (!q)
+	if (!q->text)
 		return rag_err_set(err, RAG_EINVAL, "query", "query is required");
-	if (!utf8_valid(q, len, &bad))
+	if (!utf8_valid(q->text, q->len, &bad))
 		return rag_err_set(err, RAG_EINVAL, "query",
 				   "query is not valid UTF-8 (bad byte at offset %zu)", bad);
-	for (i = 0; i < len; i++)
-		if (!strchr(" \t\r\n\f\v", q[i]))
+	for (i = 0; i < q->len; i++)
+		if (!strchr(" \t\r\n\f\v", q->text[i]))
 			break;
-	if (i == len)
+	if (i == q->len)
 		return rag_err_set(err, RAG_EINVAL, "query", "query is empty");
-	if (top_k < 1 || top_k > eng->opts.max_top_k)
+	if (q->top_k < 1 || q->top_k > eng->opts.max_top_k)
 		return rag_err_set(err, RAG_EINVAL, "top_k", "top_k must be between 1 and %zu",
 				   eng->opts.max_top_k);
+	if (q->mode != RAG_MODE_HYBRID && q->mode != RAG_MODE_DENSE && q->mode != RAG_MODE_LEXICAL)
+		return rag_err_set(err, RAG_EINVAL, "mode", "unknown search mode");
 	return 0;
 }
 
-int rag_search(struct rag_engine *eng, const char *tenant, const char *collection,
-	       const char *query, size_t query_len, size_t top_k,
-	       struct rag_search_result *out, struct rag_err *err)
+struct ranked {
+	int64_t id;
+	float score;
+};
+
+static int by_id(const void *a, const void *b)
 {
-	struct rag_coll *coll = NULL;
-	struct store_hit *hits = NULL;
-	int64_t *ids = NULL;
-	float *scores = NULL, *qv = NULL;
-	size_t n = 0, k = 0;
-	double t0 = rag_now_ms(), t1;
+	const struct ranked *x = a, *y = b;
+
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+static int by_score(const void *a, const void *b)
+{
+	const struct ranked *x = a, *y = b;
+
+	if (x->score != y->score)
+		return x->score < y->score ? 1 : -1;
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Fuses two rankings into ids/scores (at most k); returns the count. */
+static size_t fuse(const int64_t *a, size_t na, const int64_t *b, size_t nb, size_t k,
+		   struct ranked *tmp, int64_t *ids, float *scores)
+{
+	size_t n = 0, m = 0;
+
+	for (size_t i = 0; i < na; i++)
+		tmp[n++] = (struct ranked){ a[i], 1.0f / (float)(RAG_RRF_K + i + 1) };
+	for (size_t i = 0; i < nb; i++)
+		tmp[n++] = (struct ranked){ b[i], 1.0f / (float)(RAG_RRF_K + i + 1) };
+	qsort(tmp, n, sizeof(*tmp), by_id);
+	for (size_t i = 0; i < n; i++) {
+		if (m > 0 && tmp[m - 1].id == tmp[i].id)
+			tmp[m - 1].score += tmp[i].score;
+		else
+			tmp[m++] = tmp[i];
+	}
+	qsort(tmp, m, sizeof(*tmp), by_score);
+	for (size_t i = 0; i < m && i < k; i++) {
+		ids[i] = tmp[i].id;
+		scores[i] = tmp[i].score;
+	}
+	return m < k ? m : k;
+}
+
+struct cand {
+	int64_t *ids;
+	float *scores;
+	size_t n;
+};
+
+static int dense(struct rag_engine *eng, struct rag_coll *coll, const struct rag_query *q,
+		 size_t depth, struct cand *c, struct rag_search_result *out, struct rag_err *err)
+{
+	float *qv = malloc((size_t)coll->c.dim * sizeof(float));
+	double t0 = rag_now_ms();
 	int rc;
 
-	memset(out, 0, sizeof(*out));
-	rc = check_query(eng, query, query_len, top_k, err);
-	if (rc < 0)
-		return rc;
-	coll = rag_coll_acquire(eng, tenant, collection, err);
-	if (!coll)
-		return err && err->code ? err->code : RAG_ENOTFOUND;
-	if (!coll->vi) {
-		rc = rag_err_set(err, RAG_EBUSY, NULL, "this engine loads no indexes");
-		goto out;
-	}
-	qv = malloc((size_t)coll->c.dim * sizeof(float));
-	ids = malloc(top_k * sizeof(*ids));
-	scores = malloc(top_k * sizeof(*scores));
-	hits = calloc(top_k, sizeof(*hits));
-	out->hits = calloc(top_k, sizeof(*out->hits));
-	if (!qv || !ids || !scores || !hits || !out->hits) {
-		rc = rag_err_set(err, RAG_ENOMEM, "top_k", "out of memory for %zu results", top_k);
-		goto out;
-	}
-	rc = embedder_embed(eng->emb, &query, &query_len, 1, qv, err);
-	if (rc < 0)
-		goto out;
-	t1 = rag_now_ms();
-	out->embed_ms = t1 - t0;
-	rc = vindex_search(coll->vi, qv, top_k, NULL, ids, scores, &n, err);
-	if (rc < 0)
-		goto out;
-	rc = store_chunks_get(eng->store, coll->c.id, ids, n, hits, err);
-	if (rc < 0)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
+	if (!qv)
+		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
+	rc = embedder_embed(eng->emb, &q->text, &q->len, 1, qv, err);
+	out->embed_ms = rag_now_ms() - t0;
+	if (rc == 0)
+		rc = vindex_search(coll->vi, qv, depth, NULL, c->ids, c->scores, &c->n, err);
+	free(qv);
+	return rc;
+}
+
+static int hydrate(struct rag_engine *eng, struct rag_coll *coll, const struct cand *c,
+		   struct rag_search_result *out, struct rag_err *err)
+{
+	struct store_hit *hits = calloc(c->n ? c->n : 1, sizeof(*hits));
+	size_t k = 0;
+	int rc;
+
+	if (!hits)
+		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
+	rc = store_chunks_get(eng->store, coll->c.id, c->ids, c->n, hits, err);
+	for (size_t i = 0; rc == 0 && i < c->n; i++) {
 		if (!hits[i].found)
 			continue;
-		out->hits[k].score = scores[i];
+		out->hits[k].score = c->scores[i];
 		out->hits[k].chunk = hits[i];
 		memset(&hits[i], 0, sizeof(hits[i]));
 		k++;
 	}
 	out->n_hits = k;
+	store_hits_release(hits, c->n);
+	free(hits);
+	return rc;
+}
+
+int rag_search(struct rag_engine *eng, const char *tenant, const char *collection,
+	       const struct rag_query *q, struct rag_search_result *out, struct rag_err *err)
+{
+	struct rag_coll *coll = NULL;
+	struct cand d = { 0 }, l = { 0 }, f = { 0 };
+	struct ranked *tmp = NULL;
+	size_t depth;
+	double t0 = rag_now_ms(), t1;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = check_query(eng, q, err);
+	if (rc < 0)
+		return rc;
+	coll = rag_coll_acquire(eng, tenant, collection, err);
+	if (!coll)
+		return err && err->code ? err->code : RAG_ENOTFOUND;
+	if (!coll->vi || !coll->lx) {
+		rc = rag_err_set(err, RAG_EBUSY, NULL, "this engine loads no indexes");
+		goto out;
+	}
+	depth = q->mode == RAG_MODE_HYBRID ? q->top_k * RRF_DEPTH : q->top_k;
+	if (q->mode == RAG_MODE_HYBRID && depth < RRF_MIN)
+		depth = RRF_MIN;
+	d.ids = malloc(depth * sizeof(int64_t));
+	d.scores = malloc(depth * sizeof(float));
+	l.ids = malloc(depth * sizeof(int64_t));
+	l.scores = malloc(depth * sizeof(float));
+	f.ids = malloc(q->top_k * sizeof(int64_t));
+	f.scores = malloc(q->top_k * sizeof(float));
+	tmp = malloc(2 * depth * sizeof(*tmp));
+	out->hits = calloc(q->top_k, sizeof(*out->hits));
+	if (!d.ids || !d.scores || !l.ids || !l.scores || !f.ids || !f.scores || !tmp ||
+	    !out->hits) {
+		rc = rag_err_set(err, RAG_ENOMEM, "top_k", "out of memory for %zu results", q->top_k);
+		goto out;
+	}
+	if (q->mode != RAG_MODE_LEXICAL) {
+		rc = dense(eng, coll, q, depth, &d, out, err);
+		if (rc < 0)
+			goto out;
+	}
+	t1 = rag_now_ms();
+	if (q->mode != RAG_MODE_DENSE) {
+		rc = lexical_search(coll->lx, q->text, depth, l.ids, l.scores, &l.n, err);
+		if (rc < 0)
+			goto out;
+	}
+	if (q->mode == RAG_MODE_HYBRID)
+		f.n = fuse(d.ids, d.n, l.ids, l.n, q->top_k, tmp, f.ids, f.scores);
+	rc = hydrate(eng, coll, q->mode == RAG_MODE_HYBRID ? &f : q->mode == RAG_MODE_DENSE ? &d : &l,
+		     out, err);
 	out->search_ms = rag_now_ms() - t1;
 	out->total_ms = rag_now_ms() - t0;
 out:
-	if (hits)
-		store_hits_release(hits, n);
-	free(hits);
-	free(ids);
-	free(scores);
-	free(qv);
+	free(d.ids);
+	free(d.scores);
+	free(l.ids);
+	free(l.scores);
+	free(f.ids);
+	free(f.scores);
+	free(tmp);
 	rag_coll_unref(coll);
 	if (rc < 0)
 		rag_search_result_release(out);

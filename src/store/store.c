@@ -236,7 +236,7 @@ void store_hits_release(struct store_hit *hits, size_t n)
 }
 
 int store_chunks_scan(struct store *st, int64_t collection_id,
-		      int (*cb)(void *ctx, int64_t chunk_id, const float *vec), void *ctx,
+		      store_row_fn cb, void *ctx,
 		      int64_t *seq_out, struct rag_err *err)
 {
 	int64_t ignored;
@@ -246,7 +246,7 @@ int store_chunks_scan(struct store *st, int64_t collection_id,
 }
 
 int store_chunk_vectors(struct store *st, int64_t collection_id, int64_t first_id,
-			int64_t last_id, int (*cb)(void *ctx, int64_t chunk_id, const float *vec),
+			int64_t last_id, store_row_fn cb,
 			void *ctx, struct rag_err *err)
 {
 	assert(st && cb);

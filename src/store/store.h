@@ -127,6 +127,17 @@ struct store_hit {
 	const char *metadata_json; /* the document's */
 };
 
+/* One chunk as a scan hands it out; everything borrowed until the callback returns. */
+struct store_chunk_row {
+	int64_t id;
+	const float *vec; /* the collection's dim floats, suitably aligned */
+	const char *text; /* text_len bytes, NUL-terminated */
+	size_t text_len;
+};
+
+/* Called for each chunk of a scan: 0 to go on, anything else stops it and is returned. */
+typedef int (*store_row_fn)(void *ctx, const struct store_chunk_row *row);
+
 enum store_change_op {
 	STORE_CHANGE_PUT = 1,    /* chunks first_chunk..last_chunk were added */
 	STORE_CHANGE_DELETE = 2, /* chunks first_chunk..last_chunk were removed */
@@ -175,10 +186,10 @@ struct store_ops {
 	int (*chunks_get)(struct store *st, int64_t collection_id, const int64_t *ids, size_t n,
 			  struct store_hit *out, struct rag_err *err);
 	int (*chunks_scan)(struct store *st, int64_t collection_id,
-			   int (*cb)(void *ctx, int64_t chunk_id, const float *vec), void *ctx,
+			   store_row_fn cb, void *ctx,
 			   int64_t *seq_out, struct rag_err *err);
 	int (*chunk_vectors)(struct store *st, int64_t collection_id, int64_t first_id,
-			     int64_t last_id, int (*cb)(void *ctx, int64_t chunk_id, const float *vec),
+			     int64_t last_id, store_row_fn cb,
 			     void *ctx, struct rag_err *err);
 	int (*changes)(struct store *st, int64_t collection_id, int64_t since_seq, size_t limit,
 		       struct store_change *out, size_t *n_out, struct rag_err *err);
@@ -300,8 +311,8 @@ int store_chunks_get(struct store *st, int64_t collection_id, const int64_t *ids
 void store_hits_release(struct store_hit *hits, size_t n);
 
 /*
- * Calls cb for every chunk vector of the collection (dim floats, borrowed
- * until cb returns, suitably aligned), in no particular order, all read in
+ * Calls cb for every chunk of the collection (its vector and text), in no
+ * particular order, all read in
  * one read transaction together with the collection's seq at that instant,
  * stored in *seq_out (may be NULL): an index built from the scan is exactly
  * the state at that seq, and replaying changes after it brings it current.
@@ -312,7 +323,7 @@ void store_hits_release(struct store_hit *hits, size_t n);
  * call back into the same store (with a pool of one, that would deadlock).
  */
 int store_chunks_scan(struct store *st, int64_t collection_id,
-		      int (*cb)(void *ctx, int64_t chunk_id, const float *vec), void *ctx,
+		      store_row_fn cb, void *ctx,
 		      int64_t *seq_out, struct rag_err *err);
 
 /*
@@ -321,7 +332,7 @@ int store_chunks_scan(struct store *st, int64_t collection_id,
  * since are simply absent). Same callback rules as store_chunks_scan().
  */
 int store_chunk_vectors(struct store *st, int64_t collection_id, int64_t first_id,
-			int64_t last_id, int (*cb)(void *ctx, int64_t chunk_id, const float *vec),
+			int64_t last_id, store_row_fn cb,
 			void *ctx, struct rag_err *err);
 
 /*

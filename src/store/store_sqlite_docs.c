@@ -359,7 +359,7 @@ out:
  * size check first keeps a damaged row from being read past its end.
  */
 static int feed_vectors(struct store_sqlite_conn *c, sqlite3_stmt *s, int dim,
-			int (*cb)(void *ctx, int64_t chunk_id, const float *vec), void *ctx,
+			store_row_fn cb, void *ctx,
 			struct rag_err *err)
 {
 	size_t vec_len = (size_t)dim * sizeof(float);
@@ -383,7 +383,15 @@ static int feed_vectors(struct store_sqlite_conn *c, sqlite3_stmt *s, int dim,
 			break;
 		}
 		memcpy(vec, sqlite3_column_blob(s, 1), vec_len);
-		rc = cb(ctx, id, vec);
+		{
+			struct store_chunk_row row = { id, vec, NULL, 0 };
+
+			row.text = (const char *)sqlite3_column_text(s, 2);
+			row.text_len = (size_t)sqlite3_column_bytes(s, 2);
+			if (!row.text)
+				row.text = "";
+			rc = cb(ctx, &row);
+		}
 		if (rc)
 			break;
 	}
@@ -398,7 +406,7 @@ static int feed_vectors(struct store_sqlite_conn *c, sqlite3_stmt *s, int dim,
  * the collection's seq as of that transaction.
  */
 static int scan_vectors(struct store *st, int64_t collection_id, int ranged, int64_t first_id,
-			int64_t last_id, int (*cb)(void *ctx, int64_t chunk_id, const float *vec),
+			int64_t last_id, store_row_fn cb,
 			void *ctx, int64_t *seq_out, struct rag_err *err)
 {
 	struct store_sqlite *ss = st->impl;
@@ -432,7 +440,7 @@ out:
 }
 
 int store_sqlite_chunks_scan(struct store *st, int64_t collection_id,
-			     int (*cb)(void *ctx, int64_t chunk_id, const float *vec), void *ctx,
+			     store_row_fn cb, void *ctx,
 			     int64_t *seq_out, struct rag_err *err)
 {
 	return scan_vectors(st, collection_id, 0, 0, 0, cb, ctx, seq_out, err);
@@ -440,7 +448,7 @@ int store_sqlite_chunks_scan(struct store *st, int64_t collection_id,
 
 int store_sqlite_chunk_vectors(struct store *st, int64_t collection_id, int64_t first_id,
 			       int64_t last_id,
-			       int (*cb)(void *ctx, int64_t chunk_id, const float *vec), void *ctx,
+			       store_row_fn cb, void *ctx,
 			       struct rag_err *err)
 {
 	return scan_vectors(st, collection_id, 1, first_id, last_id, cb, ctx, NULL, err);

@@ -150,11 +150,11 @@ int store_sqlite_doc_delete(struct store *st, int64_t collection_id, const char 
 int store_sqlite_chunks_get(struct store *st, int64_t collection_id, const int64_t *ids, size_t n,
 			    struct store_hit *out, struct rag_err *err);
 int store_sqlite_chunks_scan(struct store *st, int64_t collection_id,
-			     int (*cb)(void *ctx, int64_t chunk_id, const float *vec), void *ctx,
+			     store_row_fn cb, void *ctx,
 			     int64_t *seq_out, struct rag_err *err);
 int store_sqlite_chunk_vectors(struct store *st, int64_t collection_id, int64_t first_id,
 			       int64_t last_id,
-			       int (*cb)(void *ctx, int64_t chunk_id, const float *vec), void *ctx,
+			       store_row_fn cb, void *ctx,
 			       struct rag_err *err);
 int store_sqlite_changes(struct store *st, int64_t collection_id, int64_t since_seq,
 			 size_t limit, struct store_change *out, size_t *n_out,

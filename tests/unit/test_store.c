@@ -383,15 +383,17 @@ struct seen {
 	int stop_at; /* return RAG_EBUSY at this many rows; 0: never */
 };
 
-static int collect(void *ctx, int64_t id, const float *vec)
+static int collect(void *ctx, const struct store_chunk_row *row)
 {
 	struct seen *s = ctx;
 
 	if (s->stop_at && s->n == (size_t)s->stop_at)
 		return RAG_EBUSY;
+	assert_non_null(row->text);
+	assert_int_equal(strlen(row->text), row->text_len);
 	if (s->n < 4096) {
-		s->ids[s->n] = id;
-		s->tags[s->n] = vec[0];
+		s->ids[s->n] = row->id;
+		s->tags[s->n] = row->vec[0];
 	}
 	s->n++;
 	return 0;

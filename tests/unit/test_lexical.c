@@ -1,0 +1,125 @@
+/*
+ * Lexical index tests: BM25 ranking, diacritics, replace and range removal,
+ * stop words, and client text that looks like FTS5 syntax.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/rag_error.h"
+#include "index/lexical.h"
+
+static struct lexical *seeded(void)
+{
+	static const char *const texts[] = {
+		"The volcano erupted and lava flowed down the mountain.",
+		"Jazz musicians improvise over chord changes.",
+		"Sourdough bread rises slowly with wild yeast.",
+		"A café in Paris serves croissants and coffee.",
+		"Lava tubes form when the surface of a lava flow cools.",
+	};
+	int64_t ids[] = { 10, 11, 12, 13, 14 };
+	size_t lens[5];
+	struct lexical *lx = lexical_new(NULL);
+
+	assert_non_null(lx);
+	for (int i = 0; i < 5; i++)
+		lens[i] = strlen(texts[i]);
+	assert_int_equal(lexical_add(lx, ids, texts, lens, 5, NULL), 0);
+	return lx;
+}
+
+static void test_ranking(void **state)
+{
+	struct lexical *lx = seeded();
+	int64_t ids[5];
+	float scores[5];
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(lexical_count(lx), 5);
+	assert_int_equal(lexical_search(lx, "where does lava flow", 5, ids, scores, &n, NULL), 0);
+	assert_int_equal(n, 2);
+	assert_true(ids[0] == 14 || ids[0] == 10);
+	assert_float_equal(scores[0], 1.0f, 1e-6);
+	assert_true(scores[1] > 0 && scores[1] <= scores[0]);
+	assert_int_equal(lexical_search(lx, "lava", 1, ids, scores, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	lexical_free(lx);
+}
+
+static void test_diacritics_and_case(void **state)
+{
+	struct lexical *lx = seeded();
+	int64_t ids[5];
+	float scores[5];
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(lexical_search(lx, "CAFE", 5, ids, scores, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], 13);
+	lexical_free(lx);
+}
+
+static void test_replace_and_remove(void **state)
+{
+	struct lexical *lx = seeded();
+	const char *text = "Chess openings such as the Sicilian defence.";
+	size_t len = strlen(text);
+	int64_t id = 12, ids[5];
+	float scores[5];
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(lexical_add(lx, &id, &text, &len, 1, NULL), 0);
+	assert_int_equal(lexical_count(lx), 5);
+	assert_int_equal(lexical_search(lx, "sourdough", 5, ids, scores, &n, NULL), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(lexical_search(lx, "sicilian", 5, ids, scores, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(lexical_remove_range(lx, 10, 12, NULL), 0);
+	assert_int_equal(lexical_count(lx), 2);
+	assert_int_equal(lexical_search(lx, "lava", 5, ids, scores, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], 14);
+	lexical_free(lx);
+}
+
+static void test_hostile_and_empty_queries(void **state)
+{
+	static const char *const queries[] = {
+		"\"unbalanced", "NEAR(lava flow, 2)", "text: lava", "lava*", "^lava", "a OR AND NOT",
+		"(((", "\"\"", "' OR 1=1 --", "-lava", "lava + flow",
+	};
+	struct lexical *lx = seeded();
+	int64_t ids[5];
+	float scores[5];
+	size_t n = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++)
+		assert_int_equal(lexical_search(lx, queries[i], 5, ids, scores, &n, NULL), 0);
+	assert_int_equal(lexical_search(lx, "   ", 5, ids, scores, &n, NULL), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(lexical_search(lx, "!!! ???", 5, ids, scores, &n, NULL), 0);
+	assert_int_equal(n, 0);
+	/* Stop words only: kept, so something can still match. */
+	assert_int_equal(lexical_search(lx, "the", 5, ids, scores, &n, NULL), 0);
+	assert_true(n >= 1);
+	lexical_free(lx);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ranking),
+		cmocka_unit_test(test_diacritics_and_case),
+		cmocka_unit_test(test_replace_and_remove),
+		cmocka_unit_test(test_hostile_and_empty_queries),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
