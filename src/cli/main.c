@@ -16,6 +16,7 @@ static const char usage[] =
 	"  ingest FILE...        store files as documents (--collection NAME, --id ID)\n"
 	"  search QUERY          search (--collection NAME, --top-k K, --mode M, --json)\n"
 	"  embed TEXT...         print embeddings as JSON arrays\n"
+	"  eval --dataset DIR    retrieval quality on a BEIR dataset (--modes, --json FILE)\n"
 	"  version               print the version\n"
 	"\n"
 	"options for every command:\n"
@@ -39,6 +40,8 @@ int main(int argc, char **argv)
 		return cli_search(argc, argv);
 	if (strcmp(cmd, "embed") == 0)
 		return cli_embed(argc, argv);
+	if (strcmp(cmd, "eval") == 0)
+		return cli_eval(argc, argv);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("ragd %s (%s)\n", RAGD_VERSION, RAGD_GIT_SHA);
 		return 0;
