@@ -296,7 +296,7 @@ static int run_mode(struct rag_engine *eng, const char *collection, const struct
 
 	for (size_t i = 0; i < ds->n_queries; i++) {
 		const struct query *q = &ds->queries[i];
-		struct rag_query rq = { q->text, strlen(q->text), EVAL_CHUNKS, mode };
+		struct rag_query rq = { q->text, strlen(q->text), EVAL_CHUNKS, mode, NULL };
 		struct rag_search_result res;
 		struct rag_err err = { 0 };
 		size_t n;

@@ -13,6 +13,7 @@
 #include "core/sbuf.h"
 #include "model/embedder.h"
 #include "rag/rag_engine.h"
+#include "rag/rag_filter.h"
 #include "store/store.h"
 
 #include "core/banned.h"
@@ -33,18 +34,20 @@ static void print_hit_json(const struct rag_hit *h)
 
 int cli_search(int argc, char **argv)
 {
-	const char *collection = "default", *top_k_s = "5", *mode = "dense";
+	const char *collection = "default", *top_k_s = "5", *mode = "dense", *filter_s = NULL;
 	int json = 0;
 	const struct cli_flag flags[] = {
 		{ "--collection", &collection, NULL },
 		{ "--top-k", &top_k_s, NULL },
 		{ "--mode", &mode, NULL },
+		{ "--filter", &filter_s, NULL },
 		{ "--json", NULL, &json },
 		{ NULL, NULL, NULL },
 	};
 	struct cli_app app;
 	struct rag_search_result res = { 0 };
 	struct rag_query q = { 0 };
+	struct rag_filter *filter = NULL;
 	struct rag_err err = { 0 };
 	char *end;
 	long top_k;
@@ -57,7 +60,7 @@ int cli_search(int argc, char **argv)
 	top_k = strtol(top_k_s, &end, 10);
 	if (app.n_args != 1 || *end || end == top_k_s || top_k < 1) {
 		fprintf(stderr, "usage: ragd search [--collection NAME] [--top-k K>=1] "
-				"[--mode dense|lexical|hybrid] [--json] QUERY\n");
+				"[--mode dense|lexical|hybrid] [--filter JSON] [--json] QUERY\n");
 		rc = 2;
 		goto out;
 	}
@@ -66,6 +69,12 @@ int cli_search(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	if (filter_s && rag_filter_parse(filter_s, strlen(filter_s), &filter, &err) < 0) {
+		fprintf(stderr, "ragd search: --filter: %s\n", err.msg);
+		rc = 2;
+		goto out;
+	}
+	q.filter = rag_filter_tree(filter);
 	if (cli_open(&app, 1, 1, 0) < 0)
 		goto out;
 	q.text = app.args[0];
@@ -88,6 +97,7 @@ int cli_search(int argc, char **argv)
 	}
 	rc = 0;
 out:
+	rag_filter_free(filter);
 	rag_search_result_release(&res);
 	cli_app_release(&app);
 	return rc;

@@ -9,6 +9,7 @@
 #include "core/rag_error.h"
 #include "http/http_json.h"
 #include "rag/rag_engine.h"
+#include "rag/rag_filter.h"
 
 #include "core/banned.h"
 
@@ -97,12 +98,14 @@ static json_t *hit_json(const struct rag_hit *h)
 
 int http_search(struct http_req *req, struct http_resp *resp)
 {
-	static const char *const allowed[] = { "query", "top_k", "mode", NULL };
+	static const char *const allowed[] = { "query", "top_k", "mode", "filter", NULL };
 	struct rag_engine *eng = http_engine(req, resp);
 	struct rag_search_result res = { 0 };
 	struct rag_err err = { 0 };
 	struct rag_query q = { 0 };
+	struct rag_filter *filter = NULL;
 	const char *mode = NULL;
+	char *filter_text = NULL;
 	long long top_k = HTTP_DEFAULT_TOP_K;
 	json_t *body, *arr;
 
@@ -113,8 +116,14 @@ int http_search(struct http_req *req, struct http_resp *resp)
 		return 0;
 	if (http_json_string(body, "query", 1, &q.text, &q.len, resp) < 0 ||
 	    http_json_int(body, "top_k", -(1LL << 62), 1LL << 62, &top_k, resp) < 0 ||
-	    http_json_string(body, "mode", 0, &mode, NULL, resp) < 0)
+	    http_json_string(body, "mode", 0, &mode, NULL, resp) < 0 ||
+	    http_json_object_text(body, "filter", &filter_text, resp) < 0)
 		goto out;
+	if (filter_text && rag_filter_parse(filter_text, strlen(filter_text), &filter, &err) < 0) {
+		http_error(resp, &err);
+		goto out;
+	}
+	q.filter = rag_filter_tree(filter);
 	q.top_k = top_k < 1 ? 0 : (size_t)top_k; /* rag_search names the valid range */
 	q.mode = RAG_MODE_DENSE; /* until the BEIR numbers say hybrid wins by default */
 	if ((mode && rag_mode_parse(mode, &q.mode, &err) < 0) ||
@@ -131,6 +140,8 @@ int http_search(struct http_req *req, struct http_resp *resp)
 				  res.total_ms));
 	rag_search_result_release(&res);
 out:
+	rag_filter_free(filter);
+	free(filter_text);
 	json_decref(body);
 	return 0;
 }

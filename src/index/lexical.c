@@ -180,6 +180,13 @@ static size_t build_query(const char *q, int keep_stop, struct sbuf *out)
 int lexical_search(struct lexical *lx, const char *query, size_t k, int64_t *out_ids,
 		   float *out_scores, size_t *n_out, struct rag_err *err)
 {
+	return lexical_search_filtered(lx, query, k, NULL, NULL, out_ids, out_scores, n_out, err);
+}
+
+int lexical_search_filtered(struct lexical *lx, const char *query, size_t k,
+			    int (*keep)(void *ctx, int64_t id), void *keep_ctx, int64_t *out_ids,
+			    float *out_scores, size_t *n_out, struct rag_err *err)
+{
 	struct sbuf fq = SBUF_INIT;
 	double best = 0;
 	int rc = SQLITE_OK;
@@ -197,10 +204,12 @@ int lexical_search(struct lexical *lx, const char *query, size_t k, int64_t *out
 	}
 	pthread_mutex_lock(&lx->mu);
 	sqlite3_bind_text(lx->query, 1, fq.buf, (int)fq.len, SQLITE_STATIC);
-	sqlite3_bind_int64(lx->query, 2, (sqlite3_int64)k);
+	sqlite3_bind_int64(lx->query, 2, keep ? -1 : (sqlite3_int64)k);
 	while (*n_out < k && (rc = sqlite3_step(lx->query)) == SQLITE_ROW) {
 		double s = sqlite3_column_double(lx->query, 1);
 
+		if (keep && !keep(keep_ctx, sqlite3_column_int64(lx->query, 0)))
+			continue;
 		if (*n_out == 0)
 			best = s > 0 ? s : 1;
 		out_ids[*n_out] = sqlite3_column_int64(lx->query, 0);

@@ -43,6 +43,15 @@ int lexical_remove_range(struct lexical *lx, int64_t first, int64_t last, struct
 int lexical_search(struct lexical *lx, const char *query, size_t k, int64_t *out_ids,
 		   float *out_scores, size_t *n_out, struct rag_err *err);
 
+/*
+ * The same, keeping only chunks for which keep(ctx, id) returns non-zero:
+ * matches are read in rank order until k are kept, so a filter never
+ * shortens the list while matching chunks remain.
+ */
+int lexical_search_filtered(struct lexical *lx, const char *query, size_t k,
+			    int (*keep)(void *ctx, int64_t id), void *keep_ctx, int64_t *out_ids,
+			    float *out_scores, size_t *n_out, struct rag_err *err);
+
 size_t lexical_count(struct lexical *lx);
 
 #endif

@@ -153,6 +153,7 @@ struct rag_query {
 	size_t len;
 	size_t top_k;
 	enum rag_mode mode;
+	const struct store_filter *filter; /* NULL: every chunk (see rag_filter.h) */
 };
 
 /* Parses "dense", "lexical" or "hybrid"; RAG_EINVAL naming "mode" otherwise. */
@@ -161,7 +162,9 @@ int rag_mode_parse(const char *s, enum rag_mode *out, struct rag_err *err);
 /*
  * Returns the top_k chunks for the query, best first. Hybrid fuses the
  * dense and lexical rankings by reciprocal rank (score = sum of
- * 1 / (RAG_RRF_K + rank) over the two lists). RAG_EINVAL naming "query" or
+ * 1 / (RAG_RRF_K + rank) over the two lists). With a filter, only chunks
+ * of documents whose metadata satisfies it are ranked, and top_k of them
+ * are returned whenever that many exist. RAG_EINVAL naming "query" or
  * "top_k"; RAG_ENOTFOUND for no collection. Free the result with
  * rag_search_result_release (also after a failure).
  */

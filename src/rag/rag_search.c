@@ -18,6 +18,7 @@
 #include "index/lexical.h"
 #include "index/vindex.h"
 #include "model/embedder.h"
+#include "store/store.h"
 #include "text/utf8.h"
 
 #include "core/banned.h"
@@ -117,6 +118,28 @@ static size_t fuse(const int64_t *a, size_t na, const int64_t *b, size_t nb, siz
 	return m < k ? m : k;
 }
 
+/* The chunk ids a filter allows, ascending: the indexes' keep callback. */
+struct allowed {
+	int64_t *ids;
+	size_t n;
+};
+
+static int keep_allowed(void *ctx, int64_t id)
+{
+	const struct allowed *a = ctx;
+	size_t lo = 0, hi = a->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (a->ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < a->n && a->ids[lo] == id;
+}
+
 struct cand {
 	int64_t *ids;
 	float *scores;
@@ -124,7 +147,8 @@ struct cand {
 };
 
 static int dense(struct rag_engine *eng, struct rag_coll *coll, const struct rag_query *q,
-		 size_t depth, struct cand *c, struct rag_search_result *out, struct rag_err *err)
+		 size_t depth, const struct vindex_filter *vf, struct cand *c,
+		 struct rag_search_result *out, struct rag_err *err)
 {
 	float *qv = malloc((size_t)coll->c.dim * sizeof(float));
 	double t0 = rag_now_ms();
@@ -135,7 +159,7 @@ static int dense(struct rag_engine *eng, struct rag_coll *coll, const struct rag
 	rc = embedder_embed(eng->emb, &q->text, &q->len, 1, qv, err);
 	out->embed_ms = rag_now_ms() - t0;
 	if (rc == 0)
-		rc = vindex_search(coll->vi, qv, depth, NULL, c->ids, c->scores, &c->n, err);
+		rc = vindex_search(coll->vi, qv, depth, vf, c->ids, c->scores, &c->n, err);
 	free(qv);
 	return rc;
 }
@@ -169,6 +193,8 @@ int rag_search(struct rag_engine *eng, const char *tenant, const char *collectio
 {
 	struct rag_coll *coll = NULL;
 	struct cand d = { 0 }, l = { 0 }, f = { 0 };
+	struct allowed allow = { 0 };
+	struct vindex_filter vf = { keep_allowed, &allow };
 	struct ranked *tmp = NULL;
 	size_t depth;
 	double t0 = rag_now_ms(), t1;
@@ -184,6 +210,11 @@ int rag_search(struct rag_engine *eng, const char *tenant, const char *collectio
 	if (!coll->vi || !coll->lx) {
 		rc = rag_err_set(err, RAG_EBUSY, NULL, "this engine loads no indexes");
 		goto out;
+	}
+	if (q->filter) {
+		rc = store_filter_ids(eng->store, coll->c.id, q->filter, &allow.ids, &allow.n, err);
+		if (rc < 0 || allow.n == 0)
+			goto out; /* a filter that matches nothing returns nothing */
 	}
 	depth = q->mode == RAG_MODE_HYBRID ? q->top_k * RRF_DEPTH : q->top_k;
 	if (q->mode == RAG_MODE_HYBRID && depth < RRF_MIN)
@@ -202,13 +233,14 @@ int rag_search(struct rag_engine *eng, const char *tenant, const char *collectio
 		goto out;
 	}
 	if (q->mode != RAG_MODE_LEXICAL) {
-		rc = dense(eng, coll, q, depth, &d, out, err);
+		rc = dense(eng, coll, q, depth, q->filter ? &vf : NULL, &d, out, err);
 		if (rc < 0)
 			goto out;
 	}
 	t1 = rag_now_ms();
 	if (q->mode != RAG_MODE_DENSE) {
-		rc = lexical_search(coll->lx, q->text, depth, l.ids, l.scores, &l.n, err);
+		rc = lexical_search_filtered(coll->lx, q->text, depth, q->filter ? keep_allowed : NULL,
+					     &allow, l.ids, l.scores, &l.n, err);
 		if (rc < 0)
 			goto out;
 	}
@@ -226,6 +258,7 @@ out:
 	free(f.ids);
 	free(f.scores);
 	free(tmp);
+	free(allow.ids);
 	rag_coll_unref(coll);
 	if (rc < 0)
 		rag_search_result_release(out);

@@ -279,3 +279,14 @@ int store_ping(struct store *st, struct rag_err *err)
 {
 	return st->ops->ping ? st->ops->ping(st, err) : 0;
 }
+
+int store_filter_ids(struct store *st, int64_t collection_id, const struct store_filter *f,
+		     int64_t **ids_out, size_t *n_out, struct rag_err *err)
+{
+	*ids_out = NULL;
+	*n_out = 0;
+	if (!st->ops->filter_ids)
+		return rag_err_set(err, RAG_EUNSUPPORTED, "filter",
+				   "this store cannot filter on metadata");
+	return st->ops->filter_ids(st, collection_id, f, ids_out, n_out, err);
+}

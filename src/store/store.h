@@ -34,6 +34,7 @@
 
 struct rag_err;
 struct store;
+struct store_filter;
 
 #define STORE_DEFAULT_TENANT "default" /* the one tenant of an embedded setup */
 #define STORE_DEFAULT_POOL_SIZE 8      /* connections: enough for a small HTTP thread pool */
@@ -194,6 +195,8 @@ struct store_ops {
 	int (*changes)(struct store *st, int64_t collection_id, int64_t since_seq, size_t limit,
 		       struct store_change *out, size_t *n_out, struct rag_err *err);
 	int (*ping)(struct store *st, struct rag_err *err);
+	int (*filter_ids)(struct store *st, int64_t collection_id, const struct store_filter *f,
+			  int64_t **ids_out, size_t *n_out, struct rag_err *err);
 };
 
 /*
@@ -343,6 +346,14 @@ int store_chunk_vectors(struct store *st, int64_t collection_id, int64_t first_i
  */
 int store_changes(struct store *st, int64_t collection_id, int64_t since_seq, size_t limit,
 		  struct store_change *out, size_t *n_out, struct rag_err *err);
+
+/*
+ * The ids of the collection's chunks whose document's metadata satisfies
+ * the filter, ascending, in a new array *ids_out (caller frees; NULL when
+ * none). For filtered searches: an index keeps only these.
+ */
+int store_filter_ids(struct store *st, int64_t collection_id, const struct store_filter *f,
+		     int64_t **ids_out, size_t *n_out, struct rag_err *err);
 
 /*
  * Readiness probe: 0 when the store answers and is the one opened, else

@@ -638,6 +638,7 @@ static const struct store_ops sqlite_ops = {
 	.chunk_vectors = store_sqlite_chunk_vectors,
 	.changes = store_sqlite_changes,
 	.ping = ping,
+	.filter_ids = store_sqlite_filter_ids,
 };
 
 struct store *store_sqlite_open(const char *data_dir, const struct store_options *opts,

@@ -160,4 +160,10 @@ int store_sqlite_changes(struct store *st, int64_t collection_id, int64_t since_
 			 size_t limit, struct store_change *out, size_t *n_out,
 			 struct rag_err *err);
 
+struct store_filter;
+
+/* store_filter_ids for SQLite (store_sqlite_filter.c). */
+int store_sqlite_filter_ids(struct store *st, int64_t collection_id, const struct store_filter *f,
+			    int64_t **ids_out, size_t *n_out, struct rag_err *err);
+
 #endif
