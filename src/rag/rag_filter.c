@@ -116,7 +116,8 @@ static int parse_op(struct parse *p, const char *path, const char *op, json_t *v
 		return rag_err_set(p->err, RAG_ENOMEM, "filter", "out of memory");
 	out->n_values = n;
 	for (size_t k = 0; k < n; k++) {
-		json_t *e = json_is_array(v) ? json_array_get(v, k) : v;
+		int list = out->op == FILTER_IN || out->op == FILTER_NIN;
+		json_t *e = list ? json_array_get(v, k) : v;
 
 		if (scalar(p, e, &out->values[k], op) < 0)
 			return RAG_EINVAL;
