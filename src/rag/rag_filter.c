@@ -106,8 +106,11 @@ static int parse_op(struct parse *p, const char *path, const char *op, json_t *v
 	out->path = path;
 	if (out->op == FILTER_IN || out->op == FILTER_NIN) {
 		n = json_array_size(v);
-		if (!json_is_array(v) || n == 0 || n > FILTER_MAX_VALUES)
+		if (!json_is_array(v) || n == 0)
 			return bad(p, "'%s' takes a non-empty array of values", op);
+		if (n > FILTER_MAX_VALUES)
+			return rag_err_set(p->err, RAG_EINVAL, "filter",
+					   "'%s' takes at most %d values", op, FILTER_MAX_VALUES);
 	} else {
 		n = 1;
 	}
@@ -176,8 +179,11 @@ static int parse_entry(struct parse *p, const char *key, json_t *v, struct store
 		return parse_field(p, key, v, out);
 	}
 	n = json_array_size(v);
-	if (!json_is_array(v) || n == 0 || n > FILTER_MAX_NODES)
+	if (!json_is_array(v) || n == 0)
 		return bad(p, "'%s' takes a non-empty array of filters", key);
+	if (n > FILTER_MAX_NODES)
+		return rag_err_set(p->err, RAG_EINVAL, "filter", "'%s' takes at most %d filters", key,
+				   FILTER_MAX_NODES);
 	out->op = key[1] == 'a' ? FILTER_AND : FILTER_OR;
 	out->children = calloc(n, sizeof(*out->children));
 	if (!out->children)

@@ -3,11 +3,12 @@
  * (alias d): each comparison reads the field with json_extract and binds
  * its path and values as parameters, so no client text ever becomes SQL.
  *
- * Types: JSON true/false compare through json_type (json_extract gives 1/0,
- * which would equal the numbers 1 and 0); ranges compare numbers with
- * numbers and strings with strings only (SQLite orders every number below
- * every string, which would make {"$gt": 5} match any string); $ne and $nin
- * also match a missing field, the others never do.
+ * Types: every comparison holds within one JSON type, checked with
+ * json_type: true/false are not the numbers 1/0 (which json_extract makes
+ * of them), an object's JSON text is not a string, and ranges compare
+ * numbers with numbers and strings with strings (SQLite orders every number
+ * below every string, which would make {"$gt": 5} match any string); $ne
+ * and $nin also match a missing field or another type, the others never do.
  */
 #include "store/store_sqlite_int.h"
 
@@ -50,16 +51,15 @@ static void value_sql(struct sbuf *sql, enum filter_op op, const struct filter_v
 		*n_params += 1;
 		return;
 	}
-	if (op == FILTER_NE) {
-		sbuf_addf(sql, "json_extract(d.metadata_json, ?%d) IS NOT ?%d", path, path + 1);
-	} else if (op == FILTER_EQ) {
-		sbuf_addf(sql, "json_extract(d.metadata_json, ?%d) = ?%d", path, path + 1);
-	} else {
-		sbuf_addf(sql, "(json_type(d.metadata_json, ?%d) %s AND "
-			       "json_extract(d.metadata_json, ?%d) %s ?%d)",
-			  path, v->type == FILTER_NUMBER ? "IN ('integer', 'real')" : "= 'text'", path,
-			  cmp_sql(op), path + 1);
-	}
+	/* Every comparison is within one JSON type: 1 is not true, "[1]" is not [1]. */
+	if (op == FILTER_NE)
+		sbuf_addf(sql, "(json_type(d.metadata_json, ?%d) IS NULL OR NOT ", path);
+	sbuf_addf(sql, "(json_type(d.metadata_json, ?%d) %s AND "
+		       "json_extract(d.metadata_json, ?%d) %s ?%d)",
+		  path, v->type == FILTER_NUMBER ? "IN ('integer', 'real')" : "= 'text'", path,
+		  cmp_sql(op), path + 1);
+	if (op == FILTER_NE)
+		sbuf_addch(sql, ')');
 	*n_params += 2;
 }
 

@@ -236,7 +236,7 @@ BAD_SEARCHES = [
     ("query-number", {"query": 12}, "query"),
     ("query-array", {"query": ["ships"]}, "query"),
     ("query-invalid-utf8", b'{"query": "sh\xffips"}', "query"),
-    ("unknown-field", {"query": PROBE, "filter": {}}, "filter"),
+    ("unknown-field", {"query": PROBE, "where": {}}, "where"),
     ("malformed", b'{"query": ', "body"),
     ("not-object", b'"ships"', "body"),
     ("empty-body", b"", "body"),
