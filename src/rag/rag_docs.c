@@ -17,7 +17,6 @@
 #include "model/embedder.h"
 #include "obs/metrics.h"
 #include "text/chunk.h"
-#include "text/utf8.h"
 
 #include "core/banned.h"
 
@@ -74,22 +73,6 @@ static void content_hash(const char *text, size_t len, char out[32])
 	snprintf(out, 32, "fnv1a64:%016" PRIx64, h);
 }
 
-static int check_text(const struct rag_doc_in *doc, struct rag_err *err)
-{
-	size_t bad = 0, i;
-
-	if (!doc->text)
-		return rag_err_set(err, RAG_EINVAL, "text", "text is required");
-	if (!utf8_valid(doc->text, doc->text_len, &bad))
-		return rag_err_set(err, RAG_EINVAL, "text",
-				   "text is not valid UTF-8 (bad byte at offset %zu)", bad);
-	for (i = 0; i < doc->text_len; i++)
-		if (!strchr(" \t\r\n\f\v", doc->text[i]))
-			break;
-	if (i == doc->text_len)
-		return rag_err_set(err, RAG_EINVAL, "text", "text is empty");
-	return 0;
-}
 
 struct ingest_work {
 	struct chunk_span *spans;
@@ -169,7 +152,7 @@ static int ingest(struct rag_engine *eng, const char *tenant, const char *collec
 	} else {
 		new_id(res->id, sizeof(res->id));
 	}
-	rc = check_text(doc, err);
+	rc = rag_check_text(doc->text, doc->text_len, "text", err);
 	if (rc < 0)
 		return rc;
 	coll = rag_coll_acquire(eng, tenant, collection, err);

@@ -25,6 +25,7 @@
 #include "index/lexical.h"
 #include "index/vindex.h"
 #include "model/embedder.h"
+#include "text/utf8.h"
 
 #include "core/banned.h"
 
@@ -67,6 +68,23 @@ int rag_check_name(const char *name, const char *field, const char *what, struct
 					   "%s may hold only letters, digits, '_', '-' and '.', "
 					   "and must start with a letter or digit", what);
 	}
+	return 0;
+}
+
+int rag_check_text(const char *s, size_t len, const char *field, struct rag_err *err)
+{
+	size_t bad = 0, i;
+
+	if (!s)
+		return rag_err_set(err, RAG_EINVAL, field, "%s is required", field);
+	if (!utf8_valid(s, len, &bad))
+		return rag_err_set(err, RAG_EINVAL, field,
+				   "%s is not valid UTF-8 (bad byte at offset %zu)", field, bad);
+	for (i = 0; i < len; i++)
+		if (!strchr(" \t\r\n\f\v", s[i]))
+			break;
+	if (i == len)
+		return rag_err_set(err, RAG_EINVAL, field, "%s is empty", field);
 	return 0;
 }
 

@@ -172,6 +172,9 @@ int rag_search(struct rag_engine *eng, const char *tenant, const char *collectio
 	       const struct rag_query *q, struct rag_search_result *out, struct rag_err *err);
 void rag_search_result_release(struct rag_search_result *res);
 
+/* Checks client text: present, valid UTF-8, not only whitespace; RAG_EINVAL naming field. */
+int rag_check_text(const char *s, size_t len, const char *field, struct rag_err *err);
+
 /* Checks a client-chosen name: 0 or RAG_EINVAL naming `field`. */
 int rag_check_name(const char *name, const char *field, const char *what, struct rag_err *err);
 

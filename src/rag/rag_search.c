@@ -19,7 +19,6 @@
 #include "index/vindex.h"
 #include "model/embedder.h"
 #include "store/store.h"
-#include "text/utf8.h"
 
 #include "core/banned.h"
 
@@ -52,18 +51,10 @@ void rag_search_result_release(struct rag_search_result *res)
 
 static int check_query(struct rag_engine *eng, const struct rag_query *q, struct rag_err *err)
 {
-	size_t bad = 0, i;
+	int rc = rag_check_text(q->text, q->len, "query", err);
 
-	if (!q->text)
-		return rag_err_set(err, RAG_EINVAL, "query", "query is required");
-	if (!utf8_valid(q->text, q->len, &bad))
-		return rag_err_set(err, RAG_EINVAL, "query",
-				   "query is not valid UTF-8 (bad byte at offset %zu)", bad);
-	for (i = 0; i < q->len; i++)
-		if (!strchr(" \t\r\n\f\v", q->text[i]))
-			break;
-	if (i == q->len)
-		return rag_err_set(err, RAG_EINVAL, "query", "query is empty");
+	if (rc < 0)
+		return rc;
 	if (q->top_k < 1 || q->top_k > eng->opts.max_top_k)
 		return rag_err_set(err, RAG_EINVAL, "top_k", "top_k must be between 1 and %zu",
 				   eng->opts.max_top_k);
