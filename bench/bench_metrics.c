@@ -65,7 +65,7 @@ int main(int argc, char **argv)
 	char dir[] = "/tmp/ragd-bench-metrics-XXXXXX";
 	struct embedder_llama_options eo;
 	struct rag_engine_options ro;
-	struct rag_collection_spec spec = { "bench", NULL, 0, -1 };
+	struct rag_collection_spec spec = { "bench", NULL, 0, -1, NULL };
 	struct rag_err err = { 0 };
 	struct store *st;
 	struct embedder *emb;

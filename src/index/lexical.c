@@ -59,7 +59,7 @@ void lexical_free(struct lexical *lx)
 	free(lx);
 }
 
-struct lexical *lexical_new(struct rag_err *err)
+struct lexical *lexical_new(int porter, struct rag_err *err)
 {
 	struct lexical *lx = calloc(1, sizeof(*lx));
 	int rc;
@@ -73,8 +73,10 @@ struct lexical *lexical_new(struct rag_err *err)
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(lx->db,
-				  "CREATE VIRTUAL TABLE chunks USING fts5(text,"
-				  " tokenize = 'unicode61 remove_diacritics 2')",
+				  porter ? "CREATE VIRTUAL TABLE chunks USING fts5(text,"
+					   " tokenize = 'porter unicode61 remove_diacritics 2')"
+					 : "CREATE VIRTUAL TABLE chunks USING fts5(text,"
+					   " tokenize = 'unicode61 remove_diacritics 2')",
 				  NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(lx->db, "INSERT OR REPLACE INTO chunks(rowid, text) VALUES (?1, ?2)",

@@ -19,8 +19,12 @@
 struct rag_err;
 struct lexical;
 
-/* An empty index; NULL with err set on failure. Free with lexical_free. */
-struct lexical *lexical_new(struct rag_err *err);
+/*
+ * An empty index; with porter, words are also reduced to their English
+ * stems ("bagels" finds "bagel"). NULL with err set on failure. Free with
+ * lexical_free.
+ */
+struct lexical *lexical_new(int porter, struct rag_err *err);
 void lexical_free(struct lexical *lx);
 
 /*

@@ -27,6 +27,7 @@ static int copy_info(struct rag_coll *coll, struct rag_collection_info *out, str
 	out->c.embed_model = strdup(coll->c.embed_model);
 	out->c.config_json = strdup(coll->c.config_json ? coll->c.config_json : "{}");
 	out->applied_seq = atomic_load(&coll->applied_seq);
+	out->porter = coll->porter;
 	out->c.seq = out->applied_seq > coll->c.seq ? out->applied_seq : coll->c.seq;
 	if (coll->vi) {
 		out->n_vectors = vindex_count(coll->vi);
@@ -85,6 +86,12 @@ int rag_collection_create(struct rag_engine *eng, const char *tenant,
 				   c.chunk_size);
 	if (c.chunk_overlap >= c.chunk_size)
 		c.chunk_overlap = c.chunk_size / 8;
+	if (spec->stemming && strcmp(spec->stemming, "porter") != 0 &&
+	    strcmp(spec->stemming, "none") != 0)
+		return rag_err_set(err, RAG_EINVAL, "stemming", "stemming must be 'porter' or 'none'");
+	c.config_json = spec->stemming && strcmp(spec->stemming, "porter") == 0
+				? "{\"stemming\":\"porter\"}"
+				: "{}";
 	rc = store_collection_create(eng->store, tenant, &c, NULL, err);
 	if (rc < 0)
 		return rc;

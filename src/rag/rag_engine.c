@@ -121,6 +121,8 @@ static struct rag_coll *coll_open(struct rag_engine *eng, struct store_collectio
 	coll->c = *c;
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_init(&coll->apply_mu, NULL);
+	/* config_json is written by rag_collection_create alone: a fixed shape. */
+	coll->porter = coll->c.config_json && strstr(coll->c.config_json, "\"stemming\":\"porter\"");
 	atomic_init(&coll->applied_seq, 0);
 	atomic_init(&coll->caught_up_ms, rag_wall_ms());
 	if (eng->opts.load_indexes && rag_index_load(eng, coll, err) < 0) {

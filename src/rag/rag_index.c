@@ -126,7 +126,7 @@ static int rebuild(struct rag_engine *eng, struct rag_coll *coll, int keep_vecto
 		   int64_t *seq_out, struct rag_err *err)
 {
 	struct vindex *vi = keep_vectors ? NULL : vindex_flat_new((size_t)coll->c.dim);
-	struct lexical *lx = lexical_new(err);
+	struct lexical *lx = lexical_new(coll->porter, err);
 	struct add_buf *b = (vi || keep_vectors) && lx
 				    ? add_buf_new(vi, lx, (size_t)coll->c.dim, err)
 				    : NULL;

@@ -99,3 +99,18 @@ def test_cli_search_modes(tmp_path):
     assert [h["document_id"] for h in res.json_lines()] == ["quark.txt"]
     bad = run_cli("search", "--mode", "fuzzy", "x", data_dir=tmp_path / "d", expect_ok=False)
     assert bad.returncode == 2 and "mode" in bad.stderr
+
+
+def test_porter_stemming_per_collection(ragd_factory):
+    srv = ragd_factory()
+    assert srv.create_collection("stem", stemming="porter")["stemming"] == "porter"
+    assert srv.create_collection("plain")["stemming"] == "none"
+    for coll in ("stem", "plain"):
+        srv.add_doc(coll, "Fresh bagels are baked every morning.", "b")
+    assert [h["document_id"] for h in search(srv, "bagel baking", "lexical", coll="stem")] == ["b"]
+    assert search(srv, "bagel baking", "lexical", coll="plain") == []
+    status, body = srv.request("POST", "/v1/collections", {"name": "bad", "stemming": "snowball"})
+    assert status == 400 and body["error"]["field"] == "stemming", body
+    srv.restart()
+    assert srv.collection("stem")["stemming"] == "porter"
+    assert [h["document_id"] for h in search(srv, "bagel", "lexical", coll="stem")] == ["b"]

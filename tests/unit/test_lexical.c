@@ -23,7 +23,7 @@ static struct lexical *seeded(void)
 	};
 	int64_t ids[] = { 10, 11, 12, 13, 14 };
 	size_t lens[5];
-	struct lexical *lx = lexical_new(NULL);
+	struct lexical *lx = lexical_new(0, NULL);
 
 	assert_non_null(lx);
 	for (int i = 0; i < 5; i++)
@@ -113,6 +113,26 @@ static void test_hostile_and_empty_queries(void **state)
 	lexical_free(lx);
 }
 
+static void test_porter(void **state)
+{
+	const char *text = "Fresh bagels are baked every morning.";
+	size_t len = strlen(text);
+	int64_t id = 1, ids[2];
+	float scores[2];
+	size_t n = 0;
+	struct lexical *plain = lexical_new(0, NULL), *stem = lexical_new(1, NULL);
+
+	(void)state;
+	assert_int_equal(lexical_add(plain, &id, &text, &len, 1, NULL), 0);
+	assert_int_equal(lexical_add(stem, &id, &text, &len, 1, NULL), 0);
+	assert_int_equal(lexical_search(plain, "bagel baking", 2, ids, scores, &n, NULL), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(lexical_search(stem, "bagel baking", 2, ids, scores, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	lexical_free(plain);
+	lexical_free(stem);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -120,6 +140,7 @@ int main(void)
 		cmocka_unit_test(test_diacritics_and_case),
 		cmocka_unit_test(test_replace_and_remove),
 		cmocka_unit_test(test_hostile_and_empty_queries),
+		cmocka_unit_test(test_porter),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
