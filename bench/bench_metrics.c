@@ -115,7 +115,8 @@ int main(int argc, char **argv)
 
 		for (int q = 0; q < SEARCHES_PER_BATCH; q++) {
 			struct rag_search_result res;
-			struct rag_query query = { text, 0, 10, RAG_MODE_HYBRID, NULL };
+			struct rag_query query = { .text = text, .top_k = 10,
+						   .mode = RAG_MODE_HYBRID, .alpha = 0.5 };
 			double s0 = now_ms();
 
 			sentence(text, sizeof(text), (unsigned)(b * 1000 + q));

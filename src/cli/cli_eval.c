@@ -289,18 +289,21 @@ static size_t fold(const struct dataset *ds, const struct rag_search_result *res
 }
 
 static int run_mode(struct rag_engine *eng, const char *collection, const struct dataset *ds,
-		    enum rag_mode mode, struct mode_result *r, FILE *run)
+		    const struct rag_query *base, struct mode_result *r, FILE *run)
 {
 	const char *ranked[EVAL_DOCS];
 	double t0 = now_s();
 
 	for (size_t i = 0; i < ds->n_queries; i++) {
 		const struct query *q = &ds->queries[i];
-		struct rag_query rq = { q->text, strlen(q->text), EVAL_CHUNKS, mode, NULL };
+		struct rag_query rq = *base;
 		struct rag_search_result res;
 		struct rag_err err = { 0 };
 		size_t n;
 
+		rq.text = q->text;
+		rq.len = strlen(q->text);
+		rq.top_k = EVAL_CHUNKS;
 		if (rag_search(eng, STORE_DEFAULT_TENANT, collection, &rq, &res, &err) < 0) {
 			fprintf(stderr, "ragd eval: query '%s': %s\n", q->id, err.msg);
 			return -1;
@@ -369,11 +372,14 @@ static int ingest_all(struct cli_app *app, const char *collection, struct datase
 int cli_eval(int argc, char **argv)
 {
 	const char *dataset = NULL, *json_path = NULL, *run_path = NULL;
-	const char *modes_s = "lexical,dense,hybrid", *threads_s = "2";
+	const char *modes_s = "lexical,dense,hybrid", *threads_s = "2", *fusion_s = "rrf";
+	const char *alpha_s = "0.5", *rrf_k_s = "60";
 	const struct cli_flag flags[] = {
 		{ "--dataset", &dataset, NULL }, { "--json", &json_path, NULL },
 		{ "--run", &run_path, NULL },    { "--modes", &modes_s, NULL },
-		{ "--threads", &threads_s, NULL }, { NULL, NULL, NULL },
+		{ "--threads", &threads_s, NULL }, { "--fusion", &fusion_s, NULL },
+		{ "--alpha", &alpha_s, NULL },	   { "--rrf-k", &rrf_k_s, NULL },
+		{ NULL, NULL, NULL },
 	};
 	struct mode_result results[EVAL_MAX_MODES] = { 0 };
 	enum rag_mode modes[EVAL_MAX_MODES];
@@ -389,7 +395,8 @@ int cli_eval(int argc, char **argv)
 
 	if (cli_setup(&app, argc, argv, 2, flags) < 0 || !dataset || app.n_args) {
 		fprintf(stderr, "usage: ragd eval --dataset DIR [--modes lexical,dense,hybrid] "
-				"[--json FILE] [--run FILE] [--threads N] [--data-dir DIR]\n");
+				"[--fusion rrf|weighted] [--alpha A] [--rrf-k K] [--json FILE] "
+				"[--run FILE] [--threads N] [--data-dir DIR]\n");
 		cli_app_release(&app);
 		return 2;
 	}
@@ -434,7 +441,14 @@ int cli_eval(int argc, char **argv)
 	printf("| dataset | mode | nDCG@10 | Recall@100 | MRR@10 | queries/s |\n");
 	printf("| --- | --- | --- | --- | --- | --- |\n");
 	for (size_t m = 0; m < n_modes; m++) {
-		if (run_mode(app.eng, spec.name, &ds, modes[m], &results[m], run) < 0)
+		struct rag_query base = { .mode = modes[m],
+					  .fusion = strcmp(fusion_s, "weighted") == 0
+							    ? RAG_FUSION_WEIGHTED
+							    : RAG_FUSION_RRF,
+					  .alpha = atof(alpha_s),
+					  .rrf_k = atoi(rrf_k_s) };
+
+		if (run_mode(app.eng, spec.name, &ds, &base, &results[m], run) < 0)
 			goto out;
 		printf("| %s | %s | %.4f | %.4f | %.4f | %.1f |\n", ds.name, results[m].name,
 		       results[m].ndcg, results[m].recall, results[m].mrr, results[m].qps);

@@ -98,14 +98,17 @@ static json_t *hit_json(const struct rag_hit *h)
 
 int http_search(struct http_req *req, struct http_resp *resp)
 {
-	static const char *const allowed[] = { "query", "top_k", "mode", "filter", NULL };
+	static const char *const allowed[] = { "query", "top_k", "mode", "filter", "fusion",
+					       "rrf_k", "alpha", NULL };
 	struct rag_engine *eng = http_engine(req, resp);
 	struct rag_search_result res = { 0 };
 	struct rag_err err = { 0 };
 	struct rag_query q = { 0 };
 	struct rag_filter *filter = NULL;
-	const char *mode = NULL;
+	const char *mode = NULL, *fusion = NULL;
 	char *filter_text = NULL;
+	long long rrf_k = RAG_RRF_K;
+	json_t *alpha;
 	long long top_k = HTTP_DEFAULT_TOP_K;
 	json_t *body, *arr;
 
@@ -117,8 +120,26 @@ int http_search(struct http_req *req, struct http_resp *resp)
 	if (http_json_string(body, "query", 1, &q.text, &q.len, resp) < 0 ||
 	    http_json_int(body, "top_k", -(1LL << 62), 1LL << 62, &top_k, resp) < 0 ||
 	    http_json_string(body, "mode", 0, &mode, NULL, resp) < 0 ||
-	    http_json_object_text(body, "filter", &filter_text, resp) < 0)
+	    http_json_object_text(body, "filter", &filter_text, resp) < 0 ||
+	    http_json_string(body, "fusion", 0, &fusion, NULL, resp) < 0 ||
+	    http_json_int(body, "rrf_k", 1, RAG_RRF_K_MAX, &rrf_k, resp) < 0)
 		goto out;
+	q.rrf_k = (int)rrf_k;
+	q.alpha = 0.5;
+	alpha = json_object_get(body, "alpha");
+	if (alpha && !json_is_null(alpha)) {
+		if (!json_is_number(alpha) || json_number_value(alpha) < 0 ||
+		    json_number_value(alpha) > 1) {
+			http_errorf(resp, RAG_EINVAL, "alpha", "field 'alpha' must be a number from 0 to 1");
+			goto out;
+		}
+		q.alpha = json_number_value(alpha);
+	}
+	if (fusion && strcmp(fusion, "rrf") != 0 && strcmp(fusion, "weighted") != 0) {
+		http_errorf(resp, RAG_EINVAL, "fusion", "field 'fusion' must be 'rrf' or 'weighted'");
+		goto out;
+	}
+	q.fusion = fusion && strcmp(fusion, "weighted") == 0 ? RAG_FUSION_WEIGHTED : RAG_FUSION_RRF;
 	if (filter_text && rag_filter_parse(filter_text, strlen(filter_text), &filter, &err) < 0) {
 		http_error(resp, &err);
 		goto out;

@@ -148,7 +148,13 @@ enum rag_mode {
 	RAG_MODE_LEXICAL,    /* BM25: score normalised so the best is 1 */
 };
 
-#define RAG_RRF_K 60 /* reciprocal rank fusion's constant, as in Cormack et al. */
+#define RAG_RRF_K 60      /* reciprocal rank fusion's constant, as in Cormack et al. */
+#define RAG_RRF_K_MAX 1000 /* beyond this every rank weighs the same */
+
+enum rag_fusion {
+	RAG_FUSION_RRF = 0,  /* sum of 1 / (rrf_k + rank) */
+	RAG_FUSION_WEIGHTED, /* alpha * dense + (1 - alpha) * lexical, each min-max normalised */
+};
 
 struct rag_query {
 	const char *text; /* len bytes, UTF-8 */
@@ -156,6 +162,9 @@ struct rag_query {
 	size_t top_k;
 	enum rag_mode mode;
 	const struct store_filter *filter; /* NULL: every chunk (see rag_filter.h) */
+	enum rag_fusion fusion;            /* hybrid only */
+	int rrf_k;                         /* 0 = RAG_RRF_K */
+	double alpha;                      /* weighted fusion's dense weight, 0..1 */
 };
 
 /* Parses "dense", "lexical" or "hybrid"; RAG_EINVAL naming "mode" otherwise. */

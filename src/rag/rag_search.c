@@ -60,6 +60,11 @@ static int check_query(struct rag_engine *eng, const struct rag_query *q, struct
 				   eng->opts.max_top_k);
 	if (q->mode != RAG_MODE_HYBRID && q->mode != RAG_MODE_DENSE && q->mode != RAG_MODE_LEXICAL)
 		return rag_err_set(err, RAG_EINVAL, "mode", "unknown search mode");
+	if (q->rrf_k < 0 || q->rrf_k > RAG_RRF_K_MAX)
+		return rag_err_set(err, RAG_EINVAL, "rrf_k", "rrf_k must be between 1 and %d",
+				   RAG_RRF_K_MAX);
+	if (!(q->alpha >= 0 && q->alpha <= 1))
+		return rag_err_set(err, RAG_EINVAL, "alpha", "alpha must be between 0 and 1");
 	return 0;
 }
 
@@ -84,16 +89,43 @@ static int by_score(const void *a, const void *b)
 	return (x->id > y->id) - (x->id < y->id);
 }
 
-/* Fuses two rankings into ids/scores (at most k); returns the count. */
-static size_t fuse(const int64_t *a, size_t na, const int64_t *b, size_t nb, size_t k,
-		   struct ranked *tmp, int64_t *ids, float *scores)
+struct cand {
+	int64_t *ids;
+	float *scores;
+	size_t n;
+};
+
+/* What a side contributes for its i-th candidate: its rank's or its score's share. */
+static float share(const struct rag_query *q, const struct cand *c, size_t i, float lo, float hi,
+		   double weight)
+{
+	if (q->fusion == RAG_FUSION_RRF)
+		return 1.0f / (float)((q->rrf_k > 0 ? q->rrf_k : RAG_RRF_K) + (int)i + 1);
+	return (float)(weight * (hi > lo ? (c->scores[i] - lo) / (hi - lo) : 1.0));
+}
+
+static void bounds(const struct cand *c, float *lo, float *hi)
+{
+	*lo = *hi = c->n ? c->scores[0] : 0;
+	for (size_t i = 1; i < c->n; i++) {
+		*lo = c->scores[i] < *lo ? c->scores[i] : *lo;
+		*hi = c->scores[i] > *hi ? c->scores[i] : *hi;
+	}
+}
+
+/* Fuses the two rankings into out (at most k), best first. */
+static void fuse(const struct rag_query *q, const struct cand *d, const struct cand *l, size_t k,
+		 struct ranked *tmp, struct cand *out)
 {
 	size_t n = 0, m = 0;
+	float dlo, dhi, llo, lhi;
 
-	for (size_t i = 0; i < na; i++)
-		tmp[n++] = (struct ranked){ a[i], 1.0f / (float)(RAG_RRF_K + i + 1) };
-	for (size_t i = 0; i < nb; i++)
-		tmp[n++] = (struct ranked){ b[i], 1.0f / (float)(RAG_RRF_K + i + 1) };
+	bounds(d, &dlo, &dhi);
+	bounds(l, &llo, &lhi);
+	for (size_t i = 0; i < d->n; i++)
+		tmp[n++] = (struct ranked){ d->ids[i], share(q, d, i, dlo, dhi, q->alpha) };
+	for (size_t i = 0; i < l->n; i++)
+		tmp[n++] = (struct ranked){ l->ids[i], share(q, l, i, llo, lhi, 1.0 - q->alpha) };
 	qsort(tmp, n, sizeof(*tmp), by_id);
 	for (size_t i = 0; i < n; i++) {
 		if (m > 0 && tmp[m - 1].id == tmp[i].id)
@@ -103,10 +135,10 @@ static size_t fuse(const int64_t *a, size_t na, const int64_t *b, size_t nb, siz
 	}
 	qsort(tmp, m, sizeof(*tmp), by_score);
 	for (size_t i = 0; i < m && i < k; i++) {
-		ids[i] = tmp[i].id;
-		scores[i] = tmp[i].score;
+		out->ids[i] = tmp[i].id;
+		out->scores[i] = tmp[i].score;
 	}
-	return m < k ? m : k;
+	out->n = m < k ? m : k;
 }
 
 /* The chunk ids a filter allows, ascending: the indexes' keep callback. */
@@ -130,12 +162,6 @@ static int keep_allowed(void *ctx, int64_t id)
 	}
 	return lo < a->n && a->ids[lo] == id;
 }
-
-struct cand {
-	int64_t *ids;
-	float *scores;
-	size_t n;
-};
 
 static int dense(struct rag_engine *eng, struct rag_coll *coll, const struct rag_query *q,
 		 size_t depth, const struct vindex_filter *vf, struct cand *c,
@@ -236,7 +262,7 @@ int rag_search(struct rag_engine *eng, const char *tenant, const char *collectio
 			goto out;
 	}
 	if (q->mode == RAG_MODE_HYBRID)
-		f.n = fuse(d.ids, d.n, l.ids, l.n, q->top_k, tmp, f.ids, f.scores);
+		fuse(q, &d, &l, q->top_k, tmp, &f);
 	rc = hydrate(eng, coll, q->mode == RAG_MODE_HYBRID ? &f : q->mode == RAG_MODE_DENSE ? &d : &l,
 		     out, err);
 	out->search_ms = rag_now_ms() - t1;

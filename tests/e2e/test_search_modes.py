@@ -114,3 +114,34 @@ def test_porter_stemming_per_collection(ragd_factory):
     srv.restart()
     assert srv.collection("stem")["stemming"] == "porter"
     assert [h["document_id"] for h in search(srv, "bagel", "lexical", coll="stem")] == ["b"]
+
+
+def test_weighted_fusion(modes):
+    """Weighted fusion: alpha 1 is the dense ranking, alpha 0 the lexical
+    one; scores lie in [0, 1]."""
+    q = "zyxquark molten rock from a mountain"
+
+    def ranked(body):
+        status, res = modes.request("POST", "/v1/collections/modes/search",
+                                    {"query": q, "top_k": 5, "mode": "hybrid", **body})
+        assert status == 200, res
+        return res["results"]
+
+    dense_top = search(modes, q, "dense", top_k=1)[0]["document_id"]
+    assert ranked({"fusion": "weighted", "alpha": 1})[0]["document_id"] == dense_top
+    assert ranked({"fusion": "weighted", "alpha": 0})[0]["document_id"] == "quark"
+    both = ranked({"fusion": "weighted", "alpha": 0.5})
+    assert {h["document_id"] for h in both[:2]} == {"quark", "volcano"}
+    assert all(0 <= h["score"] <= 1 for h in both)
+    assert ranked({"fusion": "rrf", "rrf_k": 1})[0]["score"] <= 1.0
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"fusion": "max"}, "fusion"), ({"fusion": 1}, "fusion"),
+    ({"alpha": 1.5}, "alpha"), ({"alpha": -0.1}, "alpha"), ({"alpha": "0.5"}, "alpha"),
+    ({"rrf_k": 0}, "rrf_k"), ({"rrf_k": 100000}, "rrf_k"),
+])
+def test_fusion_parameters_validated(modes, body, field):
+    status, res = modes.request("POST", "/v1/collections/modes/search",
+                                {"query": "bread", "mode": "hybrid", **body})
+    assert status == 400 and res["error"]["field"] == field, res
