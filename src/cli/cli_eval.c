@@ -372,7 +372,7 @@ static int ingest_all(struct cli_app *app, const char *collection, struct datase
 int cli_eval(int argc, char **argv)
 {
 	const char *dataset = NULL, *json_path = NULL, *run_path = NULL;
-	const char *modes_s = "lexical,dense,hybrid", *threads_s = "2", *fusion_s = "rrf";
+	const char *modes_s = "lexical,dense,hybrid", *threads_s = "2", *fusion_s = "weighted";
 	const char *alpha_s = "0.5", *rrf_k_s = "60";
 	const struct cli_flag flags[] = {
 		{ "--dataset", &dataset, NULL }, { "--json", &json_path, NULL },
@@ -442,9 +442,8 @@ int cli_eval(int argc, char **argv)
 	printf("| --- | --- | --- | --- | --- | --- |\n");
 	for (size_t m = 0; m < n_modes; m++) {
 		struct rag_query base = { .mode = modes[m],
-					  .fusion = strcmp(fusion_s, "weighted") == 0
-							    ? RAG_FUSION_WEIGHTED
-							    : RAG_FUSION_RRF,
+					  .fusion = strcmp(fusion_s, "rrf") == 0 ? RAG_FUSION_RRF
+										 : RAG_FUSION_WEIGHTED,
 					  .alpha = atof(alpha_s),
 					  .rrf_k = atoi(rrf_k_s) };
 

@@ -81,6 +81,7 @@ int cli_search(int argc, char **argv)
 	q.len = strlen(app.args[0]);
 	q.top_k = (size_t)top_k;
 	q.alpha = 0.5;
+	q.fusion = RAG_FUSION_WEIGHTED;
 	if (rag_search(app.eng, STORE_DEFAULT_TENANT, collection, &q, &res, &err) < 0) {
 		fprintf(stderr, "ragd search: %s\n", err.msg);
 		goto out;

@@ -153,7 +153,8 @@ enum rag_mode {
 
 enum rag_fusion {
 	RAG_FUSION_RRF = 0,  /* sum of 1 / (rrf_k + rank) */
-	RAG_FUSION_WEIGHTED, /* alpha * dense + (1 - alpha) * lexical, each min-max normalised */
+	RAG_FUSION_WEIGHTED, /* alpha * dense + (1 - alpha) * lexical, each min-max normalised;
+			      * the API's default: better than RRF on SciFact and ADI */
 };
 
 struct rag_query {

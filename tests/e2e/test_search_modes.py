@@ -54,7 +54,12 @@ def test_hybrid_fuses_both_rankings(modes):
     hybrid ranks both documents first."""
     hits = search(modes, "zyxquark molten rock from a mountain", "hybrid", top_k=2)
     assert {h["document_id"] for h in hits} == {"quark", "volcano"}
-    assert all(0 < h["score"] <= 2.0 / 61 for h in hits)
+    status, body = modes.request("POST", "/v1/collections/modes/search",
+                                 {"query": "zyxquark molten rock from a mountain", "top_k": 2,
+                                  "mode": "hybrid", "fusion": "rrf"})
+    assert status == 200
+    assert {h["document_id"] for h in body["results"]} == {"quark", "volcano"}
+    assert all(0 < h["score"] <= 2.0 / 61 for h in body["results"])
 
 
 def test_mode_is_validated(modes):
