@@ -1,0 +1,80 @@
+/*
+ * Extractors: turn document bytes (plain text, Markdown, HTML, PDF) into one
+ * UTF-8 text plus the structure the chunkers keep with every chunk: section
+ * paths (headings) and page numbers.
+ *
+ * The extracted text is what chunks' byte offsets point into. Structure is a
+ * list of blocks covering the text in order; each block says where it starts
+ * and ends, which page it is on (PDF; 0 elsewhere), the heading path it sits
+ * under ("Install > Linux"), and whether it must not be split mid-line (code
+ * blocks, tables).
+ *
+ * Thread-safety: extract_document may run on many threads at once; it holds
+ * no global state (PDF extraction runs in a helper process).
+ */
+#ifndef RAGD_TEXT_EXTRACT_H
+#define RAGD_TEXT_EXTRACT_H
+
+#include <stddef.h>
+
+struct rag_err;
+
+enum extract_format {
+	EXTRACT_AUTO = 0, /* sniff the bytes, then the name's extension */
+	EXTRACT_TEXT,
+	EXTRACT_MARKDOWN,
+	EXTRACT_HTML,
+	EXTRACT_PDF,
+};
+
+enum extract_block_kind {
+	EXTRACT_BLOCK_HEADING = 0,
+	EXTRACT_BLOCK_PARAGRAPH,
+	EXTRACT_BLOCK_LIST,
+	EXTRACT_BLOCK_CODE,  /* never split mid-line */
+	EXTRACT_BLOCK_TABLE, /* never split mid-line (a row is a line) */
+};
+
+struct extract_block {
+	size_t start, end;   /* byte range in the extracted text */
+	enum extract_block_kind kind;
+	unsigned page;       /* 1-based PDF page; 0 when the format has none */
+	int level;           /* heading level 1..6 for headings, else 0 */
+	const char *section; /* heading path, e.g. "Install > Linux"; "" at top; owned by the document */
+};
+
+struct extract_document {
+	char *text;      /* UTF-8, NUL-terminated, no BOM, \n line ends */
+	size_t text_len;
+	char *title;     /* HTML <title>, first Markdown H1, PDF Title; NULL if none */
+	enum extract_format format; /* the format actually used */
+	struct extract_block *blocks;
+	size_t n_blocks;
+	unsigned n_pages; /* PDF only */
+	void *priv_;      /* the extractor's own allocations (section strings) */
+};
+
+struct extract_options {
+	enum extract_format format; /* EXTRACT_AUTO or forced */
+	const char *name;           /* file name or NULL: its extension helps AUTO */
+	const char *content_type;   /* MIME type or NULL: wins over the extension */
+	size_t max_bytes;           /* input limit, 0 = no limit */
+};
+
+/*
+ * Extracts data[0..len). Errors: RAG_EUNSUPPORTED (binary or unknown format,
+ * an encoding that cannot be converted: the HTTP layer answers 415), RAG_EINVAL
+ * (a malformed or truncated file, the message says what), RAG_ETOOBIG,
+ * RAG_ENOMEM. On error *doc is left empty and needs no release.
+ */
+int extract_document(const void *data, size_t len, const struct extract_options *opts,
+		     struct extract_document *doc, struct rag_err *err);
+
+/* Frees what extract_document allocated; the struct is left zeroed. */
+void extract_document_release(struct extract_document *doc);
+
+/* "text", "markdown", "html", "pdf" (and "auto"); parse returns -1 if unknown. */
+const char *extract_format_name(enum extract_format f);
+int extract_format_parse(const char *name, enum extract_format *out);
+
+#endif
