@@ -1,0 +1,235 @@
+/*
+ * The cache layer: query embeddings, search results and answers, keyed by a
+ * hash of everything that decides the value, kept in an in-process LRU, in
+ * Redis (one server or a Redis Cluster), or in both (LRU in front).
+ *
+ * Correct under writes without invalidation: a search or answer key holds
+ * the collection's id and the change-log sequence its index had applied, so
+ * a write makes every older entry unreachable at once; they age out by TTL
+ * (Redis) or by eviction (LRU). An embedding key holds the model and the
+ * normalised text, which no write changes.
+ *
+ * The cache is an optimisation, never a dependency: a backend that fails or
+ * is slow (connection refused, timeout, a cluster without a master for a
+ * slot) makes cache_get answer RAG_EBUSY at once, and the caller computes
+ * the value as if there were no cache. A failed backend is retried after
+ * a short back-off, so the cache comes back by itself.
+ *
+ * Using it (also how the answer endpoint caches whole answers):
+ *
+ *	struct cache_key_builder b;
+ *	struct cache_key key;
+ *	void *val;
+ *	size_t len;
+ *
+ *	cache_key_begin(&b, CACHE_ANSWER);
+ *	cache_key_add_str(&b, "tenant", tenant, strlen(tenant));
+ *	cache_key_add_i64(&b, "collection", coll_id);
+ *	cache_key_add_i64(&b, "seq", applied_seq);   (read before computing)
+ *	cache_key_add_str(&b, "question", q, q_len);
+ *	cache_key_add_f64(&b, "temperature", t);     (every generation parameter)
+ *	if (cache_key_end(&b, &key) == 0 && cache_get(c, &key, &val, &len) == 0) {
+ *		... use val, then free(val) ...
+ *	} else {
+ *		... compute, serialise to bytes ...
+ *		cache_put(c, &key, bytes, n, ttl_s);  (skip it if seq moved meanwhile)
+ *	}
+ *
+ * Every function accepts a NULL cache (backend "none"): gets miss without
+ * counting, puts do nothing. In the rag layer, rag_cache_key_collection()
+ * (rag_int.h) adds the tenant, collection id and applied seq in one call.
+ *
+ * Values are opaque bytes; keep them compact (binary vectors, not JSON).
+ *
+ * Thread-safety: every function may be called from any thread; backends
+ * lock internally (sharded LRU, pooled Redis connections).
+ */
+#ifndef RAGD_CACHE_CACHE_H
+#define RAGD_CACHE_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/sbuf.h"
+
+struct rag_err;
+
+/* What a key caches: the {cache} label of the hit and miss metrics. */
+enum cache_kind {
+	CACHE_EMBEDDING = 0, /* a query's embedding */
+	CACHE_SEARCH,        /* a search's ranked hits */
+	CACHE_ANSWER,        /* a generated answer */
+	CACHE_N_KINDS,
+};
+
+/* The label value of a kind: "embedding", "search", "answer". */
+const char *cache_kind_name(enum cache_kind kind);
+
+/* --- keys --- */
+
+#define CACHE_KEY_MAX 64 /* "ragd:v1:s:" + 32 hex digits, with room to spare */
+
+/* A finished key: short printable text, the same on every instance. */
+struct cache_key {
+	enum cache_kind kind;
+	size_t len;
+	char text[CACHE_KEY_MAX]; /* NUL-terminated */
+};
+
+/*
+ * Collects the fields that decide a value. Each field is written with its
+ * name and length, so ("ab","c") and ("a","bc") never meet; the key is a
+ * 128-bit BLAKE2b of the lot, so a collision would take ~2^64 keys.
+ */
+struct cache_key_builder {
+	enum cache_kind kind;
+	struct sbuf buf;
+};
+
+void cache_key_begin(struct cache_key_builder *b, enum cache_kind kind);
+/* s: len bytes (any bytes). name: a short constant naming the field. */
+void cache_key_add_str(struct cache_key_builder *b, const char *name, const char *s, size_t len);
+void cache_key_add_i64(struct cache_key_builder *b, const char *name, int64_t v);
+/* Bit-exact: 0.5 and 0.50000001 are different keys. */
+void cache_key_add_f64(struct cache_key_builder *b, const char *name, double v);
+/* Hashes the fields into *out and releases the builder; 0 or RAG_ENOMEM. */
+int cache_key_end(struct cache_key_builder *b, struct cache_key *out);
+
+/*
+ * Canonical query text for embedding keys: leading and trailing ASCII
+ * whitespace dropped, inner runs of it made one space (the tokenizers split
+ * on whitespace, so the embedding is the same). Returns a new string (caller
+ * frees) of *len_out bytes, or NULL when out of memory.
+ */
+char *cache_normalize_text(const char *s, size_t len, size_t *len_out);
+
+/* 128-bit BLAKE2b of data in 32 lowercase hex digits + NUL (ETags, keys). */
+void cache_hash_hex(const void *data, size_t len, char out[33]);
+
+/* Redis Cluster's key slot: CRC16-XMODEM of the key (or of its {hash tag}) mod 16384. */
+unsigned cache_key_slot(const char *key, size_t len);
+uint16_t cache_crc16(const void *data, size_t len);
+
+/* --- backends --- */
+
+struct cache;
+
+/* What a backend reports for the metrics collector. */
+struct cache_stats {
+	const char *backend; /* "lru", "redis", "redis-cluster" */
+	size_t entries;      /* LRU only */
+	size_t bytes;        /* LRU: bytes charged, entries and overhead */
+	size_t capacity;     /* LRU: the byte budget */
+	uint64_t evictions;  /* LRU: entries dropped for room */
+	int up;              /* Redis: 1 when the last command reached a server */
+};
+
+#define CACHE_MAX_STATS 2 /* backends one cache reports: two-level has two */
+
+/*
+ * A backend. Keys are key_len bytes of text without NUL. get: 0 and a new
+ * copy of the value in *val (caller frees with free()) of *val_len bytes;
+ * RAG_ENOTFOUND for none; RAG_EBUSY or RAG_EIO when the backend cannot
+ * answer now. mget: the same for n keys in one round trip where the backend
+ * can (rcs[i] per key); NULL to loop over get. put: 0, or a negative code
+ * the caller may ignore. ttl_s > 0. stats: fills up to CACHE_MAX_STATS
+ * entries, returns how many. Backends must be thread-safe.
+ */
+struct cache_ops {
+	const char *name;
+	int (*get)(struct cache *c, const char *key, size_t key_len, void **val, size_t *val_len);
+	void (*mget)(struct cache *c, const char *const *keys, const size_t *key_lens, size_t n,
+		     void **vals, size_t *val_lens, int *rcs);
+	int (*put)(struct cache *c, const char *key, size_t key_len, const void *val,
+		   size_t val_len, int ttl_s);
+	int (*del)(struct cache *c, const char *key, size_t key_len);
+	size_t (*stats)(struct cache *c, struct cache_stats *out);
+	void (*free)(struct cache *c);
+};
+
+/* Every backend's first member. */
+struct cache {
+	const struct cache_ops *ops;
+};
+
+enum cache_backend {
+	CACHE_BACKEND_NONE = 0,
+	CACHE_BACKEND_LRU,
+	CACHE_BACKEND_REDIS,
+	CACHE_BACKEND_CLUSTER,
+	CACHE_BACKEND_TWO_LEVEL, /* LRU in front of Redis (standalone or cluster) */
+};
+
+/* Parses none, lru, redis, redis-cluster, two-level; RAG_EINVAL otherwise. */
+int cache_backend_parse(const char *s, enum cache_backend *out);
+
+struct cache_options {
+	enum cache_backend backend;
+	size_t lru_bytes;   /* the LRU's budget, entries and overhead included */
+	int lru_shards;     /* locks the LRU is split over; 0 = CACHE_LRU_SHARDS */
+	/*
+	 * Redis: "redis://host:port" or "host:port"; for a cluster a comma-
+	 * separated list of seed nodes (any reachable one will do). Two-level
+	 * uses a cluster when there is more than one address.
+	 */
+	const char *redis_url;
+	int timeout_ms;     /* connect and command timeout */
+	int pool_size;      /* idle connections kept per Redis node */
+};
+
+#define CACHE_LRU_SHARDS 16 /* a lock per shard: 2-64 threads rarely meet */
+
+void cache_default_options(struct cache_options *opts);
+
+/*
+ * Builds the configured cache. Returns NULL with err clear for "none", or
+ * NULL with err set when the options are bad (an unparsable address). A
+ * Redis that is down at start is not an error: the cache stays bypassed
+ * until it answers. Free with cache_free.
+ */
+struct cache *cache_new(const struct cache_options *opts, struct rag_err *err);
+
+/* The backends on their own (cache_new composes them). */
+struct cache *cache_lru_new(size_t bytes, int n_shards);
+/* host:port of one server; NULL when out of memory. */
+struct cache *cache_redis_new(const char *host, int port, int timeout_ms, int pool_size);
+/* seeds: "h:p,h:p,..."; NULL with err for a bad list. */
+struct cache *cache_cluster_new(const char *seeds, int timeout_ms, int pool_size,
+				struct rag_err *err);
+/* Takes ownership of both: gets try front then back (filling front), puts go to both. */
+struct cache *cache_two_level_new(struct cache *front, struct cache *back);
+
+/* Frees the cache and its backends; NULL-safe. No call may be in flight. */
+void cache_free(struct cache *c);
+
+/* --- use --- */
+
+/*
+ * Looks key up. 0: a hit, *val a new copy (caller frees) of *len bytes.
+ * RAG_ENOTFOUND: a miss. RAG_EBUSY: the backend could not answer (counted
+ * as a bypass; go on without the cache). Counts the hit or miss under the
+ * key's kind. NULL c: RAG_ENOTFOUND, counting nothing.
+ */
+int cache_get(struct cache *c, const struct cache_key *key, void **val, size_t *len);
+
+/* cache_get for n keys in one round trip where the backend allows; rcs[i] per key. */
+void cache_get_many(struct cache *c, const struct cache_key *keys, size_t n, void **vals,
+		    size_t *lens, int *rcs);
+
+/* Stores val (copied) under key for ttl_s seconds. Failures are counted, not returned. */
+void cache_put(struct cache *c, const struct cache_key *key, const void *val, size_t len,
+	       int ttl_s);
+
+/* Drops key; 0, or a negative code. */
+int cache_del(struct cache *c, const struct cache_key *key);
+
+/* Counts a request that skipped the cache by asking (`"cache": false`). */
+void cache_count_bypass(enum cache_kind kind);
+
+/* Registers the cache metric families (idempotent), so they exist without a cache. */
+void cache_metrics_register(void);
+
+/* For backends: counts a failed command (ragd_cache_errors_total{backend}). */
+void cache_count_error(const char *backend);
+
+#endif
