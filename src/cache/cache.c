@@ -442,9 +442,9 @@ void cache_free(struct cache *c)
 
 /* --- use --- */
 
-static void count(const struct cache_key *key, int rc)
+void cache_count(enum cache_kind kind, int rc)
 {
-	unsigned k = (unsigned)key->kind < CACHE_N_KINDS ? (unsigned)key->kind : 0;
+	unsigned k = (unsigned)kind < CACHE_N_KINDS ? (unsigned)kind : 0;
 
 	cache_metrics_register();
 	if (rc == 0)
@@ -466,7 +466,7 @@ int cache_get(struct cache *c, const struct cache_key *key, void **val, size_t *
 	rc = c->ops->get(c, key->text, key->len, val, len);
 	if (rc < 0 && rc != RAG_ENOTFOUND)
 		rc = RAG_EBUSY;
-	count(key, rc);
+	cache_count(key->kind, rc);
 	return rc;
 }
 
@@ -484,8 +484,11 @@ void cache_get_many(struct cache *c, const struct cache_key *keys, size_t n, voi
 	if (!c)
 		return;
 	if (!c->ops->mget || n > CACHE_MGET_MAX) {
-		for (size_t i = 0; i < n; i++)
-			rcs[i] = cache_get(c, &keys[i], &vals[i], &lens[i]);
+		for (size_t i = 0; i < n; i++) {
+			rcs[i] = c->ops->get(c, keys[i].text, keys[i].len, &vals[i], &lens[i]);
+			if (rcs[i] < 0 && rcs[i] != RAG_ENOTFOUND)
+				rcs[i] = RAG_EBUSY;
+		}
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -493,11 +496,9 @@ void cache_get_many(struct cache *c, const struct cache_key *keys, size_t n, voi
 		tlens[i] = keys[i].len;
 	}
 	c->ops->mget(c, texts, tlens, n, vals, lens, rcs);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		if (rcs[i] < 0 && rcs[i] != RAG_ENOTFOUND)
 			rcs[i] = RAG_EBUSY;
-		count(&keys[i], rcs[i]);
-	}
 }
 
 void cache_put(struct cache *c, const struct cache_key *key, const void *val, size_t len,

@@ -212,7 +212,12 @@ void cache_free(struct cache *c);
  */
 int cache_get(struct cache *c, const struct cache_key *key, void **val, size_t *len);
 
-/* cache_get for n keys in one round trip where the backend allows; rcs[i] per key. */
+/*
+ * cache_get for n keys (at most CACHE_GET_MANY_MAX) in one round trip
+ * where the backend allows; rcs[i] per key. Counts nothing: the caller
+ * counts, with cache_count, the lookups whose answer it used (a search hit
+ * makes the embedding's lookup that rode along moot).
+ */
 void cache_get_many(struct cache *c, const struct cache_key *keys, size_t n, void **vals,
 		    size_t *lens, int *rcs);
 
@@ -222,6 +227,11 @@ void cache_put(struct cache *c, const struct cache_key *key, const void *val, si
 
 /* Drops key; 0, or a negative code. */
 int cache_del(struct cache *c, const struct cache_key *key);
+
+#define CACHE_GET_MANY_MAX 8
+
+/* Counts one lookup's outcome (rc as cache_get returns it) under kind. */
+void cache_count(enum cache_kind kind, int rc);
 
 /* Counts a request that skipped the cache by asking (`"cache": false`). */
 void cache_count_bypass(enum cache_kind kind);

@@ -12,11 +12,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache/cache.h"
+
 struct redisContext;
 struct redisReply;
 
 #define CACHE_HOST_MAX 256 /* a DNS name's length */
-#define CACHE_MGET_MAX 8   /* keys one cache_get_many asks at once */
+#define CACHE_MGET_MAX CACHE_GET_MANY_MAX
 #define REDIS_CMD_ARGS 6   /* SET key value EX ttl is the longest we send */
 
 /*

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+struct cache;
 struct config;
 struct embedder;
 struct rag_engine;
@@ -20,6 +21,7 @@ struct cli_app {
 	struct config *cfg;
 	struct store *store;
 	struct embedder *emb;
+	struct cache *cache; /* NULL for cache.backend none */
 	struct rag_engine *eng;
 	const char *args[CLI_MAX_ARGS]; /* positional arguments, borrowed from argv */
 	size_t n_args;

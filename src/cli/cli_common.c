@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/cache.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/rag_error.h"
@@ -135,6 +136,26 @@ int cli_setup(struct cli_app *app, int argc, char **argv, int first, const struc
 	return 0;
 }
 
+/* The configured cache; a Redis that is down now is not an error (it is bypassed). */
+static int open_cache(struct cli_app *app)
+{
+	struct config *cfg = app->cfg;
+	struct cache_options co;
+	struct rag_err err = { 0 };
+
+	cache_default_options(&co);
+	if (cache_backend_parse(cfg->cache.backend, &co.backend) < 0)
+		return die("bad configuration", NULL);
+	co.lru_bytes = cfg->cache.lru_bytes;
+	co.redis_url = cfg->cache.redis_url;
+	co.timeout_ms = cfg->cache.redis_timeout_ms;
+	co.pool_size = cfg->cache.redis_pool_size;
+	app->cache = cache_new(&co, &err);
+	if (!app->cache && err.code)
+		return die("cannot set up the cache", &err);
+	return 0;
+}
+
 int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 {
 	struct config *cfg = app->cfg;
@@ -164,6 +185,8 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 		return die("cannot load the embedding model", &err);
 	if (!engine)
 		return 0;
+	if (open_cache(app) < 0)
+		return -1;
 	rag_engine_default_options(&ro);
 	ro.data_dir = cfg->data_dir;
 	ro.load_indexes = load_indexes;
@@ -172,6 +195,9 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	ro.max_top_k = (size_t)cfg->limits.max_top_k;
 	ro.chunk_size = cfg->chunking.size;
 	ro.chunk_overlap = cfg->chunking.overlap;
+	ro.cache = app->cache;
+	ro.cache_ttl_s = cfg->cache.ttl_s;
+	ro.embedding_ttl_s = cfg->cache.embedding_ttl_s;
 	app->eng = rag_engine_new(&ro, app->store, app->emb, &err);
 	if (!app->eng)
 		return die("cannot start the engine", &err);
@@ -181,6 +207,7 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 void cli_app_release(struct cli_app *app)
 {
 	rag_engine_free(app->eng);
+	cache_free(app->cache);
 	embedder_free(app->emb);
 	store_free(app->store);
 	config_free(app->cfg);

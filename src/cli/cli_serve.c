@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/rag_error.h"
@@ -94,7 +95,6 @@ static void register_info(const struct config *cfg)
 {
 	static const char *const info_labels[] = { "version", "git_sha", NULL };
 	static const char *const info_values[] = { RAGD_VERSION, RAGD_GIT_SHA, NULL };
-	static const char *const cache_labels[] = { "cache", NULL };
 
 	metric_set(metric_child(metrics_gauge("ragd_build_info", "ragd's version and commit",
 					      info_labels),
@@ -105,9 +105,7 @@ static void register_info(const struct config *cfg)
 			   "Memory limit (server.memory_limit_bytes or the cgroup's); 0 = none known",
 			   NULL)),
 		   memory_limit(cfg));
-	/* The cache layer comes later; its families exist now so dashboards hold. */
-	metrics_counter("ragd_cache_hits_total", "Cache hits by cache", cache_labels);
-	metrics_counter("ragd_cache_misses_total", "Cache misses by cache", cache_labels);
+	cache_metrics_register(); /* with cache.backend none too, so dashboards hold */
 }
 
 static int check_config(struct cli_app *app)
@@ -199,6 +197,7 @@ int cli_serve(int argc, char **argv)
 	ctx.max_body_bytes = app.cfg->server.max_body_bytes;
 	ctx.access_log = app.cfg->log.access;
 	ctx.docs_enabled = strcmp(app.cfg->environment, "production") != 0;
+	ctx.http_max_age_s = app.cfg->cache.http_max_age_s;
 	atomic_init(&ctx.engine, NULL);
 	atomic_init(&ctx.draining, 0);
 	register_info(app.cfg);

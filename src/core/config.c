@@ -70,6 +70,14 @@ static const struct key keys[] = {
 	{ "chunking.overlap", T_INT, F(chunking.overlap), 0, 4096 },
 	{ "index.snapshot", T_BOOL, F(index.snapshot), 0, 0 },
 	{ "index.follow_interval_ms", T_INT, F(index.follow_interval_ms), 10, 600000 },
+	{ "cache.backend", T_STR, F(cache.backend), 0, 0 },
+	{ "cache.lru_bytes", T_SIZE, F(cache.lru_bytes), 0, 1024 * KIB * KIB * KIB * KIB },
+	{ "cache.ttl_s", T_INT, F(cache.ttl_s), 1, 30 * 86400 },
+	{ "cache.embedding_ttl_s", T_INT, F(cache.embedding_ttl_s), 1, 30 * 86400 },
+	{ "cache.redis.url", T_STR, F(cache.redis_url), 0, 0 },
+	{ "cache.redis.timeout_ms", T_INT, F(cache.redis_timeout_ms), 1, 60000 },
+	{ "cache.redis.pool_size", T_INT, F(cache.redis_pool_size), 1, 1024 },
+	{ "cache.http_max_age_s", T_INT, F(cache.http_max_age_s), 0, 86400 },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -107,8 +115,15 @@ struct config *config_new(void)
 	cfg->chunking.overlap = 16;
 	cfg->index.snapshot = true;
 	cfg->index.follow_interval_ms = 500;
+	cfg->cache.backend = strdup("lru");
+	cfg->cache.lru_bytes = 64 * KIB * KIB;
+	cfg->cache.ttl_s = 3600;
+	cfg->cache.embedding_ttl_s = 86400;
+	cfg->cache.redis_url = strdup("redis://127.0.0.1:6379");
+	cfg->cache.redis_timeout_ms = 100;
+	cfg->cache.redis_pool_size = 8;
 	if (!cfg->data_dir || !cfg->server.host || !cfg->models.embedder || !cfg->environment ||
-	    !cfg->log.file) {
+	    !cfg->log.file || !cfg->cache.backend || !cfg->cache.redis_url) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -441,6 +456,13 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 		return rag_err_set(err, RAG_EINVAL, "chunking.overlap",
 				   "chunking.overlap: %d must be less than chunking.size (%d)",
 				   cfg->chunking.overlap, cfg->chunking.size);
+	if (strcmp(cfg->cache.backend, "none") != 0 && strcmp(cfg->cache.backend, "lru") != 0 &&
+	    strcmp(cfg->cache.backend, "redis") != 0 &&
+	    strcmp(cfg->cache.backend, "redis-cluster") != 0 &&
+	    strcmp(cfg->cache.backend, "two-level") != 0)
+		return rag_err_set(err, RAG_EINVAL, "cache.backend",
+				   "cache.backend: '%s' is not one of none, lru, redis, redis-cluster, "
+				   "two-level", cfg->cache.backend);
 	if (strcmp(cfg->environment, "development") != 0 &&
 	    strcmp(cfg->environment, "production") != 0)
 		return rag_err_set(err, RAG_EINVAL, "environment",

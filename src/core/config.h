@@ -29,6 +29,14 @@
  *   chunking.overlap            16            0..4096, less than chunking.size
  *   index.snapshot              true
  *   index.follow_interval_ms    500           10..600000
+ *   cache.backend               lru           none|lru|redis|redis-cluster|two-level
+ *   cache.lru_bytes             64m           0..1024g
+ *   cache.ttl_s                 3600          1..2592000 (search results, answers)
+ *   cache.embedding_ttl_s       86400         1..2592000 (query embeddings)
+ *   cache.redis.url             "redis://127.0.0.1:6379"  host:port[,host:port...]
+ *   cache.redis.timeout_ms      100           1..60000 (connect and command)
+ *   cache.redis.pool_size       8             1..1024 idle connections per node
+ *   cache.http_max_age_s        0             0..86400 (Cache-Control on GETs)
  *
  * Thread-safety: a config is built by one thread at start-up and is then
  * read-only; any number of threads may read a config nobody modifies.
@@ -77,6 +85,16 @@ struct config {
 		bool snapshot;
 		int follow_interval_ms;
 	} index;
+	struct {
+		char *backend;      /* checked by config_validate; parsed by cache_backend_parse */
+		size_t lru_bytes;
+		int ttl_s;
+		int embedding_ttl_s;
+		char *redis_url;
+		int redis_timeout_ms;
+		int redis_pool_size;
+		int http_max_age_s;
+	} cache;
 };
 
 /* A config holding the defaults (which validate), or NULL when out of

@@ -27,6 +27,7 @@ struct http_ctx {
 	size_t max_body_bytes;
 	int access_log;        /* one log line per request */
 	int docs_enabled; /* environment != production */
+	int http_max_age_s;    /* Cache-Control max-age of cacheable GETs (cache.http_max_age_s) */
 	atomic_int draining;   /* set at SIGTERM: /ready answers 503 */
 };
 
@@ -50,6 +51,15 @@ struct http_resp {
 	int status;
 	struct sbuf body; /* JSON */
 	const char *content_type;
+	/*
+	 * Set by http_cacheable: a 200 gets this Cache-Control and an ETag (a
+	 * hash of the body), and a request whose If-None-Match names that ETag
+	 * gets 304 without the body, so a CDN or nginx can cache and
+	 * revalidate. Static string or resp->cache_control_buf.
+	 */
+	const char *cache_control;
+	char cache_control_buf[64];
+	const char *x_cache; /* X-Cache: HIT, MISS or BYPASS (searches); static or NULL */
 };
 
 typedef int (*http_handler_fn)(struct http_req *req, struct http_resp *resp);
@@ -60,6 +70,12 @@ void http_error(struct http_resp *resp, const struct rag_err *err);
 /* Shorthand for an error built here: status from code. */
 void http_errorf(struct http_resp *resp, int code, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/*
+ * Marks a GET's response cacheable by shared caches for max_age_s seconds
+ * (0: they must revalidate every time, which the ETag makes cheap).
+ */
+void http_cacheable(struct http_resp *resp, int max_age_s);
 
 /* The engine, or NULL after writing 503 "starting" into resp. */
 struct rag_engine *http_engine(struct http_req *req, struct http_resp *resp);

@@ -3,6 +3,7 @@
  */
 #include "http/http_handlers.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,13 @@
 #include "rag/rag_engine.h"
 
 #include "core/banned.h"
+
+void http_cacheable(struct http_resp *resp, int max_age_s)
+{
+	snprintf(resp->cache_control_buf, sizeof(resp->cache_control_buf),
+		 "public, max-age=%d, must-revalidate", max_age_s > 0 ? max_age_s : 0);
+	resp->cache_control = resp->cache_control_buf;
+}
 
 struct rag_engine *http_engine(struct http_req *req, struct http_resp *resp)
 {
@@ -139,6 +147,7 @@ int http_collection_get(struct http_req *req, struct http_resp *resp)
 		http_error(resp, &err);
 		return 0;
 	}
+	http_cacheable(resp, req->ctx->http_max_age_s);
 	http_json_reply(resp, 200, collection_json(&info));
 	rag_collection_info_release(&info);
 	return 0;

@@ -149,6 +149,7 @@ int http_openapi(struct http_req *req, struct http_resp *resp)
 	(void)req;
 	reply_bytes(resp, "application/json", ragd_openapi_json,
 		    (size_t)(ragd_openapi_json_end - ragd_openapi_json));
+	resp->cache_control = "public, max-age=3600"; /* fixed per build; the ETag tells builds apart */
 	return 0;
 }
 
@@ -173,6 +174,7 @@ int http_docs_asset(struct http_req *req, struct http_resp *resp)
 	for (const struct asset *a = assets; a->name; a++) {
 		if (strcmp(a->name, req->params[0]) == 0) {
 			reply_bytes(resp, a->content_type, a->start, (size_t)(a->end - a->start));
+			resp->cache_control = "public, max-age=86400";
 			return 0;
 		}
 	}

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
 #include "core/log.h"
 #include "core/rag_error.h"
 #include "core/sbuf.h"
@@ -152,13 +153,39 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 	return w;
 }
 
+/*
+ * A cacheable 200: its ETag is a hash of the body, so it changes exactly
+ * when the content does (for a collection, with its change seq). When the
+ * client's If-None-Match names it (or is "*"), the answer is 304 without
+ * the body.
+ */
+static void etag(struct MHD_Connection *c, struct http_resp *resp, char out[36])
+{
+	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
+	char hash[33];
+
+	cache_hash_hex(resp->body.buf, resp->body.len, hash);
+	snprintf(out, 36, "\"%s\"", hash);
+	if (inm && (strstr(inm, out) || strcmp(inm, "*") == 0)) {
+		resp->status = 304;
+		sbuf_reset(&resp->body);
+	}
+}
+
 static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *resp,
 				  const char *req_id, const char *allow)
 {
-	size_t len = resp->body.len;
-	char *text = sbuf_detach(&resp->body, NULL);
+	char tag[36] = "";
+	int cacheable = resp->cache_control && resp->status == 200;
+	size_t len;
+	char *text;
 	struct MHD_Response *r;
 	enum MHD_Result ret;
+
+	if (cacheable)
+		etag(c, resp, tag);
+	len = resp->body.len;
+	text = sbuf_detach(&resp->body, NULL);
 
 	if (!text) {
 		text = strdup("{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\","
@@ -174,6 +201,12 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *res
 	MHD_add_response_header(r, "Content-Type",
 				resp->content_type ? resp->content_type : "application/json");
 	MHD_add_response_header(r, "X-Request-ID", req_id);
+	if (cacheable) {
+		MHD_add_response_header(r, "ETag", tag);
+		MHD_add_response_header(r, "Cache-Control", resp->cache_control);
+	}
+	if (resp->x_cache)
+		MHD_add_response_header(r, "X-Cache", resp->x_cache);
 	if (allow)
 		MHD_add_response_header(r, "Allow", allow);
 	ret = MHD_queue_response(c, (unsigned int)resp->status, r);
@@ -226,8 +259,8 @@ static void dispatch(struct http_server *srv, struct MHD_Connection *c, const ch
 	req.ctx = srv->ctx;
 	sbuf_init(&resp.body, 0);
 	fn(&req, &resp);
+	send_resp(c, &resp, cn->request_id, NULL); /* may turn a 200 into a 304 */
 	finish(srv, cn, method, url, req.route_id, resp.status);
-	send_resp(c, &resp, cn->request_id, NULL);
 	sbuf_release(&resp.body);
 	http_route_release(&req);
 }

@@ -21,6 +21,7 @@
 #include "store/store.h"
 
 struct rag_err;
+struct cache;
 struct embedder;
 struct rag_engine;
 
@@ -32,6 +33,9 @@ struct rag_engine_options {
 	size_t max_top_k;       /* the largest top_k a search may ask for */
 	int chunk_size;         /* defaults for new collections, in model tokens */
 	int chunk_overlap;
+	struct cache *cache;    /* query embeddings and search results; NULL = none; borrowed */
+	int cache_ttl_s;        /* search results (and answers) */
+	int embedding_ttl_s;    /* query embeddings: no write changes them */
 };
 
 void rag_engine_default_options(struct rag_engine_options *opts);
@@ -136,10 +140,19 @@ struct rag_hit {
 	struct store_hit chunk; /* owned strings */
 };
 
+/* How a search met the cache (the X-Cache response header). */
+enum rag_cache_status {
+	RAG_CACHE_OFF = 0, /* no cache configured, or the query cannot be keyed */
+	RAG_CACHE_MISS,    /* computed, and stored for next time */
+	RAG_CACHE_HIT,     /* served from the cache */
+	RAG_CACHE_BYPASS,  /* the client said "cache": false, or the cache was unavailable */
+};
+
 struct rag_search_result {
 	struct rag_hit *hits; /* best first */
 	size_t n_hits;
 	double embed_ms, search_ms, total_ms;
+	enum rag_cache_status cache;
 };
 
 enum rag_mode {
@@ -166,13 +179,23 @@ struct rag_query {
 	enum rag_fusion fusion;            /* hybrid only */
 	int rrf_k;                         /* 0 = RAG_RRF_K */
 	double alpha;                      /* weighted fusion's dense weight, 0..1 */
+	/*
+	 * The filter in canonical form (compact JSON, keys sorted) for the
+	 * result cache's key; a filtered query without it is not cached.
+	 */
+	const char *filter_key;
+	int no_cache;                      /* skip the result and embedding caches */
 };
 
 /* Parses "dense", "lexical" or "hybrid"; RAG_EINVAL naming "mode" otherwise. */
 int rag_mode_parse(const char *s, enum rag_mode *out, struct rag_err *err);
 
 /*
- * Returns the top_k chunks for the query, best first. Hybrid fuses the
+ * Returns the top_k chunks for the query, best first. With a cache, the
+ * result is looked up first under a key of the collection, the change-log
+ * seq its index has applied, and every query field, so a write makes the
+ * next search miss; a query embedding is looked up by model and text.
+ * Hybrid fuses the
  * dense and lexical rankings by reciprocal rank (score = sum of
  * 1 / (RAG_RRF_K + rank) over the two lists). With a filter, only chunks
  * of documents whose metadata satisfies it are ranked, and top_k of them

@@ -11,6 +11,7 @@
 
 #include "rag/rag_engine.h"
 
+struct cache_key_builder;
 struct hashmap;
 struct metric_child;
 struct vindex;
@@ -83,5 +84,23 @@ int rag_index_snapshot(struct rag_engine *eng, struct rag_coll *coll, struct rag
 char *rag_index_path(struct rag_engine *eng, int64_t collection_id);
 
 double rag_now_ms(void);
+
+/*
+ * Adds what names a collection's state to a cache key (rag_cache.c): the
+ * tenant, the collection's id and creation time (so separate stores that
+ * share one Redis do not meet) and seq, the change-log position the caller
+ * read from coll->applied_seq before computing. For the search and answer
+ * caches; see cache/cache.h for the rest of the key.
+ */
+void rag_cache_key_collection(struct cache_key_builder *b, const struct rag_coll *coll,
+			      int64_t seq);
+
+/*
+ * Search results as cache values: a compact binary form (counts and
+ * lengths, then the bytes). encode: 0 or RAG_ENOMEM, *out malloc'd.
+ * decode: 0, or RAG_EINVAL for a value that is not one (treated as a miss).
+ */
+int rag_cache_encode_hits(const struct rag_search_result *res, void **out, size_t *len);
+int rag_cache_decode_hits(const void *val, size_t len, struct rag_search_result *res);
 
 #endif

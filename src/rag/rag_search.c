@@ -8,12 +8,21 @@
  * at least RRF_MIN) so that a chunk ranked well by one side and modestly by
  * the other can still rise. RRF rather than a weighted sum of scores: the
  * two score scales (cosine, normalised BM25) are not comparable, ranks are.
+ *
+ * With a cache, one round trip asks for the search's result and the
+ * query's embedding together (search key: collection state and every query
+ * field; embedding key: model and normalised text). A result hit answers
+ * at once; on a miss a cached embedding saves the model call, and what is
+ * computed is stored, the result only if the collection's applied seq did
+ * not move meanwhile (else it would be filed under a state it does not
+ * reflect).
  */
 #include "rag/rag_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/cache.h"
 #include "core/rag_error.h"
 #include "index/lexical.h"
 #include "index/vindex.h"
@@ -163,18 +172,134 @@ static int keep_allowed(void *ctx, int64_t id)
 	return lo < a->n && a->ids[lo] == id;
 }
 
+/* One search's dealings with the cache. */
+struct qcache {
+	struct cache *cache;     /* NULL: none configured, or bypassed */
+	int64_t seq;             /* applied seq the keys were made at */
+	struct cache_key keys[2]; /* [0] the result, [1] the embedding */
+	int store_result;        /* the result lookup missed: store what we compute */
+	int store_embedding;     /* the embedding lookup missed */
+	char *text;              /* normalised query text, embedded on a miss */
+	size_t text_len;
+	float *vec;              /* the cached embedding, or NULL */
+};
+
+static int result_key(const struct rag_coll *coll, const struct rag_query *q, int64_t seq,
+		      struct cache_key *out)
+{
+	struct cache_key_builder b;
+
+	cache_key_begin(&b, CACHE_SEARCH);
+	rag_cache_key_collection(&b, coll, seq);
+	cache_key_add_i64(&b, "mode", q->mode);
+	cache_key_add_i64(&b, "top_k", (int64_t)q->top_k);
+	if (q->filter_key)
+		cache_key_add_str(&b, "filter", q->filter_key, strlen(q->filter_key));
+	if (q->mode == RAG_MODE_HYBRID) {
+		cache_key_add_i64(&b, "fusion", q->fusion);
+		cache_key_add_i64(&b, "rrf_k", q->rrf_k > 0 ? q->rrf_k : RAG_RRF_K);
+		if (q->fusion == RAG_FUSION_WEIGHTED)
+			cache_key_add_f64(&b, "alpha", q->alpha);
+	}
+	cache_key_add_str(&b, "query", q->text, q->len);
+	return cache_key_end(&b, out);
+}
+
+static int embedding_key(struct rag_engine *eng, const struct qcache *qc, struct cache_key *out)
+{
+	struct cache_key_builder b;
+
+	cache_key_begin(&b, CACHE_EMBEDDING);
+	cache_key_add_str(&b, "model", eng->emb->name, strlen(eng->emb->name));
+	cache_key_add_i64(&b, "dim", (int64_t)eng->emb->dim);
+	cache_key_add_str(&b, "text", qc->text, qc->text_len);
+	return cache_key_end(&b, out);
+}
+
+/*
+ * Asks the cache for the result and the embedding in one round trip. 1 on
+ * a result hit (out filled), else 0 with qc saying what to store later.
+ */
+static int lookup(struct rag_engine *eng, struct rag_coll *coll, const struct rag_query *q,
+		  struct qcache *qc, struct rag_search_result *out)
+{
+	void *vals[2] = { NULL, NULL };
+	size_t lens[2] = { 0, 0 }, n = 1;
+	int rcs[2] = { RAG_ENOTFOUND, RAG_ENOTFOUND }, hit = 0;
+
+	qc->seq = atomic_load(&coll->applied_seq);
+	if (result_key(coll, q, qc->seq, &qc->keys[0]) < 0)
+		return 0;
+	if (q->mode != RAG_MODE_LEXICAL) {
+		qc->text = cache_normalize_text(q->text, q->len, &qc->text_len);
+		if (qc->text && embedding_key(eng, qc, &qc->keys[1]) == 0)
+			n = 2;
+	}
+	cache_get_many(qc->cache, qc->keys, n, vals, lens, rcs);
+	if (rcs[0] == 0 && rag_cache_decode_hits(vals[0], lens[0], out) == 0) {
+		hit = 1;
+		out->cache = RAG_CACHE_HIT;
+	} else {
+		if (rcs[0] == 0)
+			rcs[0] = RAG_ENOTFOUND; /* a value we cannot read: overwrite it */
+		out->cache = rcs[0] == RAG_ENOTFOUND ? RAG_CACHE_MISS : RAG_CACHE_BYPASS;
+		qc->store_result = rcs[0] == RAG_ENOTFOUND;
+	}
+	cache_count(CACHE_SEARCH, rcs[0]);
+	if (!hit && n == 2) {
+		if (rcs[1] == 0 && lens[1] != eng->emb->dim * sizeof(float))
+			rcs[1] = RAG_ENOTFOUND;
+		cache_count(CACHE_EMBEDDING, rcs[1]);
+		qc->store_embedding = rcs[1] == RAG_ENOTFOUND;
+		if (rcs[1] == 0) {
+			qc->vec = vals[1];
+			vals[1] = NULL;
+		}
+	}
+	free(vals[0]);
+	free(vals[1]);
+	return hit;
+}
+
+/* Stores a computed result, unless the index moved while it was computed. */
+static void store_result(struct rag_engine *eng, struct rag_coll *coll, const struct qcache *qc,
+			 const struct rag_search_result *res)
+{
+	void *val;
+	size_t len;
+
+	if (!qc->store_result || atomic_load(&coll->applied_seq) != qc->seq)
+		return;
+	if (rag_cache_encode_hits(res, &val, &len) < 0)
+		return;
+	cache_put(qc->cache, &qc->keys[0], val, len, eng->opts.cache_ttl_s);
+	free(val);
+}
+
 static int dense(struct rag_engine *eng, struct rag_coll *coll, const struct rag_query *q,
-		 size_t depth, const struct vindex_filter *vf, struct cand *c,
+		 struct qcache *qc, size_t depth, const struct vindex_filter *vf, struct cand *c,
 		 struct rag_search_result *out, struct rag_err *err)
 {
-	float *qv = malloc((size_t)coll->c.dim * sizeof(float));
+	size_t dim = (size_t)coll->c.dim;
+	float *qv = qc->vec;
 	double t0 = rag_now_ms();
-	int rc;
+	int rc = 0;
 
-	if (!qv)
-		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
-	rc = embedder_embed(eng->emb, &q->text, &q->len, 1, qv, err);
-	out->embed_ms = rag_now_ms() - t0;
+	if (qv && eng->emb->dim == dim) {
+		qc->vec = NULL;
+	} else {
+		const char *text = qc->text ? qc->text : q->text;
+		size_t len = qc->text ? qc->text_len : q->len;
+
+		qv = malloc(dim * sizeof(float));
+		if (!qv)
+			return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
+		rc = embedder_embed(eng->emb, &text, &len, 1, qv, err);
+		if (rc == 0 && qc->store_embedding && eng->emb->dim == dim)
+			cache_put(qc->cache, &qc->keys[1], qv, dim * sizeof(float),
+				  eng->opts.embedding_ttl_s);
+		out->embed_ms = rag_now_ms() - t0;
+	}
 	if (rc == 0)
 		rc = vindex_search(coll->vi, qv, depth, vf, c->ids, c->scores, &c->n, err);
 	free(qv);
@@ -213,6 +338,7 @@ int rag_search(struct rag_engine *eng, const char *tenant, const char *collectio
 	struct allowed allow = { 0 };
 	struct vindex_filter vf = { keep_allowed, &allow };
 	struct ranked *tmp = NULL;
+	struct qcache qc = { 0 };
 	size_t depth;
 	double t0 = rag_now_ms(), t1;
 	int rc;
@@ -227,6 +353,16 @@ int rag_search(struct rag_engine *eng, const char *tenant, const char *collectio
 	if (!coll->vi || !coll->lx) {
 		rc = rag_err_set(err, RAG_EBUSY, NULL, "this engine loads no indexes");
 		goto out;
+	}
+	if (eng->opts.cache && q->no_cache) {
+		cache_count_bypass(CACHE_SEARCH);
+		out->cache = RAG_CACHE_BYPASS;
+	} else if (eng->opts.cache && (!q->filter || q->filter_key)) {
+		qc.cache = eng->opts.cache;
+		if (lookup(eng, coll, q, &qc, out)) {
+			out->total_ms = rag_now_ms() - t0;
+			goto out;
+		}
 	}
 	if (q->filter) {
 		rc = store_filter_ids(eng->store, coll->c.id, q->filter, &allow.ids, &allow.n, err);
@@ -250,7 +386,7 @@ int rag_search(struct rag_engine *eng, const char *tenant, const char *collectio
 		goto out;
 	}
 	if (q->mode != RAG_MODE_LEXICAL) {
-		rc = dense(eng, coll, q, depth, q->filter ? &vf : NULL, &d, out, err);
+		rc = dense(eng, coll, q, &qc, depth, q->filter ? &vf : NULL, &d, out, err);
 		if (rc < 0)
 			goto out;
 	}
@@ -266,8 +402,12 @@ int rag_search(struct rag_engine *eng, const char *tenant, const char *collectio
 	rc = hydrate(eng, coll, q->mode == RAG_MODE_HYBRID ? &f : q->mode == RAG_MODE_DENSE ? &d : &l,
 		     out, err);
 	out->search_ms = rag_now_ms() - t1;
+	if (rc == 0)
+		store_result(eng, coll, &qc, out);
 	out->total_ms = rag_now_ms() - t0;
 out:
+	free(qc.text);
+	free(qc.vec);
 	free(d.ids);
 	free(d.scores);
 	free(l.ids);
