@@ -17,7 +17,7 @@
 
 #define HTTP_METRICS_MAX_ROUTES 32 /* above the route table's size */
 
-static const int statuses[] = { 200, 201, 400, 401, 403, 404, 405, 409, 413, 415, 429, 500, 503 };
+static const int statuses[] = { 200, 201, 304, 400, 401, 403, 404, 405, 409, 413, 415, 429, 500, 503 };
 #define N_STATUS (sizeof(statuses) / sizeof(statuses[0]) + 1) /* + "other" */
 
 static struct metric *requests, *response_time, *connections, *queries;

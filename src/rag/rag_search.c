@@ -366,6 +366,8 @@ int rag_search(struct rag_engine *eng, const char *tenant, const char *collectio
 	}
 	if (q->filter) {
 		rc = store_filter_ids(eng->store, coll->c.id, q->filter, &allow.ids, &allow.n, err);
+		if (rc == 0 && allow.n == 0)
+			store_result(eng, coll, &qc, out); /* nothing matches: cache that too */
 		if (rc < 0 || allow.n == 0)
 			goto out; /* a filter that matches nothing returns nothing */
 	}
