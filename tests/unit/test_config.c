@@ -310,6 +310,45 @@ static void test_yaml_syntax_error(void **state)
 	config_free(cfg);
 }
 
+/* The cache keys: nested YAML three deep, environment names, the backend list. */
+static void test_cache_keys(void **state)
+{
+	struct config *cfg = config_new();
+	struct rag_err err = { 0 };
+	char path[PATH_LEN];
+	char *envp[] = { "RAGD_CACHE_REDIS_URL=10.0.0.1:7000,10.0.0.2:7000",
+			 "RAGD_CACHE_BACKEND=redis-cluster", "RAGD_CACHE_TTL_S=60", NULL };
+
+	(void)state;
+	assert_string_equal(cfg->cache.backend, "lru");
+	assert_int_equal(cfg->cache.lru_bytes, 64u << 20);
+	assert_int_equal(load_text(cfg,
+				   "cache:\n"
+				   "  backend: two-level\n"
+				   "  lru_bytes: 8m\n"
+				   "  redis:\n"
+				   "    url: redis://cache:6380\n"
+				   "    timeout_ms: 50\n",
+				   &err, path),
+			 0);
+	assert_string_equal(cfg->cache.backend, "two-level");
+	assert_int_equal(cfg->cache.lru_bytes, 8u << 20);
+	assert_string_equal(cfg->cache.redis_url, "redis://cache:6380");
+	assert_int_equal(cfg->cache.redis_timeout_ms, 50);
+	assert_int_equal(config_validate(cfg, &err), 0);
+	assert_int_equal(config_apply_env(cfg, envp, &err), 0);
+	assert_string_equal(cfg->cache.backend, "redis-cluster");
+	assert_string_equal(cfg->cache.redis_url, "10.0.0.1:7000,10.0.0.2:7000");
+	assert_int_equal(cfg->cache.ttl_s, 60);
+	assert_int_equal(config_validate(cfg, &err), 0);
+	assert_int_equal(config_set(cfg, "cache.backend", "memcached", "test", &err), 0);
+	assert_int_equal(config_validate(cfg, &err), RAG_EINVAL);
+	assert_string_equal(err.field, "cache.backend");
+	assert_int_equal(config_set(cfg, "cache.ttl_s", "0", "test", &err), RAG_EINVAL);
+	assert_int_equal(config_set(cfg, "cache.redis.timeout_ms", "0", "test", &err), RAG_EINVAL);
+	config_free(cfg);
+}
+
 static void test_dump_json(void **state)
 {
 	struct config *cfg = config_new();
@@ -322,7 +361,9 @@ static void test_dump_json(void **state)
 	assert_non_null(strstr(sb.buf, "\"max_body_bytes\":16777216"));
 	assert_non_null(strstr(sb.buf, "\"log\":{\"level\":\"info\",\"access\":true,\"file\":\"-\"}"));
 	assert_non_null(strstr(sb.buf, "\"index\":{\"snapshot\":true,"
-					"\"follow_interval_ms\":500}}"));
+					"\"follow_interval_ms\":500},"));
+	assert_non_null(strstr(sb.buf, "\"cache\":{\"backend\":\"lru\",\"lru_bytes\":67108864,"));
+	assert_non_null(strstr(sb.buf, "\"redis.url\":\"redis://127.0.0.1:6379\","));
 	sbuf_release(&sb);
 	config_free(cfg);
 }
@@ -338,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_out_of_range),
 		cmocka_unit_test(test_env_beats_file),
 		cmocka_unit_test(test_env_aliases),
+		cmocka_unit_test(test_cache_keys),
 		cmocka_unit_test(test_overlap_vs_size),
 		cmocka_unit_test(test_size_suffixes),
 		cmocka_unit_test(test_yaml_syntax_error),
