@@ -1,0 +1,345 @@
+/*
+ * Unit tests for the Redis backends against a real redis-server that the
+ * test starts on a free loopback port (Debian's redis-server must be
+ * installed; its absence is a failure, not a skip): get/put/del, binary
+ * values, TTLs, one-round-trip multi-get, the server dying (calls fail at
+ * once, the node backs off) and coming back on the same port (the cache
+ * works again by itself), two levels over Redis, and the cluster backend
+ * pointed at a server that is not a cluster (bypass, no crash). The real
+ * 6-node cluster is exercised end to end in tests/e2e/test_cache_cluster.py.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "core/rag_error.h"
+
+static int port;
+static pid_t server = -1;
+static char dir[] = "/tmp/ragd-test-redis-XXXXXX";
+
+static int free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), p;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	p = ntohs(a.sin_port);
+	close(fd);
+	return p;
+}
+
+static int listening(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+static void start_redis(void)
+{
+	char p[16];
+
+	snprintf(p, sizeof(p), "%d", port);
+	server = fork();
+	assert_true(server >= 0);
+	if (server == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 1);
+		dup2(null, 2);
+		execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save",
+		       "", "--appendonly", "no", "--dir", dir, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 200 && !listening(); i++)
+		usleep(25 * 1000);
+	assert_true(listening()); /* is redis-server installed? */
+}
+
+static void stop_redis(void)
+{
+	if (server > 0) {
+		kill(server, SIGKILL);
+		waitpid(server, NULL, 0);
+	}
+	server = -1;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	if (!mkdtemp(dir))
+		return -1;
+	port = free_port();
+	start_redis();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char path[64];
+
+	(void)state;
+	stop_redis();
+	snprintf(path, sizeof(path), "%s/dump.rdb", dir);
+	unlink(path);
+	rmdir(dir);
+	return 0;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int get(struct cache *c, const char *key, void **val, size_t *len)
+{
+	*val = NULL;
+	*len = 0;
+	return c->ops->get(c, key, strlen(key), val, len);
+}
+
+static void test_roundtrip(void **state)
+{
+	struct cache *c = cache_redis_new("127.0.0.1", port, 1000, 4);
+	const unsigned char bin[] = { 0, 1, 2, 0, 255, '\r', '\n', 0 };
+	struct cache_stats st;
+	void *val;
+	size_t len;
+
+	(void)state;
+	assert_non_null(c);
+	c->ops->del(c, "t:k", 3);
+	assert_int_equal(get(c, "t:k", &val, &len), RAG_ENOTFOUND);
+	assert_int_equal(c->ops->put(c, "t:k", 3, bin, sizeof(bin), 60), 0);
+	assert_int_equal(get(c, "t:k", &val, &len), 0);
+	assert_int_equal(len, sizeof(bin));
+	assert_memory_equal(val, bin, sizeof(bin)); /* binary-safe */
+	free(val);
+	assert_int_equal(c->ops->del(c, "t:k", 3), 0);
+	assert_int_equal(get(c, "t:k", &val, &len), RAG_ENOTFOUND);
+	assert_int_equal(c->ops->stats(c, &st), 1);
+	assert_string_equal(st.backend, "redis");
+	assert_int_equal(st.up, 1);
+	cache_free(c);
+}
+
+static void test_ttl(void **state)
+{
+	struct cache *c = cache_redis_new("127.0.0.1", port, 1000, 4);
+	void *val;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(c->ops->put(c, "t:ttl", 5, "x", 1, 1), 0);
+	assert_int_equal(get(c, "t:ttl", &val, &len), 0);
+	free(val);
+	usleep(1200 * 1000);
+	assert_int_equal(get(c, "t:ttl", &val, &len), RAG_ENOTFOUND);
+	cache_free(c);
+}
+
+static void test_mget(void **state)
+{
+	struct cache *c = cache_redis_new("127.0.0.1", port, 1000, 4);
+	const char *keys[3] = { "t:m0", "t:m1", "t:m2" };
+	size_t klens[3] = { 4, 4, 4 }, lens[3];
+	void *vals[3] = { NULL, NULL, NULL };
+	int rcs[3];
+
+	(void)state;
+	c->ops->del(c, "t:m1", 4);
+	assert_int_equal(c->ops->put(c, "t:m0", 4, "zero", 4, 60), 0);
+	assert_int_equal(c->ops->put(c, "t:m2", 4, "two", 3, 60), 0);
+	assert_non_null(c->ops->mget);
+	c->ops->mget(c, keys, klens, 3, vals, lens, rcs);
+	assert_int_equal(rcs[0], 0);
+	assert_int_equal(rcs[1], RAG_ENOTFOUND);
+	assert_int_equal(rcs[2], 0);
+	assert_memory_equal(vals[0], "zero", 4);
+	assert_memory_equal(vals[2], "two", 3);
+	assert_int_equal(lens[2], 3);
+	free(vals[0]);
+	free(vals[2]);
+	cache_free(c);
+}
+
+/* Many threads share the pool; every value read back is the one written. */
+static void *hammer(void *arg)
+{
+	struct cache *c = arg;
+	char key[32], want[32];
+
+	for (int i = 0; i < 300; i++) {
+		void *val = NULL;
+		size_t len = 0;
+
+		snprintf(key, sizeof(key), "t:h%d", i % 37);
+		snprintf(want, sizeof(want), "value %d", i % 37);
+		c->ops->put(c, key, strlen(key), want, strlen(want), 60);
+		if (c->ops->get(c, key, strlen(key), &val, &len) != 0 || len != strlen(want) ||
+		    memcmp(val, want, len) != 0) {
+			free(val);
+			return (void *)1;
+		}
+		free(val);
+	}
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	struct cache *c = cache_redis_new("127.0.0.1", port, 2000, 2);
+	pthread_t t[6];
+
+	(void)state;
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, hammer, c), 0);
+	for (int i = 0; i < 6; i++) {
+		void *bad = NULL;
+
+		pthread_join(t[i], &bad);
+		assert_null(bad);
+	}
+	cache_free(c);
+}
+
+static void test_down_and_back(void **state)
+{
+	struct cache *c = cache_redis_new("127.0.0.1", port, 1000, 4);
+	struct cache_stats st;
+	double t0;
+	void *val;
+	size_t len;
+	int rc = 0;
+
+	(void)state;
+	assert_int_equal(c->ops->put(c, "t:d", 3, "v", 1, 60), 0);
+	stop_redis();
+	/* The pooled connection is stale and the server gone: a bypass. */
+	assert_int_equal(get(c, "t:d", &val, &len), RAG_EBUSY);
+	c->ops->stats(c, &st);
+	assert_int_equal(st.up, 0);
+	/* In the back-off, calls fail at once without touching the network. */
+	t0 = now_ms();
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(get(c, "t:d", &val, &len), RAG_EBUSY);
+	assert_true(now_ms() - t0 < 50);
+	assert_true(c->ops->put(c, "t:d", 3, "v", 1, 60) < 0);
+
+	start_redis(); /* same port, empty */
+	t0 = now_ms();
+	while (now_ms() - t0 < 3000) {
+		rc = get(c, "t:d", &val, &len);
+		if (rc != RAG_EBUSY)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(rc, RAG_ENOTFOUND); /* back, and empty */
+	assert_int_equal(c->ops->put(c, "t:d", 3, "v2", 2, 60), 0);
+	assert_int_equal(get(c, "t:d", &val, &len), 0);
+	assert_memory_equal(val, "v2", 2);
+	free(val);
+	c->ops->stats(c, &st);
+	assert_int_equal(st.up, 1);
+	cache_free(c);
+}
+
+/* The front: two levels over this Redis, built from options. */
+static void test_two_level_options(void **state)
+{
+	struct cache_options o;
+	struct rag_err err = { 0 };
+	struct cache_stats st[CACHE_MAX_STATS];
+	struct cache_key_builder kb;
+	struct cache_key k;
+	char url[64];
+	struct cache *c;
+	void *val;
+	size_t len;
+
+	(void)state;
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
+	cache_default_options(&o);
+	o.backend = CACHE_BACKEND_TWO_LEVEL;
+	o.redis_url = url;
+	o.timeout_ms = 1000;
+	c = cache_new(&o, &err);
+	assert_non_null(c);
+	assert_int_equal(c->ops->stats(c, st), 2);
+	assert_string_equal(st[0].backend, "lru");
+	assert_string_equal(st[1].backend, "redis");
+	cache_key_begin(&kb, CACHE_ANSWER);
+	cache_key_add_str(&kb, "question", "why", 3);
+	assert_int_equal(cache_key_end(&kb, &k), 0);
+	cache_del(c, &k);
+	assert_int_equal(cache_get(c, &k, &val, &len), RAG_ENOTFOUND);
+	cache_put(c, &k, "because", 7, 60);
+	assert_int_equal(cache_get(c, &k, &val, &len), 0);
+	assert_memory_equal(val, "because", 7);
+	free(val);
+	cache_free(c);
+}
+
+/* A cluster client pointed at a plain server: CLUSTER SLOTS fails, lookups bypass. */
+static void test_cluster_on_plain_server(void **state)
+{
+	struct rag_err err = { 0 };
+	char seeds[64];
+	struct cache *c;
+	void *val;
+	size_t len;
+
+	(void)state;
+	snprintf(seeds, sizeof(seeds), "127.0.0.1:%d", port);
+	c = cache_cluster_new(seeds, 1000, 2, &err);
+	assert_non_null(c);
+	assert_int_equal(get(c, "t:c", &val, &len), RAG_EBUSY);
+	assert_true(c->ops->put(c, "t:c", 3, "v", 1, 60) < 0);
+	cache_free(c);
+	assert_null(cache_cluster_new("127.0.0.1:notaport", 1000, 2, &err));
+	assert_int_equal(err.code, RAG_EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_ttl),
+		cmocka_unit_test(test_mget),
+		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_two_level_options),
+		cmocka_unit_test(test_cluster_on_plain_server),
+		cmocka_unit_test(test_down_and_back),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
