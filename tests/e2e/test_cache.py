@@ -78,9 +78,14 @@ def redis_server(tmp_path_factory):
     srv.stop()
 
 
+# A generous timeout: on a loaded test machine a 100 ms one would make a
+# slow reply a bypass and the hit/miss assertions flaky.
+TIMEOUT = ["--set", "cache.redis.timeout_ms=2000"]
+
+
 def redis_args(redis, backend="redis"):
     return ["--set", f"cache.backend={backend}",
-            "--set", f"cache.redis.url=redis://127.0.0.1:{redis.port}"]
+            "--set", f"cache.redis.url=redis://127.0.0.1:{redis.port}", *TIMEOUT]
 
 
 # -- the default in-process LRU ------------------------------------------------

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from redis_servers import RedisCluster, cli
-from test_cache import DOCS, fill, metric, search
+from test_cache import DOCS, TIMEOUT, fill, metric, search
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def cluster(tmp_path_factory):
 
 def cluster_args(cluster, seeds=None):
     return ["--set", "cache.backend=redis-cluster",
-            "--set", f"cache.redis.url={seeds or cluster.seeds}"]
+            "--set", f"cache.redis.url={seeds or cluster.seeds}", *TIMEOUT]
 
 
 def dbsize(port):
