@@ -13,14 +13,15 @@
  * Failure: a refused connection, a timeout or a broken reply marks the
  * node down for REDIS_BACKOFF_MS, during which calls fail at once (the
  * caller goes on without the cache); the first call after that tries
- * again. A reused connection that fails is first retried once on a fresh
- * one, because after a Redis restart every pooled connection is stale
- * while the server is fine.
+ * again. A reused connection that fails (not by timing out) is first
+ * retried once on a fresh one, because after a Redis restart every pooled
+ * connection is stale while the server is fine.
  *
  * Values travel as binary-safe bulk strings: SET key value EX ttl.
  */
 #include "cache/cache_int.h"
 
+#include <errno.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,12 +132,16 @@ static void mark_up(struct redis_node *n)
 		log_info("cache: redis %s:%d answering", n->host, n->port);
 }
 
-/* One attempt on one connection; 0, or -1 with c broken (caller frees it). */
+/*
+ * One attempt on one connection; 0, or -1 with c broken (caller frees it)
+ * and *timed_out set when the server was too slow rather than gone.
+ */
 static int exchange(redisContext *c, const struct redis_cmd *cmds, size_t n_cmds,
-		    struct redisReply **replies)
+		    struct redisReply **replies, int *timed_out)
 {
 	size_t got = 0;
 
+	*timed_out = 0;
 	for (size_t i = 0; i < n_cmds; i++)
 		if (redisAppendCommandArgv(c, cmds[i].argc, (const char **)cmds[i].argv,
 					   cmds[i].lens) != REDIS_OK) /* hiredis 0.14 lacks a const */
@@ -144,8 +149,10 @@ static int exchange(redisContext *c, const struct redis_cmd *cmds, size_t n_cmds
 	for (; got < n_cmds; got++) {
 		void *r = NULL;
 
-		if (redisGetReply(c, &r) != REDIS_OK || !r)
+		if (redisGetReply(c, &r) != REDIS_OK || !r) {
+			*timed_out = c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
 			break;
+		}
 		replies[got] = r;
 	}
 	if (got == n_cmds)
@@ -161,7 +168,7 @@ int redis_node_pipeline(struct redis_node *n, const struct redis_cmd *cmds, size
 			struct redisReply **replies)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
-		int reused = 0;
+		int reused = 0, timed_out = 0;
 		redisContext *c;
 
 		if (redis_node_down(n))
@@ -171,13 +178,13 @@ int redis_node_pipeline(struct redis_node *n, const struct redis_cmd *cmds, size
 			mark_down(n, "cannot connect");
 			return RAG_EBUSY;
 		}
-		if (exchange(c, cmds, n_cmds, replies) == 0) {
+		if (exchange(c, cmds, n_cmds, replies, &timed_out) == 0) {
 			give(n, c);
 			mark_up(n);
 			return 0;
 		}
-		if (!reused) {
-			mark_down(n, c->errstr[0] ? c->errstr : "no reply");
+		if (!reused || timed_out) {
+			mark_down(n, timed_out ? "timeout" : c->errstr[0] ? c->errstr : "no reply");
 			redisFree(c);
 			return RAG_EBUSY;
 		}

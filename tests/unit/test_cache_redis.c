@@ -72,7 +72,8 @@ static void start_redis(void)
 		dup2(null, 1);
 		dup2(null, 2);
 		execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save",
-		       "", "--appendonly", "no", "--dir", dir, (char *)NULL);
+		       "", "--appendonly", "no", "--dir", dir, "--enable-debug-command", "local",
+		       (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 200 && !listening(); i++)
@@ -272,6 +273,39 @@ static void test_down_and_back(void **state)
 	cache_free(c);
 }
 
+/* A server that stalls (DEBUG SLEEP) costs one timeout, then is bypassed at once. */
+static void test_slow_server(void **state)
+{
+	struct cache *c = cache_redis_new("127.0.0.1", port, 100, 4);
+	char cmd[128];
+	double t0;
+	void *val;
+	size_t len;
+	int rc = 0;
+
+	(void)state;
+	assert_int_equal(c->ops->put(c, "t:s", 3, "v", 1, 60), 0);
+	snprintf(cmd, sizeof(cmd), "redis-cli -p %d DEBUG SLEEP 1.5 >/dev/null 2>&1 &", port);
+	assert_int_equal(system(cmd), 0);
+	usleep(200 * 1000); /* let the sleep begin */
+	t0 = now_ms();
+	assert_int_equal(get(c, "t:s", &val, &len), RAG_EBUSY);
+	assert_true(now_ms() - t0 < 1000); /* the 100 ms timeout, not the 1.5 s stall */
+	t0 = now_ms();
+	assert_int_equal(get(c, "t:s", &val, &len), RAG_EBUSY);
+	assert_true(now_ms() - t0 < 20); /* backing off */
+	t0 = now_ms();
+	while (now_ms() - t0 < 5000) {
+		rc = get(c, "t:s", &val, &len);
+		if (rc == 0)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_int_equal(rc, 0); /* back by itself once the server answers */
+	free(val);
+	cache_free(c);
+}
+
 /* The front: two levels over this Redis, built from options. */
 static void test_two_level_options(void **state)
 {
@@ -337,6 +371,7 @@ int main(void)
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_two_level_options),
 		cmocka_unit_test(test_cluster_on_plain_server),
+		cmocka_unit_test(test_slow_server),
 		cmocka_unit_test(test_down_and_back),
 	};
 
