@@ -26,6 +26,9 @@
 void rag_cache_key_collection(struct cache_key_builder *b, const struct rag_coll *coll,
 			      int64_t seq)
 {
+	/* Results depend on the code too: a rolling upgrade must not serve old rankings. */
+	cache_key_add_str(b, "build", RAGD_VERSION "+" RAGD_GIT_SHA,
+			  strlen(RAGD_VERSION "+" RAGD_GIT_SHA));
 	cache_key_add_str(b, "tenant", coll->c.tenant, strlen(coll->c.tenant));
 	cache_key_add_i64(b, "collection", coll->c.id);
 	cache_key_add_i64(b, "created", coll->c.created_at);

@@ -86,7 +86,8 @@ char *rag_index_path(struct rag_engine *eng, int64_t collection_id);
 double rag_now_ms(void);
 
 /*
- * Adds what names a collection's state to a cache key (rag_cache.c): the
+ * Adds what names a collection's state to a cache key (rag_cache.c): this
+ * build (version and commit: ranking code changes between builds), the
  * tenant, the collection's id and creation time (so separate stores that
  * share one Redis do not meet) and seq, the change-log position the caller
  * read from coll->applied_seq before computing. For the search and answer
