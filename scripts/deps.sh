@@ -22,7 +22,7 @@ APT_PACKAGES=(
   python3-venv prometheus
   libcurl4-openssl-dev libhiredis-dev redis-server redis-tools
   libcmark-dev libxml2-dev libpoppler-glib-dev poppler-utils
-  libhnswlib-dev libfaiss-dev libsodium-dev
+  libhnswlib-dev libfaiss-dev libsodium-dev nginx-light
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }
