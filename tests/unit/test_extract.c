@@ -257,6 +257,8 @@ static const char markdown[] = "# Guide\n"
 			       "- one\n"
 			       "- two\n"
 			       "\n"
+			       "After the list.\n"
+			       "\n"
 			       "    indented code\n";
 
 static void test_markdown_structure(void **state)
