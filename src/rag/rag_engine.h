@@ -166,9 +166,9 @@ enum rag_mode {
 
 enum rag_fusion {
 	RAG_FUSION_RRF = 0,  /* sum of 1 / (rrf_k + rank) */
-	RAG_FUSION_WEIGHTED, /* alpha * dense (min-max scaled) + (1 - alpha) * lexical (BM25
-			      * over the query's full-match score); the API's default:
-			      * better than RRF on SciFact and ADI */
+	RAG_FUSION_WEIGHTED, /* alpha * cosine + (1 - alpha) * BM25 over the query's
+			      * full-match score; the API's default: better than RRF on
+			      * SciFact, Cranfield and ADI */
 };
 
 struct rag_query {
