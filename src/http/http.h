@@ -28,6 +28,8 @@ struct http_ctx {
 	int access_log;        /* one log line per request */
 	int docs_enabled; /* environment != production */
 	atomic_int draining;   /* set at SIGTERM: /ready answers 503 */
+	int answer_top_k;      /* /query defaults: rag.top_k, rag.max_tokens */
+	int answer_max_tokens;
 };
 
 /* Readiness as /ready reports it: 0, or RAG_EBUSY/RAG_EIO with the reason. */
@@ -46,10 +48,14 @@ struct http_req {
 	struct http_ctx *ctx;
 };
 
+struct http_stream;
+
 struct http_resp {
 	int status;
 	struct sbuf body; /* JSON */
 	const char *content_type;
+	int retry_after_s;          /* > 0: a Retry-After header (set for RAG_EBUSY) */
+	struct http_stream *stream; /* set by http_async (http_stream.h): answered by a worker */
 };
 
 typedef int (*http_handler_fn)(struct http_req *req, struct http_resp *resp);
