@@ -55,13 +55,25 @@ static void job_free(struct query_job *j)
 	free(j);
 }
 
+/* Without streaming, a token only asks whether to go on: not if the client left. */
+static int on_token_quiet(void *ctx, const char *piece, size_t len)
+{
+	struct query_job *j = ctx;
+
+	(void)piece, (void)len;
+	return http_stream_gone(j->s);
+}
+
 static int on_token(void *ctx, const char *piece, size_t len)
 {
 	struct query_job *j = ctx;
-	json_t *o = json_object();
+	json_t *o;
 	char *text;
 	int gone;
 
+	if (len == 0)
+		return http_stream_gone(j->s);
+	o = json_object();
 	json_object_set_new(o, "text", json_stringn(piece, len));
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
@@ -120,10 +132,8 @@ static void query_work(struct http_stream *s, void *arg)
 	q.session_id = j->session_id;
 	q.max_tokens = j->max_tokens;
 	q.temperature = j->temperature;
-	if (j->stream) {
-		q.on_token = on_token;
-		q.ctx = j;
-	}
+	q.on_token = j->stream ? on_token : on_token_quiet;
+	q.ctx = j;
 	sbuf_init(&resp.body, 0);
 	if (rag_answer(j->eng, j->tenant, j->collection, &q, &a, &err) < 0) {
 		http_error(&resp, &err);

@@ -41,7 +41,7 @@
 #include "core/banned.h"
 
 #define HTTP_REQUEST_ID_MAX 64 /* longer client ids are replaced, not truncated */
-#define HTTP_STOP_STREAMS_MS 30000 /* cancelled generations stop at their next token */
+#define HTTP_STOP_STREAMS_MS 10000 /* cancelled generations stop at their next token */
 
 struct http_server {
 	struct MHD_Daemon *d;
@@ -436,10 +436,16 @@ void http_server_stop(struct http_server *srv)
 	 * streams, let their connections finish and their workers (which use
 	 * the engine the caller frees next) return.
 	 */
-	while ((http_stream_cancel_all() > 0 || http_stream_workers() > 0) && now_ms() < deadline)
+	while (http_stream_cancel_all() > 0 && now_ms() < deadline)
 		usleep(10000);
-	if (http_stream_workers() > 0)
-		log_error("%d answer workers still running at shutdown", http_stream_workers());
+	/* Workers end at their next token (or their deadline): waiting is bounded. */
+	while (http_stream_workers() > 0) {
+		if (now_ms() > deadline) {
+			log_warn("waiting for %d answer workers to stop", http_stream_workers());
+			deadline = now_ms() + HTTP_STOP_STREAMS_MS;
+		}
+		usleep(10000);
+	}
 	MHD_stop_daemon(srv->d);
 	free(srv);
 }

@@ -59,7 +59,9 @@ struct rag_ask {
 	const char *session_id; /* NULL: no conversation */
 	int max_tokens;         /* > 0 */
 	float temperature;      /* 0 = greedy */
-	gen_token_fn on_token;  /* streaming: raw answer text as it is made; may be NULL */
+	gen_token_fn on_token;  /* streaming: raw answer text as it is made; may be NULL.
+				 * Called with len 0 to ask whether to go on at all;
+				 * non-zero stops the answer (the client left) */
 	void *ctx;
 };
 

@@ -370,6 +370,12 @@ int rag_answer(struct rag_engine *eng, const char *tenant, const char *collectio
 		emit_all(q, &out->text);
 	} else if (eng->gen) {
 		out->kind = "generated";
+		if (q->on_token && q->on_token(q->ctx, "", 0) != 0) {
+			/* The client left while we retrieved: no generation for nobody. */
+			out->usage.finish_reason = "cancelled";
+			out->usage.stopped = 1;
+			goto done;
+		}
 		rc = generate(eng, q, hist, n_hist, src, res.n_hits, out, err);
 		if (rc < 0)
 			goto out;
@@ -380,6 +386,7 @@ int rag_answer(struct rag_engine *eng, const char *tenant, const char *collectio
 			    &out->text);
 		out->usage.stopped = emit_all(q, &out->text) != 0;
 	}
+done:
 	out->generate_ms = rag_now_ms() - t1;
 	out->n_invalid = rag_cite_clean(&out->text, out->n_sources, cited, &n_cited);
 	rc = add_citations(out, &res, cited, n_cited, err);
