@@ -260,6 +260,7 @@ def main():
     ap.add_argument("--top-k", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--port", type=int, default=18391)
+    ap.add_argument("--speed", type=int, default=50, help="streamed answers timed for TTFT and tokens/s")
     ap.add_argument("--paragraphs", type=int, default=0,
                     help="ingest only the first N paragraphs and ask only their questions"
                          " (0 = the whole corpus)")
@@ -281,7 +282,7 @@ def main():
                 questions[::max(1, len(questions) // args.gen_quality)][:args.gen_quality]
             results.append(run_mode(srv, mode, qs, args.latency, args))
             if mode != "extractive":
-                speeds = speed(srv, questions[:args.latency], args)
+                speeds = speed(srv, qs[:args.speed], args)
         finally:
             srv.stop()
     print(f"SQuAD v1.1 dev, {args.paragraphs or 2067} paragraphs ingested, questions spread "
