@@ -274,19 +274,20 @@ def main():
     for mode in args.modes.split(","):
         extra = ["--set", "models.generator="] if mode == "extractive" else [
             "--set", f"models.generator={args.generator}",
-            "--set", f"models.gen_threads={args.threads}"]
+            "--set", f"models.gen_threads={args.threads}", "--set", "rag.timeout_ms=0"]
         srv = Server(args.ragd, args.data_dir, args.port, extra)
         try:
             ingest(srv, dataset, args.paragraphs)
             qs = questions if mode == "extractive" or not args.gen_quality else \
                 questions[::max(1, len(questions) // args.gen_quality)][:args.gen_quality]
             results.append(run_mode(srv, mode, qs, args.latency, args))
+            log(json.dumps(results[-1]))
             if mode != "extractive":
                 speeds = speed(srv, qs[:args.speed], args)
         finally:
             srv.stop()
     print(f"SQuAD v1.1 dev, {args.paragraphs or 2067} paragraphs ingested, questions spread "
-          f"evenly over theirs, top_k {args.top_k}, max_tokens {args.max_tokens}, hybrid "
+          f"evenly over theirs, top_k {args.top_k}, max_tokens {args.max_tokens}, dense "
           f"retrieval\n")
     print("| answers | questions | EM | F1 | citation precision | cited | no_answer | "
           f"latency p50 ms | p95 ms |")

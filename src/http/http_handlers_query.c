@@ -214,7 +214,7 @@ int http_query(struct http_req *req, struct http_resp *resp)
 		http_errorf(resp, RAG_ENOMEM, NULL, "out of memory");
 		goto out;
 	}
-	j->mode = RAG_MODE_HYBRID;
+	j->mode = RAG_MODE_DENSE; /* as search: see http_search for why */
 	if (mode && rag_mode_parse(mode, &j->mode, &err) < 0) {
 		http_error(resp, &err);
 		goto out;
