@@ -144,7 +144,10 @@ static void query_work(struct http_stream *s, void *arg)
 		else
 			http_stream_reply(s, &resp);
 	} else if (j->stream) {
-		text = json_dumps(answer_json(j, &a), JSON_COMPACT | JSON_REAL_PRECISION(6));
+		json_t *o = answer_json(j, &a);
+
+		text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+		json_decref(o);
 		if (text)
 			http_stream_event(s, "done", text, strlen(text));
 		free(text);
