@@ -11,6 +11,7 @@
 struct cache;
 struct config;
 struct embedder;
+struct generator;
 struct rag_engine;
 struct store;
 
@@ -23,6 +24,7 @@ struct cli_app {
 	struct embedder *emb;
 	struct cache *cache; /* NULL for cache.backend none */
 	struct rag_engine *eng;
+	struct generator *gen; /* NULL: extractive answers */
 	const char *args[CLI_MAX_ARGS]; /* positional arguments, borrowed from argv */
 	size_t n_args;
 };
@@ -49,6 +51,12 @@ int cli_setup(struct cli_app *app, int argc, char **argv, int first,
 
 /* Opens the store and the embedder; with engine, the engine too. Prints and returns -1. */
 int cli_open(struct cli_app *app, int engine, int load_indexes, int follow);
+
+/*
+ * Loads the generator (models.generator; none when empty) and gives it and
+ * the rag.* answer options to the engine. Prints and returns -1.
+ */
+int cli_open_generator(struct cli_app *app);
 
 void cli_app_release(struct cli_app *app);
 

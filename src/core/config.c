@@ -35,7 +35,7 @@
 #define CONFIG_KEY_MAX 64    /* longest dotted key: matches RAG_ERR_FIELD_MAX */
 #define KIB 1024LL
 
-enum type { T_STR, T_INT, T_SIZE, T_BOOL, T_LEVEL };
+enum type { T_STR, T_STR0, T_INT, T_SIZE, T_BOOL, T_LEVEL, T_DOUBLE }; /* T_STR0: may be empty */
 
 struct key {
 	const char *key;
@@ -66,6 +66,17 @@ static const struct key keys[] = {
 	{ "models.embed_batch", T_INT, F(models.embed_batch), 1, 4096 },
 	{ "models.embed_threads", T_INT, F(models.embed_threads), 0, 256 },
 	{ "models.embed_contexts", T_INT, F(models.embed_contexts), 0, 256 },
+	{ "models.generator", T_STR0, F(models.generator), 0, 0 },
+	{ "models.gen_contexts", T_INT, F(models.gen_contexts), 1, 64 },
+	{ "models.gen_queue", T_INT, F(models.gen_queue), 0, 100000 },
+	{ "models.gen_threads", T_INT, F(models.gen_threads), 0, 256 },
+	{ "models.gen_ctx", T_INT, F(models.gen_ctx), 0, 131072 },
+	{ "rag.prompt_template", T_STR0, F(rag.prompt_template), 0, 0 },
+	{ "rag.min_score", T_DOUBLE, F(rag.min_score), -1, 1 },
+	{ "rag.top_k", T_INT, F(rag.top_k), 1, 100 },
+	{ "rag.max_tokens", T_INT, F(rag.max_tokens), 1, 8192 },
+	{ "rag.history_messages", T_INT, F(rag.history_messages), 0, 100 },
+	{ "rag.timeout_ms", T_INT, F(rag.timeout_ms), 0, 3600000 },
 	{ "chunking.size", T_INT, F(chunking.size), 8, 8192 },
 	{ "chunking.overlap", T_INT, F(chunking.overlap), 0, 4096 },
 	{ "index.snapshot", T_BOOL, F(index.snapshot), 0, 0 },
@@ -111,6 +122,16 @@ struct config *config_new(void)
 	cfg->log.level = LOG_LEVEL_INFO;
 	cfg->models.embedder = strdup("models/all-MiniLM-L6-v2.gguf");
 	cfg->models.embed_batch = 32;
+	cfg->models.generator = strdup("models/SmolLM2-135M-Instruct-Q4_1.gguf");
+	cfg->models.gen_contexts = 1;
+	cfg->models.gen_queue = 16;
+	cfg->models.gen_ctx = 2048;
+	cfg->rag.prompt_template = strdup("");
+	cfg->rag.min_score = 0.25;
+	cfg->rag.top_k = 5;
+	cfg->rag.max_tokens = 256;
+	cfg->rag.history_messages = 6;
+	cfg->rag.timeout_ms = 60000;
 	cfg->chunking.size = 128;
 	cfg->chunking.overlap = 16;
 	cfg->index.snapshot = true;
@@ -123,7 +144,8 @@ struct config *config_new(void)
 	cfg->cache.redis_timeout_ms = 100;
 	cfg->cache.redis_pool_size = 8;
 	if (!cfg->data_dir || !cfg->server.host || !cfg->models.embedder || !cfg->environment ||
-	    !cfg->log.file || !cfg->cache.backend || !cfg->cache.redis_url) {
+	    !cfg->log.file || !cfg->cache.backend || !cfg->cache.redis_url ||
+	    !cfg->models.generator || !cfg->rag.prompt_template) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -135,7 +157,7 @@ void config_free(struct config *cfg)
 	if (!cfg)
 		return;
 	for (size_t i = 0; i < N_KEYS; i++)
-		if (keys[i].type == T_STR)
+		if (keys[i].type == T_STR || keys[i].type == T_STR0)
 			free(*(char **)((char *)cfg + keys[i].offset));
 	free(cfg);
 }
@@ -269,7 +291,8 @@ int config_set(struct config *cfg, const char *key, const char *value, const cha
 	long long n;
 	bool b;
 	int level;
-	char *s;
+	double d;
+	char *s, *end;
 
 	if (!source)
 		source = "unknown source";
@@ -278,6 +301,7 @@ int config_set(struct config *cfg, const char *key, const char *value, const cha
 	field = (char *)cfg + k->offset;
 	switch (k->type) {
 	case T_STR:
+	case T_STR0:
 		s = strdup(value);
 		if (!s)
 			return rag_err_set(err, RAG_ENOMEM, key, "%s: out of memory", key);
@@ -305,6 +329,17 @@ int config_set(struct config *cfg, const char *key, const char *value, const cha
 					   "%s: '%s' is not a boolean (true or false) (%s)", key, value,
 					   source);
 		*(bool *)field = b;
+		return 0;
+	case T_DOUBLE:
+		errno = 0;
+		d = strtod(value, &end);
+		if (errno || end == value || *end || d != d)
+			return rag_err_set(err, RAG_EINVAL, key, "%s: '%s' is not a number (%s)", key,
+					   value, source);
+		if (d < (double)k->min || d > (double)k->max)
+			return rag_err_set(err, RAG_EINVAL, key, "%s: %s is out of range %lld..%lld (%s)",
+					   key, value, k->min, k->max, source);
+		*(double *)field = d;
 		return 0;
 	case T_LEVEL:
 		if (log_level_parse(value, &level) != 0)
@@ -449,6 +484,13 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 						   k->key, v);
 			break;
 		case T_BOOL:
+		case T_STR0:
+			break;
+		case T_DOUBLE:
+			if (!(*(const double *)field >= (double)k->min &&
+			      *(const double *)field <= (double)k->max))
+				return rag_err_set(err, RAG_EINVAL, k->key, "%s: out of range %lld..%lld",
+						   k->key, k->min, k->max);
 			break;
 		}
 	}
@@ -478,6 +520,7 @@ static void dump_value(struct sbuf *sb, const struct key *k, const void *field)
 
 	switch (k->type) {
 	case T_STR:
+	case T_STR0:
 		s = *(char *const *)field;
 		sbuf_add_json_str(sb, s, strlen(s));
 		break;
@@ -486,6 +529,9 @@ static void dump_value(struct sbuf *sb, const struct key *k, const void *field)
 		break;
 	case T_SIZE:
 		sbuf_addf(sb, "%zu", *(const size_t *)field);
+		break;
+	case T_DOUBLE:
+		sbuf_addf(sb, "%.17g", *(const double *)field);
 		break;
 	case T_BOOL:
 		sbuf_addstr(sb, *(const bool *)field ? "true" : "false");

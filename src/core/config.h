@@ -25,6 +25,17 @@
  *   models.embed_batch          32            1..4096
  *   models.embed_threads        0 = CPUs      0..256
  *   models.embed_contexts       0 = CPUs      0..256
+ *   models.generator            "models/SmolLM2-135M-Instruct-Q4_1.gguf"; "" = extractive answers
+ *   models.gen_contexts         1             1..64
+ *   models.gen_queue            16            0..100000
+ *   models.gen_threads          0 = CPUs / gen_contexts  0..256
+ *   models.gen_ctx              2048 tokens   0..131072 (0 = the model's, capped)
+ *   rag.prompt_template         "" = built in; a file path, or the text itself
+ *   rag.min_score               0.25          -1..1 (best dense cosine an answer needs)
+ *   rag.top_k                   5             1..100
+ *   rag.max_tokens              256           1..8192
+ *   rag.history_messages        6             0..100
+ *   rag.timeout_ms              60000         0..3600000 (0 = none)
  *   chunking.size               128 tokens    8..8192
  *   chunking.overlap            16            0..4096, less than chunking.size
  *   index.snapshot              true
@@ -76,7 +87,20 @@ struct config {
 		int embed_batch;
 		int embed_threads;
 		int embed_contexts;
+		char *generator; /* "" = no generator: extractive answers */
+		int gen_contexts;
+		int gen_queue;
+		int gen_threads;
+		int gen_ctx;
 	} models;
+	struct {
+		char *prompt_template; /* "" = built in */
+		double min_score;
+		int top_k;
+		int max_tokens;
+		int history_messages;
+		int timeout_ms;
+	} rag;
 	struct {
 		int size;
 		int overlap;

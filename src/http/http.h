@@ -29,6 +29,8 @@ struct http_ctx {
 	int docs_enabled; /* environment != production */
 	int http_max_age_s;    /* Cache-Control max-age of cacheable GETs (cache.http_max_age_s) */
 	atomic_int draining;   /* set at SIGTERM: /ready answers 503 */
+	int answer_top_k;      /* /query defaults: rag.top_k, rag.max_tokens */
+	int answer_max_tokens;
 };
 
 /* Readiness as /ready reports it: 0, or RAG_EBUSY/RAG_EIO with the reason. */
@@ -47,6 +49,8 @@ struct http_req {
 	struct http_ctx *ctx;
 };
 
+struct http_stream;
+
 struct http_resp {
 	int status;
 	struct sbuf body; /* JSON */
@@ -60,6 +64,8 @@ struct http_resp {
 	const char *cache_control;
 	char cache_control_buf[64];
 	const char *x_cache; /* X-Cache: HIT, MISS or BYPASS (searches); static or NULL */
+	int retry_after_s;          /* > 0: a Retry-After header (set for RAG_EBUSY) */
+	struct http_stream *stream; /* set by http_async (http_stream.h): answered by a worker */
 };
 
 typedef int (*http_handler_fn)(struct http_req *req, struct http_resp *resp);

@@ -253,6 +253,8 @@ void http_error(struct http_resp *resp, const struct rag_err *err)
 
 	sbuf_reset(&resp->body);
 	resp->status = rag_err_http_status(code);
+	if (code == RAG_EBUSY)
+		resp->retry_after_s = 1;
 	sbuf_addstr(&resp->body, "{\"error\":{\"code\":");
 	sbuf_add_json_str(&resp->body, rag_err_name(code), strlen(rag_err_name(code)));
 	sbuf_addstr(&resp->body, ",\"message\":");

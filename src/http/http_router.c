@@ -30,6 +30,7 @@ static const struct route routes[] = {
 	{ "GET", "/v1/collections/{name}/documents/{id}", http_document_get },
 	{ "DELETE", "/v1/collections/{name}/documents/{id}", http_document_delete },
 	{ "POST", "/v1/collections/{name}/search", http_search },
+	{ "POST", "/v1/collections/{name}/query", http_query },
 	{ "GET", "/openapi.json", http_openapi },
 	{ "GET", "/docs", http_docs_swagger },
 	{ "GET", "/redoc", http_docs_redoc },
