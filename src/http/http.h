@@ -46,20 +46,34 @@ struct http_req {
 	struct http_ctx *ctx;
 };
 
+/* How errors are written: ragd's own shape, or OpenAI's on the OpenAI-compatible routes. */
+enum http_error_style {
+	HTTP_ERRORS_RAGD = 0, /* {"error":{"code","message","field"}} */
+	HTTP_ERRORS_OPENAI,   /* {"error":{"message","type","param","code"}} */
+};
+
 struct http_resp {
 	int status;
 	struct sbuf body; /* JSON */
 	const char *content_type;
+	enum http_error_style error_style; /* set by the handler before it decodes anything */
 };
 
 typedef int (*http_handler_fn)(struct http_req *req, struct http_resp *resp);
 
-/* Writes `{"error":{"code","message","field"}}` with the code's HTTP status. */
+/*
+ * Writes `{"error":{"code","message","field"}}` with the code's HTTP status,
+ * or with resp->error_style HTTP_ERRORS_OPENAI the OpenAI shape
+ * `{"error":{"message","type","param","code"}}` (param = the field).
+ */
 void http_error(struct http_resp *resp, const struct rag_err *err);
 
 /* Shorthand for an error built here: status from code. */
 void http_errorf(struct http_resp *resp, int code, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* True for the paths that answer errors in OpenAI's shape (/v1/chat/..., /v1/embeddings, /v1/models). */
+int http_is_openai_path(const char *path);
 
 /* The engine, or NULL after writing 503 "starting" into resp. */
 struct rag_engine *http_engine(struct http_req *req, struct http_resp *resp);

@@ -1,0 +1,125 @@
+"""
+The OpenAI-compatible API through the official clients: the `openai`
+package and LangChain's OpenAIEmbeddings / ChatOpenAI, pointed at ragd with
+any API key. Raw HTTP checks the error shape and the corners the clients
+hide (token arrays, float vs base64, unknown models).
+"""
+import base64
+import math
+import struct
+
+import openai
+import pytest
+from langchain_openai import OpenAIEmbeddings
+
+MODEL = "all-MiniLM-L6-v2"
+DIM = 384
+
+
+@pytest.fixture(scope="module")
+def client(ragd):
+    return openai.OpenAI(base_url=ragd.url + "/v1", api_key="any-key", max_retries=0)
+
+
+def cosine(a, b):
+    return sum(x * y for x, y in zip(a, b)) / (
+        math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+def test_models_lists_embedder_and_collections(ragd, client):
+    ragd.create_collection("oai_models")
+    ids = [m.id for m in client.models.list()]
+    assert MODEL in ids
+    assert "rag:oai_models" in ids
+    m = client.models.retrieve(MODEL)
+    assert m.id == MODEL and m.object == "model"
+    with pytest.raises(openai.NotFoundError) as e:
+        client.models.retrieve("no-such-model")
+    assert e.value.body["code"] == "model_not_found"
+
+
+def test_embeddings_with_openai_client(ragd, client):
+    texts = ["The cat sat on the mat.", "A kitten rested on the rug.",
+             "Quarterly revenue grew by ten percent."]
+    # The client asks for base64 unless told otherwise; check both formats agree.
+    r64 = client.embeddings.create(model=MODEL, input=texts)
+    rfl = client.embeddings.create(model=MODEL, input=texts, encoding_format="float")
+    assert [d.index for d in r64.data] == [0, 1, 2]
+    assert r64.model == MODEL
+    assert r64.usage.prompt_tokens > 0 and r64.usage.total_tokens == r64.usage.prompt_tokens
+    for a, b in zip(r64.data, rfl.data):
+        assert len(a.embedding) == DIM and len(b.embedding) == DIM
+        assert max(abs(x - y) for x, y in zip(a.embedding, b.embedding)) < 1e-6
+    v = [d.embedding for d in rfl.data]
+    assert abs(math.sqrt(sum(x * x for x in v[0])) - 1.0) < 1e-4
+    assert cosine(v[0], v[1]) > cosine(v[0], v[2])
+    # The same text through ragd's own search path embeds identically.
+    one = client.embeddings.create(model=MODEL, input=texts[0], encoding_format="float")
+    assert max(abs(x - y) for x, y in zip(one.data[0].embedding, v[0])) < 1e-5
+
+
+def test_embeddings_usage_counts_model_tokens(ragd):
+    status, body = ragd.request("POST", "/v1/embeddings",
+                                {"model": MODEL, "input": ["hello world"],
+                                 "encoding_format": "float"})
+    assert status == 200, body
+    # [CLS] hello world [SEP]
+    assert body["usage"] == {"prompt_tokens": 4, "total_tokens": 4}
+
+
+def test_embeddings_base64_is_little_endian_float32(ragd):
+    status, body = ragd.request("POST", "/v1/embeddings",
+                                {"model": MODEL, "input": "hello", "encoding_format": "base64"})
+    assert status == 200, body
+    raw = base64.b64decode(body["data"][0]["embedding"])
+    assert len(raw) == DIM * 4
+    vec = struct.unpack(f"<{DIM}f", raw)
+    assert abs(math.sqrt(sum(x * x for x in vec)) - 1.0) < 1e-4
+
+
+def test_langchain_openai_embeddings(ragd):
+    emb = OpenAIEmbeddings(model=MODEL, base_url=ragd.url + "/v1", api_key="any-key",
+                           check_embedding_ctx_length=False, max_retries=0)
+    docs = emb.embed_documents(["alpha beta", "gamma delta"])
+    q = emb.embed_query("alpha beta")
+    assert len(docs) == 2 and len(docs[0]) == DIM
+    assert cosine(q, docs[0]) > 0.999
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"model": MODEL, "input": [1, 2, 3]}, "input"),
+    ({"model": MODEL, "input": [[1, 2], [3]]}, "input"),
+    ({"model": MODEL, "input": []}, "input"),
+    ({"model": MODEL, "input": ""}, "input"),
+    ({"model": MODEL, "input": ["ok", 5]}, "input"),
+    ({"model": MODEL}, "input"),
+    ({"input": "x"}, "model"),
+    ({"model": MODEL, "input": "x", "encoding_format": "int8"}, "encoding_format"),
+    ({"model": MODEL, "input": "x", "dimensions": 128}, "dimensions"),
+    ({"model": MODEL, "input": "x", "bogus": 1}, "bogus"),
+])
+def test_embeddings_bad_input_openai_error_shape(ragd, body, param):
+    status, resp = ragd.request("POST", "/v1/embeddings", body)
+    assert status == 400, resp
+    err = resp["error"]
+    assert set(err) == {"message", "type", "param", "code"}
+    assert err["type"] == "invalid_request_error"
+    assert err["param"] == param
+    assert err["message"]
+
+
+def test_embeddings_unknown_model_is_404(ragd, client):
+    with pytest.raises(openai.NotFoundError) as e:
+        client.embeddings.create(model="text-embedding-ada-002", input="x")
+    assert e.value.body["param"] == "model"
+
+
+def test_openai_error_shape_for_malformed_json_and_methods(ragd):
+    status, resp, _ = ragd.raw_request("POST", "/v1/embeddings", b"{not json")
+    assert status == 400 and resp["error"]["type"] == "invalid_request_error"
+    assert "param" in resp["error"]
+    status, resp = ragd.request("DELETE", "/v1/models")
+    assert status == 405 and resp["error"]["code"] == "method_not_allowed"
+    # The rest of the API keeps ragd's own shape.
+    status, resp = ragd.request("POST", "/v1/collections", {"name": ""})
+    assert status == 400 and set(resp["error"]) == {"code", "message", "field"}
