@@ -135,17 +135,10 @@ int cli_setup(struct cli_app *app, int argc, char **argv, int first, const struc
 	return 0;
 }
 
-int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
+static struct embedder *open_llama_embedder(const struct config *cfg, struct rag_err *err)
 {
-	struct config *cfg = app->cfg;
-	struct store_options so = store_default_options();
 	struct embedder_llama_options eo;
-	struct rag_engine_options ro;
-	struct rag_err err = { 0 };
 
-	app->store = store_sqlite_open(cfg->data_dir, &so, &err);
-	if (!app->store)
-		return die("cannot open the store", &err);
 	embedder_llama_default_options(&eo);
 	eo.model_path = cfg->models.embedder;
 	/*
@@ -159,7 +152,45 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	if (eo.n_threads < 1)
 		eo.n_threads = 1;
 	eo.batch_size = cfg->models.embed_batch;
-	app->emb = embedder_llama_new(&eo, &err);
+	return embedder_llama_new(&eo, err);
+}
+
+/* models.embedder "remote": the pool of OpenAI-compatible servers in models.remote.*. */
+static struct embedder *open_remote_embedder(const struct config *cfg, struct rag_err *err)
+{
+	struct embedder_remote_options ro;
+	const char *key = cfg->models.remote.api_key_env[0] ? getenv(cfg->models.remote.api_key_env)
+							     : NULL;
+
+	embedder_remote_default_options(&ro);
+	ro.model = cfg->models.remote.embed_model;
+	ro.max_tokens = (size_t)cfg->models.remote.max_tokens;
+	ro.pool.urls = cfg->models.remote.urls;
+	model_pool_policy_parse(cfg->models.remote.policy, &ro.pool.policy);
+	ro.pool.connect_timeout_ms = cfg->models.remote.connect_timeout_ms;
+	ro.pool.request_timeout_ms = cfg->models.remote.timeout_ms;
+	ro.pool.deadline_ms = cfg->models.remote.deadline_ms;
+	ro.pool.health_interval_ms = cfg->models.remote.health_interval_ms;
+	ro.pool.health_path = cfg->models.remote.health_path;
+	ro.pool.eject_after = cfg->models.remote.eject_after;
+	ro.pool.api_key = key;
+	return embedder_remote_new(&ro, err);
+}
+
+int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
+{
+	struct config *cfg = app->cfg;
+	struct store_options so = store_default_options();
+	struct rag_engine_options ro;
+	struct rag_err err = { 0 };
+
+	app->store = store_sqlite_open(cfg->data_dir, &so, &err);
+	if (!app->store)
+		return die("cannot open the store", &err);
+	if (strcmp(cfg->models.embedder, "remote") == 0)
+		app->emb = open_remote_embedder(cfg, &err);
+	else
+		app->emb = open_llama_embedder(cfg, &err);
 	if (!app->emb)
 		return die("cannot load the embedding model", &err);
 	if (!engine)

@@ -113,10 +113,13 @@ static void register_info(const struct config *cfg)
 static int check_config(struct cli_app *app)
 {
 	struct sbuf sb = SBUF_INIT;
-	FILE *f = fopen(app->cfg->models.embedder, "rb");
+	int remote = strcmp(app->cfg->models.embedder, "remote") == 0;
+	FILE *f = remote ? NULL : fopen(app->cfg->models.embedder, "rb");
 	int rc = 0;
 
-	if (!f) {
+	if (remote) {
+		/* The pool is checked when it starts: its instances may come up later. */
+	} else if (!f) {
 		fprintf(stderr, "ragd: models.embedder: cannot read '%s': %s\n",
 			app->cfg->models.embedder, strerror(errno));
 		rc = 1;

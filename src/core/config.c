@@ -41,7 +41,7 @@ struct key {
 	const char *key;
 	enum type type;
 	size_t offset;
-	long long min, max; /* inclusive, for T_INT and T_SIZE */
+	long long min, max; /* inclusive, for T_INT and T_SIZE; T_STR: min 1 = may be empty */
 };
 
 #define F(field) offsetof(struct config, field)
@@ -66,6 +66,19 @@ static const struct key keys[] = {
 	{ "models.embed_batch", T_INT, F(models.embed_batch), 1, 4096 },
 	{ "models.embed_threads", T_INT, F(models.embed_threads), 0, 256 },
 	{ "models.embed_contexts", T_INT, F(models.embed_contexts), 0, 256 },
+	{ "models.remote.urls", T_STR, F(models.remote.urls), 1, 0 },
+	{ "models.remote.policy", T_STR, F(models.remote.policy), 0, 0 },
+	{ "models.remote.embed_model", T_STR, F(models.remote.embed_model), 0, 0 },
+	{ "models.remote.max_tokens", T_INT, F(models.remote.max_tokens), 8, 1 << 20 },
+	{ "models.remote.connect_timeout_ms", T_INT, F(models.remote.connect_timeout_ms), 1,
+	  600000 },
+	{ "models.remote.timeout_ms", T_INT, F(models.remote.timeout_ms), 1, 3600000 },
+	{ "models.remote.deadline_ms", T_INT, F(models.remote.deadline_ms), 1, 3600000 },
+	{ "models.remote.health_interval_ms", T_INT, F(models.remote.health_interval_ms), 0,
+	  3600000 },
+	{ "models.remote.health_path", T_STR, F(models.remote.health_path), 0, 0 },
+	{ "models.remote.eject_after", T_INT, F(models.remote.eject_after), 1, 1000 },
+	{ "models.remote.api_key_env", T_STR, F(models.remote.api_key_env), 1, 0 },
 	{ "chunking.size", T_INT, F(chunking.size), 8, 8192 },
 	{ "chunking.overlap", T_INT, F(chunking.overlap), 0, 4096 },
 	{ "index.snapshot", T_BOOL, F(index.snapshot), 0, 0 },
@@ -103,12 +116,25 @@ struct config *config_new(void)
 	cfg->log.level = LOG_LEVEL_INFO;
 	cfg->models.embedder = strdup("models/all-MiniLM-L6-v2.gguf");
 	cfg->models.embed_batch = 32;
+	cfg->models.remote.urls = strdup("");
+	cfg->models.remote.policy = strdup("round_robin");
+	cfg->models.remote.embed_model = strdup("all-MiniLM-L6-v2");
+	cfg->models.remote.max_tokens = 512;
+	cfg->models.remote.connect_timeout_ms = 1000;
+	cfg->models.remote.timeout_ms = 30000;
+	cfg->models.remote.deadline_ms = 60000;
+	cfg->models.remote.health_interval_ms = 1000;
+	cfg->models.remote.health_path = strdup("/health");
+	cfg->models.remote.eject_after = 2;
+	cfg->models.remote.api_key_env = strdup("OPENAI_API_KEY");
 	cfg->chunking.size = 128;
 	cfg->chunking.overlap = 16;
 	cfg->index.snapshot = true;
 	cfg->index.follow_interval_ms = 500;
 	if (!cfg->data_dir || !cfg->server.host || !cfg->models.embedder || !cfg->environment ||
-	    !cfg->log.file) {
+	    !cfg->log.file || !cfg->models.remote.urls || !cfg->models.remote.policy ||
+	    !cfg->models.remote.embed_model || !cfg->models.remote.health_path ||
+	    !cfg->models.remote.api_key_env) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -413,7 +439,7 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 
 		switch (k->type) {
 		case T_STR:
-			if (!*(char *const *)field || !(*(char *const *)field)[0])
+			if (!*(char *const *)field || (k->min == 0 && !(*(char *const *)field)[0]))
 				return rag_err_set(err, RAG_EINVAL, k->key, "%s: must not be empty",
 						   k->key);
 			break;
@@ -437,6 +463,16 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 			break;
 		}
 	}
+	if (strcmp(cfg->models.remote.policy, "round_robin") != 0 &&
+	    strcmp(cfg->models.remote.policy, "hash") != 0 &&
+	    strcmp(cfg->models.remote.policy, "least_inflight") != 0)
+		return rag_err_set(err, RAG_EINVAL, "models.remote.policy",
+				   "models.remote.policy: '%s' is not one of round_robin, hash, "
+				   "least_inflight", cfg->models.remote.policy);
+	if (strcmp(cfg->models.embedder, "remote") == 0 && !cfg->models.remote.urls[0])
+		return rag_err_set(err, RAG_EINVAL, "models.remote.urls",
+				   "models.remote.urls: models.embedder is 'remote' but no instance "
+				   "URL is given");
 	if (cfg->chunking.overlap >= cfg->chunking.size)
 		return rag_err_set(err, RAG_EINVAL, "chunking.overlap",
 				   "chunking.overlap: %d must be less than chunking.size (%d)",

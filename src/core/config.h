@@ -25,6 +25,18 @@
  *   models.embed_batch          32            1..4096
  *   models.embed_threads        0 = CPUs      0..256
  *   models.embed_contexts       0 = CPUs      0..256
+ *   models.embedder = "remote" uses the pool below instead of a GGUF file:
+ *   models.remote.urls          ""            comma-separated http(s) base URLs
+ *   models.remote.policy        round_robin   round_robin|hash|least_inflight
+ *   models.remote.embed_model   "all-MiniLM-L6-v2"
+ *   models.remote.max_tokens    512           8..1048576
+ *   models.remote.connect_timeout_ms 1000     1..600000
+ *   models.remote.timeout_ms    30000         1..3600000 (one attempt)
+ *   models.remote.deadline_ms   60000         1..3600000 (retries included)
+ *   models.remote.health_interval_ms 1000     0..3600000 (0 = none)
+ *   models.remote.health_path   "/health"
+ *   models.remote.eject_after   2             1..1000
+ *   models.remote.api_key_env   "OPENAI_API_KEY" (the variable's name, not the key)
  *   chunking.size               128 tokens    8..8192
  *   chunking.overlap            16            0..4096, less than chunking.size
  *   index.snapshot              true
@@ -68,6 +80,19 @@ struct config {
 		int embed_batch;
 		int embed_threads;
 		int embed_contexts;
+		struct {
+			char *urls;        /* comma-separated base URLs; "" = none */
+			char *policy;      /* round_robin | hash | least_inflight */
+			char *embed_model; /* model name sent upstream */
+			int max_tokens;
+			int connect_timeout_ms;
+			int timeout_ms;    /* one attempt */
+			int deadline_ms;   /* one call, retries on other instances included */
+			int health_interval_ms; /* 0 = no health checks */
+			char *health_path;
+			int eject_after;   /* consecutive failures that take an instance out */
+			char *api_key_env; /* environment variable holding the API key; "" = none */
+		} remote;
 	} models;
 	struct {
 		int size;

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "model/model_pool.h"
+
 struct rag_err;
 struct embedder;
 
@@ -67,5 +69,24 @@ void embedder_llama_default_options(struct embedder_llama_options *opts);
  */
 struct embedder *embedder_llama_new(const struct embedder_llama_options *opts,
 				    struct rag_err *err);
+
+struct embedder_remote_options {
+	struct model_pool_options pool; /* instances, policy, timeouts, health checks */
+	const char *model;              /* the name sent as "model", and this embedder's name */
+	size_t max_tokens;              /* the window the servers read (chunk sizes must fit) */
+};
+
+void embedder_remote_default_options(struct embedder_remote_options *opts);
+
+/*
+ * An embedder over a pool of OpenAI-compatible servers (POST
+ * /v1/embeddings; see model_pool.h for routing, retries and health). The
+ * dimension comes from one probe embedding made here, so an instance must
+ * answer within the pool's deadline; NULL with err set otherwise. Token
+ * counts are estimated from byte lengths (no tokenizer over this API).
+ * Caller frees with embedder_free.
+ */
+struct embedder *embedder_remote_new(const struct embedder_remote_options *opts,
+				     struct rag_err *err);
 
 #endif
