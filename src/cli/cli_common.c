@@ -138,6 +138,8 @@ int cli_setup(struct cli_app *app, int argc, char **argv, int first, const struc
 static struct embedder *open_llama_embedder(const struct config *cfg, struct rag_err *err)
 {
 	struct embedder_llama_options eo;
+	struct embedder_batch_options bo;
+	struct embedder *e;
 
 	embedder_llama_default_options(&eo);
 	eo.model_path = cfg->models.embedder;
@@ -152,7 +154,13 @@ static struct embedder *open_llama_embedder(const struct config *cfg, struct rag
 	if (eo.n_threads < 1)
 		eo.n_threads = 1;
 	eo.batch_size = cfg->models.embed_batch;
-	return embedder_llama_new(&eo, err);
+	e = embedder_llama_new(&eo, err);
+	if (!e || !cfg->models.micro_batch)
+		return e;
+	embedder_batch_default_options(&bo);
+	bo.window_us = cfg->models.micro_batch_window_us;
+	bo.max_running = eo.n_contexts;
+	return embedder_batch_new(e, &bo, err);
 }
 
 /* models.embedder "remote": the pool of OpenAI-compatible servers in models.remote.*. */

@@ -30,6 +30,7 @@
 #include "core/sbuf.h"
 #include "http/http.h"
 #include "http/http_server.h"
+#include "model/model_cache.h"
 #include "obs/metrics.h"
 #include "obs/process.h"
 #include "rag/rag_engine.h"
@@ -202,6 +203,9 @@ int cli_serve(int argc, char **argv)
 	ctx.max_body_bytes = app.cfg->server.max_body_bytes;
 	ctx.access_log = app.cfg->log.access;
 	ctx.docs_enabled = strcmp(app.cfg->environment, "production") != 0;
+	ctx.models = model_cache_new((size_t)app.cfg->models.cache_capacity);
+	ctx.models_dir = app.cfg->models.dir;
+	ctx.model_threads = config_cpu_count(app.cfg->models.embed_threads);
 	atomic_init(&ctx.engine, NULL);
 	atomic_init(&ctx.draining, 0);
 	register_info(app.cfg);
@@ -230,6 +234,7 @@ out:
 	metrics_remove_collector(ready_collector, &ctx);
 	metrics_process_stop();
 	cli_app_release(&app);
+	model_cache_free(ctx.models);
 	if (rc == 0)
 		log_info("stopped");
 	return rc;

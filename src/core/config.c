@@ -66,6 +66,10 @@ static const struct key keys[] = {
 	{ "models.embed_batch", T_INT, F(models.embed_batch), 1, 4096 },
 	{ "models.embed_threads", T_INT, F(models.embed_threads), 0, 256 },
 	{ "models.embed_contexts", T_INT, F(models.embed_contexts), 0, 256 },
+	{ "models.dir", T_STR, F(models.dir), 0, 0 },
+	{ "models.cache_capacity", T_INT, F(models.cache_capacity), 1, 1000 },
+	{ "models.micro_batch", T_BOOL, F(models.micro_batch), 0, 0 },
+	{ "models.micro_batch_window_us", T_INT, F(models.micro_batch_window_us), 0, 1000000 },
 	{ "models.remote.urls", T_STR, F(models.remote.urls), 1, 0 },
 	{ "models.remote.policy", T_STR, F(models.remote.policy), 0, 0 },
 	{ "models.remote.embed_model", T_STR, F(models.remote.embed_model), 0, 0 },
@@ -116,6 +120,9 @@ struct config *config_new(void)
 	cfg->log.level = LOG_LEVEL_INFO;
 	cfg->models.embedder = strdup("models/all-MiniLM-L6-v2.gguf");
 	cfg->models.embed_batch = 32;
+	cfg->models.dir = strdup("models");
+	cfg->models.cache_capacity = 10;
+	cfg->models.micro_batch = true;
 	cfg->models.remote.urls = strdup("");
 	cfg->models.remote.policy = strdup("round_robin");
 	cfg->models.remote.embed_model = strdup("all-MiniLM-L6-v2");
@@ -132,7 +139,7 @@ struct config *config_new(void)
 	cfg->index.snapshot = true;
 	cfg->index.follow_interval_ms = 500;
 	if (!cfg->data_dir || !cfg->server.host || !cfg->models.embedder || !cfg->environment ||
-	    !cfg->log.file || !cfg->models.remote.urls || !cfg->models.remote.policy ||
+	    !cfg->log.file || !cfg->models.dir || !cfg->models.remote.urls || !cfg->models.remote.policy ||
 	    !cfg->models.remote.embed_model || !cfg->models.remote.health_path ||
 	    !cfg->models.remote.api_key_env) {
 		config_free(cfg);

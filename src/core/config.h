@@ -25,6 +25,10 @@
  *   models.embed_batch          32            1..4096
  *   models.embed_threads        0 = CPUs      0..256
  *   models.embed_contexts       0 = CPUs      0..256
+ *   models.dir                  "models"      requests may name dir/<model>.gguf
+ *   models.cache_capacity       10            1..1000 models loaded on demand (LRU)
+ *   models.micro_batch          true          merge concurrent small embed calls
+ *   models.micro_batch_window_us 0            0..1000000 (0 = wait only while busy)
  *   models.embedder = "remote" uses the pool below instead of a GGUF file:
  *   models.remote.urls          ""            comma-separated http(s) base URLs
  *   models.remote.policy        round_robin   round_robin|hash|least_inflight
@@ -80,6 +84,10 @@ struct config {
 		int embed_batch;
 		int embed_threads;
 		int embed_contexts;
+		char *dir;                 /* GGUF files a request may name: dir/<model>.gguf */
+		int cache_capacity;        /* models loaded on demand kept in the LRU */
+		bool micro_batch;          /* merge concurrent small embed calls */
+		int micro_batch_window_us; /* how long a batch waits for more; 0 = only while busy */
 		struct {
 			char *urls;        /* comma-separated base URLs; "" = none */
 			char *policy;      /* round_robin | hash | least_inflight */

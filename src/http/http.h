@@ -14,6 +14,7 @@
 #include "core/sbuf.h"
 #include "core/str.h"
 
+struct model_cache;
 struct rag_engine;
 struct rag_err;
 
@@ -28,6 +29,9 @@ struct http_ctx {
 	int access_log;        /* one log line per request */
 	int docs_enabled; /* environment != production */
 	atomic_int draining;   /* set at SIGTERM: /ready answers 503 */
+	struct model_cache *models; /* models requests name, loaded on demand; NULL = none */
+	const char *models_dir;     /* where they are looked up: models_dir/<name>.gguf */
+	int model_threads;          /* threads an on-demand model computes with */
 };
 
 /* Readiness as /ready reports it: 0, or RAG_EBUSY/RAG_EIO with the reason. */

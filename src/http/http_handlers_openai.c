@@ -19,12 +19,14 @@
 #include "http/http_handlers.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/rag_error.h"
 #include "http/http_json.h"
 #include "model/embedder.h"
+#include "model/model_cache.h"
 #include "rag/rag_engine.h"
 
 #include "core/banned.h"
@@ -217,13 +219,46 @@ static void embeddings_reply(struct http_resp *resp, struct embedder *e, const f
 		http_errorf(resp, RAG_ENOMEM, NULL, "out of memory writing embeddings");
 }
 
+/*
+ * A model the request names that is not the loaded embedder: a GGUF file
+ * models_dir/<name>.gguf, loaded through the model cache (one context;
+ * release with model_cache_release). NULL with a 404 naming "model" when
+ * there is no such file; the load's own error when it is not an embedder.
+ */
+static struct embedder *on_demand_embedder(struct http_req *req, const char *model,
+					   struct rag_err *err)
+{
+	struct embedder_llama_options o;
+	char path[1024];
+	struct embedder *e;
+
+	if (!req->ctx->models ||
+	    model_cache_resolve(req->ctx->models_dir, model, path, sizeof(path)) < 0) {
+		rag_err_set(err, RAG_ENOTFOUND, "model",
+			    "model '%s' does not exist: this server embeds with '%s'", model,
+			    rag_engine_model(atomic_load(&req->ctx->engine)));
+		return NULL;
+	}
+	embedder_llama_default_options(&o);
+	o.model_path = path;
+	o.n_contexts = 1;
+	o.n_threads = req->ctx->model_threads > 0 ? req->ctx->model_threads : 1;
+	e = model_cache_embedder(req->ctx->models, &o, err);
+	if (!e && err->code != RAG_ENOMEM) {
+		/* Not an embedding model (or not a model): the client named the wrong one. */
+		err->code = RAG_EINVAL;
+		snprintf(err->field, sizeof(err->field), "model");
+	}
+	return e;
+}
+
 int http_oai_embeddings(struct http_req *req, struct http_resp *resp)
 {
 	static const char *const allowed[] = { "input", "model", "encoding_format", "dimensions",
 					       "user", NULL };
 	struct rag_engine *eng = http_engine(req, resp);
 	struct rag_err err = { 0 };
-	struct embedder *e;
+	struct embedder *e, *cached = NULL;
 	const char *model = NULL, *format = NULL;
 	const char **texts = NULL;
 	size_t *lens = NULL, n = 0;
@@ -242,10 +277,12 @@ int http_oai_embeddings(struct http_req *req, struct http_resp *resp)
 	    http_json_int(body, "dimensions", 1, 1 << 20, &dims, resp) < 0)
 		goto out;
 	if (strcmp(model, e->name) != 0) {
-		http_errorf(resp, RAG_ENOTFOUND, "model",
-			    "model '%s' does not exist: this server embeds with '%s'", model,
-			    e->name);
-		goto out;
+		cached = on_demand_embedder(req, model, &err);
+		if (!cached) {
+			http_error(resp, &err);
+			goto out;
+		}
+		e = cached;
 	}
 	if (format && strcmp(format, "float") != 0 && strcmp(format, "base64") != 0) {
 		http_errorf(resp, RAG_EINVAL, "encoding_format",
@@ -274,6 +311,8 @@ int http_oai_embeddings(struct http_req *req, struct http_resp *resp)
 	embeddings_reply(resp, e, vecs, n, format && strcmp(format, "base64") == 0,
 			 usage_tokens(e, texts, lens, n));
 out:
+	if (cached)
+		model_cache_release(req->ctx->models, cached);
 	free(vecs);
 	free(texts);
 	free(lens);

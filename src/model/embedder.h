@@ -70,6 +70,24 @@ void embedder_llama_default_options(struct embedder_llama_options *opts);
 struct embedder *embedder_llama_new(const struct embedder_llama_options *opts,
 				    struct rag_err *err);
 
+struct embedder_batch_options {
+	int window_us;      /* a leader waits this long for more callers; 0 = only while busy */
+	size_t max_texts;   /* texts in one merged batch at most (>= 2) */
+	int max_running;    /* inner calls at once before callers queue up (the inner contexts) */
+};
+
+void embedder_batch_default_options(struct embedder_batch_options *opts);
+
+/*
+ * Wraps inner (taking ownership, also on failure) so that small concurrent
+ * embed calls share one inner call: micro-batching across callers (see
+ * embedder_batch.c). Same name, dimension and token counts as inner.
+ * Caller frees with embedder_free, which frees inner too.
+ */
+struct embedder *embedder_batch_new(struct embedder *inner,
+				    const struct embedder_batch_options *opts,
+				    struct rag_err *err);
+
 struct embedder_remote_options {
 	struct model_pool_options pool; /* instances, policy, timeouts, health checks */
 	const char *model;              /* the name sent as "model", and this embedder's name */

@@ -123,3 +123,51 @@ def test_openai_error_shape_for_malformed_json_and_methods(ragd):
     # The rest of the API keeps ragd's own shape.
     status, resp = ragd.request("POST", "/v1/collections", {"name": ""})
     assert status == 400 and set(resp["error"]) == {"code", "message", "field"}
+
+
+def metric(srv, name):
+    status, _, raw = srv.raw_request("GET", "/metrics")
+    assert status == 200
+    for line in raw.decode().splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{}"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_models_named_by_requests_load_through_the_lru(ragd_factory, tmp_path):
+    """models.dir/<name>.gguf loads on demand into the LRU (capacity 1 here):
+    a hit does not reload, a second model evicts the first, load time is in
+    model_loading_time_ms, and names outside the directory are not found."""
+    from conftest import RAGD_MODEL
+    mdir = tmp_path / "gguf"
+    mdir.mkdir()
+    (mdir / "mini-a.gguf").symlink_to(RAGD_MODEL)
+    (mdir / "mini-b.gguf").symlink_to(RAGD_MODEL)
+    (mdir / "not-a-model.gguf").write_bytes(b"GGUF but not really")
+    srv = ragd_factory(extra_args=["--set", f"models.dir={mdir}",
+                                   "--set", "models.cache_capacity=1"])
+    client = openai.OpenAI(base_url=srv.url + "/v1", api_key="k", max_retries=0)
+    base = client.embeddings.create(model=MODEL, input="cache me", encoding_format="float")
+    loads0 = metric(srv, "model_loading_time_ms_count")
+
+    a = client.embeddings.create(model="mini-a", input="cache me", encoding_format="float")
+    assert a.model == "mini-a"
+    assert max(abs(x - y) for x, y in zip(a.data[0].embedding, base.data[0].embedding)) < 1e-5
+    assert metric(srv, "model_loading_time_ms_count") == loads0 + 1
+    assert metric(srv, "model_loading_time_ms_sum") > 0
+    client.embeddings.create(model="mini-a", input="again")
+    assert metric(srv, "model_loading_time_ms_count") == loads0 + 1  # cached
+    assert metric(srv, "ragd_model_cache_hits_total") >= 1
+
+    client.embeddings.create(model="mini-b", input="other")
+    assert metric(srv, "ragd_model_cache_evictions_total") == 1
+    assert metric(srv, "ragd_model_cache_models") == 1
+    client.embeddings.create(model="mini-a", input="back")
+    assert metric(srv, "ragd_model_cache_loads_total") == 3
+
+    for name in ("../gguf/mini-a", "nope", ".hidden"):
+        with pytest.raises(openai.NotFoundError):
+            client.embeddings.create(model=name, input="x")
+    with pytest.raises(openai.BadRequestError) as e:
+        client.embeddings.create(model="not-a-model", input="x")
+    assert e.value.body["param"] == "model"
