@@ -89,7 +89,8 @@ def main():
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=3)
     configs = (("off", ["--set", "models.micro_batch=false"]),
-               ("on, window 0", ["--set", "models.micro_batch=true"]),
+               ("on, window 0", ["--set", "models.micro_batch=true",
+                                 "--set", "models.micro_batch_window_us=0"]),
                ("on, window 2 ms", ["--set", "models.micro_batch=true",
                                     "--set", "models.micro_batch_window_us=2000"]))
     a = ap.parse_args()

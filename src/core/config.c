@@ -123,6 +123,7 @@ struct config *config_new(void)
 	cfg->models.dir = strdup("models");
 	cfg->models.cache_capacity = 10;
 	cfg->models.micro_batch = true;
+	cfg->models.micro_batch_window_us = 2000;
 	cfg->models.remote.urls = strdup("");
 	cfg->models.remote.policy = strdup("round_robin");
 	cfg->models.remote.embed_model = strdup("all-MiniLM-L6-v2");

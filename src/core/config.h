@@ -28,7 +28,7 @@
  *   models.dir                  "models"      requests may name dir/<model>.gguf
  *   models.cache_capacity       10            1..1000 models loaded on demand (LRU)
  *   models.micro_batch          true          merge concurrent small embed calls
- *   models.micro_batch_window_us 0            0..1000000 (0 = wait only while busy)
+ *   models.micro_batch_window_us 2000         0..1000000 (waits only when others are embedding)
  *   models.embedder = "remote" uses the pool below instead of a GGUF file:
  *   models.remote.urls          ""            comma-separated http(s) base URLs
  *   models.remote.policy        round_robin   round_robin|hash|least_inflight
@@ -87,7 +87,7 @@ struct config {
 		char *dir;                 /* GGUF files a request may name: dir/<model>.gguf */
 		int cache_capacity;        /* models loaded on demand kept in the LRU */
 		bool micro_batch;          /* merge concurrent small embed calls */
-		int micro_batch_window_us; /* how long a batch waits for more; 0 = only while busy */
+		int micro_batch_window_us; /* how long a batch waits for more callers */
 		struct {
 			char *urls;        /* comma-separated base URLs; "" = none */
 			char *policy;      /* round_robin | hash | least_inflight */

@@ -14,6 +14,7 @@
 #include "core/sbuf.h"
 #include "core/str.h"
 
+struct generator;
 struct model_cache;
 struct rag_engine;
 struct rag_err;
@@ -29,6 +30,7 @@ struct http_ctx {
 	int access_log;        /* one log line per request */
 	int docs_enabled; /* environment != production */
 	atomic_int draining;   /* set at SIGTERM: /ready answers 503 */
+	struct generator *generator; /* chat completions' default model; NULL = none loaded */
 	struct model_cache *models; /* models requests name, loaded on demand; NULL = none */
 	const char *models_dir;     /* where they are looked up: models_dir/<name>.gguf */
 	int model_threads;          /* threads an on-demand model computes with */
@@ -56,11 +58,25 @@ enum http_error_style {
 	HTTP_ERRORS_OPENAI,   /* {"error":{"message","type","param","code"}} */
 };
 
+/*
+ * A streamed body (server-sent events): read() fills buf with up to max
+ * bytes and returns how many, blocking until some are ready; 0 means the
+ * end. release() runs once when the connection is done with the stream,
+ * also when the client went away mid-stream (it must stop the producer).
+ * Both run on a server thread.
+ */
+struct http_stream {
+	size_t (*read)(void *ctx, char *buf, size_t max);
+	void (*release)(void *ctx);
+	void *ctx;
+};
+
 struct http_resp {
 	int status;
 	struct sbuf body; /* JSON */
 	const char *content_type;
 	enum http_error_style error_style; /* set by the handler before it decodes anything */
+	struct http_stream stream; /* read != NULL: the body is streamed instead of `body` */
 };
 
 typedef int (*http_handler_fn)(struct http_req *req, struct http_resp *resp);

@@ -152,14 +152,60 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 	return w;
 }
 
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct http_stream *st = cls;
+	size_t n = st->read(st->ctx, buf, max);
+
+	(void)pos;
+	return n > 0 ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void stream_free(void *cls)
+{
+	struct http_stream *st = cls;
+
+	st->release(st->ctx);
+	free(st);
+}
+
+/* A streamed response: chunked, and never buffered by a proxy. */
+static struct MHD_Response *stream_response(struct http_resp *resp)
+{
+	struct http_stream *st = malloc(sizeof(*st));
+	struct MHD_Response *r;
+
+	if (!st) {
+		resp->stream.release(resp->stream.ctx);
+		return NULL;
+	}
+	*st = resp->stream;
+	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st,
+					      stream_free);
+	if (!r) {
+		stream_free(st);
+		return NULL;
+	}
+	MHD_add_response_header(r, "Cache-Control", "no-cache");
+	MHD_add_response_header(r, "X-Accel-Buffering", "no");
+	return r;
+}
+
 static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *resp,
 				  const char *req_id, const char *allow)
 {
 	size_t len = resp->body.len;
-	char *text = sbuf_detach(&resp->body, NULL);
+	char *text = NULL;
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
+	if (resp->stream.read) {
+		r = stream_response(resp);
+		if (!r)
+			return MHD_NO;
+		goto headers;
+	}
+	text = sbuf_detach(&resp->body, NULL);
 	if (!text) {
 		text = strdup("{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\","
 			      "\"field\":null}}");
@@ -171,6 +217,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *res
 		free(text);
 		return MHD_NO;
 	}
+headers:
 	MHD_add_response_header(r, "Content-Type",
 				resp->content_type ? resp->content_type : "application/json");
 	MHD_add_response_header(r, "X-Request-ID", req_id);

@@ -71,7 +71,7 @@ struct embedder *embedder_llama_new(const struct embedder_llama_options *opts,
 				    struct rag_err *err);
 
 struct embedder_batch_options {
-	int window_us;      /* a leader waits this long for more callers; 0 = only while busy */
+	int window_us;      /* a leader with company waits this long for more callers */
 	size_t max_texts;   /* texts in one merged batch at most (>= 2) */
 	int max_running;    /* inner calls at once before callers queue up (the inner contexts) */
 };
