@@ -48,7 +48,7 @@ struct gen_usage {
 	double queue_ms;  /* waiting for a context */
 	double ttft_ms;   /* from the call to the first token */
 	double total_ms;
-	const char *finish_reason; /* "stop", "length", "cancelled" (static strings) */
+	const char *finish_reason; /* "stop", "length", "cancelled", "timeout" (static strings) */
 	int stopped;      /* on_token asked to stop */
 };
 
@@ -93,5 +93,30 @@ int generator_generate(struct generator *g, const struct gen_message *msgs, size
 		       struct sbuf *out, struct gen_usage *usage, struct rag_err *err);
 int generator_count_tokens(struct generator *g, const char *text, size_t len);
 void generator_free(struct generator *g);
+
+/* --- the in-process llama.cpp backend (generator_llama.c) --- */
+
+struct generator_llama_options {
+	const char *model_path; /* any chat GGUF */
+	int n_contexts;         /* llama contexts: generations run at once (>= 1) */
+	int n_queue;            /* calls that may wait for a context; beyond: RAG_EBUSY (>= 0) */
+	int n_threads;          /* threads each context computes with (>= 1) */
+	int n_ctx;              /* context window in tokens; 0 = the model's, capped to 4096 */
+};
+
+void generator_llama_default_options(struct generator_llama_options *opts);
+
+/*
+ * Loads a chat GGUF with llama.cpp and creates its contexts. The chat
+ * template is the model's own (tokenizer.chat_template), applied by
+ * llama_chat_apply_template; a model without one gets ChatML. generate()
+ * returns RAG_EBUSY when n_contexts calls run and n_queue more wait,
+ * RAG_ETOOBIG when the prompt alone fills the window, RAG_EINVAL for bad
+ * params. Waiting calls count in the `queue_size` gauge; the load time is
+ * observed in `model_loading_time_ms`. NULL with err set when the file is
+ * missing or is not a generative model. Caller frees with generator_free.
+ */
+struct generator *generator_llama_new(const struct generator_llama_options *opts,
+				      struct rag_err *err);
 
 #endif
