@@ -10,6 +10,7 @@
 
 struct config;
 struct embedder;
+struct generator;
 struct rag_engine;
 struct store;
 
@@ -20,6 +21,7 @@ struct cli_app {
 	struct config *cfg;
 	struct store *store;
 	struct embedder *emb;
+	struct generator *gen; /* NULL unless cli_open_generator loaded one */
 	struct rag_engine *eng;
 	const char *args[CLI_MAX_ARGS]; /* positional arguments, borrowed from argv */
 	size_t n_args;
@@ -47,6 +49,9 @@ int cli_setup(struct cli_app *app, int argc, char **argv, int first,
 
 /* Opens the store and the embedder; with engine, the engine too. Prints and returns -1. */
 int cli_open(struct cli_app *app, int engine, int load_indexes, int follow);
+
+/* Opens models.generator into app->gen (none when it is ""). Prints and returns -1. */
+int cli_open_generator(struct cli_app *app);
 
 void cli_app_release(struct cli_app *app);
 

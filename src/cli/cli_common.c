@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/rag_error.h"
 #include "model/embedder.h"
+#include "model/generator.h"
 #include "rag/rag_engine.h"
 #include "store/store_sqlite.h"
 
@@ -164,24 +165,18 @@ static struct embedder *open_llama_embedder(const struct config *cfg, struct rag
 }
 
 /* models.embedder "remote": the pool of OpenAI-compatible servers in models.remote.*. */
+static void remote_pool(const struct config *cfg, struct model_pool_options *o);
+
+/* models.embedder "remote": the pool of OpenAI-compatible servers in models.remote.*. */
 static struct embedder *open_remote_embedder(const struct config *cfg, struct rag_err *err)
 {
 	struct embedder_remote_options ro;
-	const char *key = cfg->models.remote.api_key_env[0] ? getenv(cfg->models.remote.api_key_env)
-							     : NULL;
 
 	embedder_remote_default_options(&ro);
+	remote_pool(cfg, &ro.pool);
+	ro.pool.name = "embedder";
 	ro.model = cfg->models.remote.embed_model;
 	ro.max_tokens = (size_t)cfg->models.remote.max_tokens;
-	ro.pool.urls = cfg->models.remote.urls;
-	model_pool_policy_parse(cfg->models.remote.policy, &ro.pool.policy);
-	ro.pool.connect_timeout_ms = cfg->models.remote.connect_timeout_ms;
-	ro.pool.request_timeout_ms = cfg->models.remote.timeout_ms;
-	ro.pool.deadline_ms = cfg->models.remote.deadline_ms;
-	ro.pool.health_interval_ms = cfg->models.remote.health_interval_ms;
-	ro.pool.health_path = cfg->models.remote.health_path;
-	ro.pool.eject_after = cfg->models.remote.eject_after;
-	ro.pool.api_key = key;
 	return embedder_remote_new(&ro, err);
 }
 
@@ -217,8 +212,59 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	return 0;
 }
 
+/* The pool options in models.remote.* (shared by a remote embedder and generator). */
+static void remote_pool(const struct config *cfg, struct model_pool_options *o)
+{
+	const char *key = cfg->models.remote.api_key_env[0] ? getenv(cfg->models.remote.api_key_env)
+							     : NULL;
+
+	o->urls = cfg->models.remote.urls;
+	model_pool_policy_parse(cfg->models.remote.policy, &o->policy);
+	o->connect_timeout_ms = cfg->models.remote.connect_timeout_ms;
+	o->request_timeout_ms = cfg->models.remote.timeout_ms;
+	o->deadline_ms = cfg->models.remote.deadline_ms;
+	o->health_interval_ms = cfg->models.remote.health_interval_ms;
+	o->health_path = cfg->models.remote.health_path;
+	o->eject_after = cfg->models.remote.eject_after;
+	o->api_key = key;
+}
+
+int cli_open_generator(struct cli_app *app)
+{
+	const struct config *cfg = app->cfg;
+	struct rag_err err = { 0 };
+
+	if (!cfg->models.generator[0])
+		return 0;
+	if (strcmp(cfg->models.generator, "remote") == 0) {
+		struct generator_remote_options ro;
+
+		generator_remote_default_options(&ro);
+		remote_pool(cfg, &ro.pool);
+		ro.pool.name = "generator";
+		ro.model = cfg->models.remote.chat_model;
+		ro.n_ctx = (size_t)cfg->models.remote.n_ctx;
+		app->gen = generator_remote_new(&ro, &err);
+	} else {
+		struct generator_llama_options lo;
+
+		generator_llama_default_options(&lo);
+		lo.model_path = cfg->models.generator;
+		lo.n_contexts = cfg->models.gen_contexts;
+		lo.n_queue = cfg->models.gen_queue;
+		lo.n_threads = config_cpu_count(0) / lo.n_contexts;
+		if (lo.n_threads < 1)
+			lo.n_threads = 1;
+		app->gen = generator_llama_new(&lo, &err);
+	}
+	if (!app->gen)
+		return die("cannot load the generation model", &err);
+	return 0;
+}
+
 void cli_app_release(struct cli_app *app)
 {
+	generator_free(app->gen);
 	rag_engine_free(app->eng);
 	embedder_free(app->emb);
 	store_free(app->store);

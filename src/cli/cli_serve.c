@@ -223,8 +223,9 @@ int cli_serve(int argc, char **argv)
 	}
 	log_info("listening on %s:%d (%d threads, %s), data in %s", so.host,
 		 http_server_port(srv), so.threads, app.cfg->environment, app.cfg->data_dir);
-	if (cli_open(&app, 1, 1, 1) < 0)
+	if (cli_open(&app, 1, 1, 1) < 0 || cli_open_generator(&app) < 0)
 		goto out;
+	ctx.generator = app.gen;
 	atomic_store(&ctx.engine, app.eng);
 	log_info("ready");
 	serve_loop(&app, &ctx, srv, &sigs);

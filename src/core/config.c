@@ -66,6 +66,9 @@ static const struct key keys[] = {
 	{ "models.embed_batch", T_INT, F(models.embed_batch), 1, 4096 },
 	{ "models.embed_threads", T_INT, F(models.embed_threads), 0, 256 },
 	{ "models.embed_contexts", T_INT, F(models.embed_contexts), 0, 256 },
+	{ "models.generator", T_STR, F(models.generator), 1, 0 },
+	{ "models.gen_contexts", T_INT, F(models.gen_contexts), 1, 256 },
+	{ "models.gen_queue", T_INT, F(models.gen_queue), 0, 100000 },
 	{ "models.dir", T_STR, F(models.dir), 0, 0 },
 	{ "models.cache_capacity", T_INT, F(models.cache_capacity), 1, 1000 },
 	{ "models.micro_batch", T_BOOL, F(models.micro_batch), 0, 0 },
@@ -73,6 +76,8 @@ static const struct key keys[] = {
 	{ "models.remote.urls", T_STR, F(models.remote.urls), 1, 0 },
 	{ "models.remote.policy", T_STR, F(models.remote.policy), 0, 0 },
 	{ "models.remote.embed_model", T_STR, F(models.remote.embed_model), 0, 0 },
+	{ "models.remote.chat_model", T_STR, F(models.remote.chat_model), 0, 0 },
+	{ "models.remote.n_ctx", T_INT, F(models.remote.n_ctx), 256, 1 << 22 },
 	{ "models.remote.max_tokens", T_INT, F(models.remote.max_tokens), 8, 1 << 20 },
 	{ "models.remote.connect_timeout_ms", T_INT, F(models.remote.connect_timeout_ms), 1,
 	  600000 },
@@ -120,6 +125,11 @@ struct config *config_new(void)
 	cfg->log.level = LOG_LEVEL_INFO;
 	cfg->models.embedder = strdup("models/all-MiniLM-L6-v2.gguf");
 	cfg->models.embed_batch = 32;
+	cfg->models.generator = strdup("");
+	cfg->models.gen_contexts = 1;
+	cfg->models.gen_queue = 16;
+	cfg->models.remote.chat_model = strdup("SmolLM2-135M-Instruct-Q4_1");
+	cfg->models.remote.n_ctx = 8192;
 	cfg->models.dir = strdup("models");
 	cfg->models.cache_capacity = 10;
 	cfg->models.micro_batch = true;
@@ -140,7 +150,8 @@ struct config *config_new(void)
 	cfg->index.snapshot = true;
 	cfg->index.follow_interval_ms = 500;
 	if (!cfg->data_dir || !cfg->server.host || !cfg->models.embedder || !cfg->environment ||
-	    !cfg->log.file || !cfg->models.dir || !cfg->models.remote.urls || !cfg->models.remote.policy ||
+	    !cfg->log.file || !cfg->models.dir || !cfg->models.generator ||
+	    !cfg->models.remote.chat_model || !cfg->models.remote.urls || !cfg->models.remote.policy ||
 	    !cfg->models.remote.embed_model || !cfg->models.remote.health_path ||
 	    !cfg->models.remote.api_key_env) {
 		config_free(cfg);
@@ -477,10 +488,11 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 		return rag_err_set(err, RAG_EINVAL, "models.remote.policy",
 				   "models.remote.policy: '%s' is not one of round_robin, hash, "
 				   "least_inflight", cfg->models.remote.policy);
-	if (strcmp(cfg->models.embedder, "remote") == 0 && !cfg->models.remote.urls[0])
+	if ((strcmp(cfg->models.embedder, "remote") == 0 ||
+	     strcmp(cfg->models.generator, "remote") == 0) && !cfg->models.remote.urls[0])
 		return rag_err_set(err, RAG_EINVAL, "models.remote.urls",
-				   "models.remote.urls: models.embedder is 'remote' but no instance "
-				   "URL is given");
+				   "models.remote.urls: a model is 'remote' but no instance URL is "
+				   "given");
 	if (cfg->chunking.overlap >= cfg->chunking.size)
 		return rag_err_set(err, RAG_EINVAL, "chunking.overlap",
 				   "chunking.overlap: %d must be less than chunking.size (%d)",

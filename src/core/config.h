@@ -25,6 +25,9 @@
  *   models.embed_batch          32            1..4096
  *   models.embed_threads        0 = CPUs      0..256
  *   models.embed_contexts       0 = CPUs      0..256
+ *   models.generator            ""            chat GGUF path, "remote", or "" = none
+ *   models.gen_contexts         1             1..256 generations at once
+ *   models.gen_queue            16            0..100000 waiting generations (then 503)
  *   models.dir                  "models"      requests may name dir/<model>.gguf
  *   models.cache_capacity       10            1..1000 models loaded on demand (LRU)
  *   models.micro_batch          true          merge concurrent small embed calls
@@ -33,6 +36,8 @@
  *   models.remote.urls          ""            comma-separated http(s) base URLs
  *   models.remote.policy        round_robin   round_robin|hash|least_inflight
  *   models.remote.embed_model   "all-MiniLM-L6-v2"
+ *   models.remote.chat_model    "SmolLM2-135M-Instruct-Q4_1"
+ *   models.remote.n_ctx         8192          256..4194304
  *   models.remote.max_tokens    512           8..1048576
  *   models.remote.connect_timeout_ms 1000     1..600000
  *   models.remote.timeout_ms    30000         1..3600000 (one attempt)
@@ -84,6 +89,9 @@ struct config {
 		int embed_batch;
 		int embed_threads;
 		int embed_contexts;
+		char *generator;           /* chat GGUF, "remote", or "" for none */
+		int gen_contexts;          /* generations at once */
+		int gen_queue;             /* generations that may wait; beyond: 503 */
 		char *dir;                 /* GGUF files a request may name: dir/<model>.gguf */
 		int cache_capacity;        /* models loaded on demand kept in the LRU */
 		bool micro_batch;          /* merge concurrent small embed calls */
@@ -92,6 +100,8 @@ struct config {
 			char *urls;        /* comma-separated base URLs; "" = none */
 			char *policy;      /* round_robin | hash | least_inflight */
 			char *embed_model; /* model name sent upstream */
+			char *chat_model;  /* generator's model name sent upstream */
+			int n_ctx;         /* the remote generator's window */
 			int max_tokens;
 			int connect_timeout_ms;
 			int timeout_ms;    /* one attempt */

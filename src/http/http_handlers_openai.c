@@ -26,6 +26,7 @@
 #include "core/rag_error.h"
 #include "http/http_json.h"
 #include "model/embedder.h"
+#include "model/generator.h"
 #include "model/model_cache.h"
 #include "rag/rag_engine.h"
 
@@ -63,17 +64,21 @@ static json_t *model_json(const char *id, const char *kind)
 }
 
 /*
- * Every model a client may name: the embedder, then one "rag:<collection>"
- * per collection of the tenant. A generator is listed once one is loaded.
+ * Every model a client may name: the embedder, the generator when one is
+ * loaded, then one "rag:<collection>" per collection of the tenant. (GGUF
+ * files under models.dir that load on demand are not listed.)
  */
-static json_t *models_list(struct rag_engine *eng, const char *tenant, struct rag_err *err)
+static json_t *models_list(struct rag_engine *eng, const struct http_ctx *ctx,
+			   struct rag_err *err)
 {
 	struct rag_collection_info *colls = NULL;
 	size_t n_colls = 0;
 	json_t *arr = json_array();
 
 	json_array_append_new(arr, model_json(rag_engine_model(eng), "embedding"));
-	if (rag_collection_list(eng, tenant, &colls, &n_colls, err) < 0) {
+	if (ctx->generator)
+		json_array_append_new(arr, model_json(ctx->generator->name, "generation"));
+	if (rag_collection_list(eng, ctx->tenant, &colls, &n_colls, err) < 0) {
 		json_decref(arr);
 		return NULL;
 	}
@@ -96,7 +101,7 @@ int http_oai_models(struct http_req *req, struct http_resp *resp)
 
 	if (!eng)
 		return 0;
-	arr = models_list(eng, req->ctx->tenant, &err);
+	arr = models_list(eng, req->ctx, &err);
 	if (!arr) {
 		http_error(resp, &err);
 		return 0;
@@ -114,7 +119,7 @@ int http_oai_model(struct http_req *req, struct http_resp *resp)
 
 	if (!eng)
 		return 0;
-	arr = models_list(eng, req->ctx->tenant, &err);
+	arr = models_list(eng, req->ctx, &err);
 	if (!arr) {
 		http_error(resp, &err);
 		return 0;

@@ -33,6 +33,7 @@ static const struct route routes[] = {
 	{ "GET", "/v1/models", http_oai_models },
 	{ "GET", "/v1/models/{model}", http_oai_model },
 	{ "POST", "/v1/embeddings", http_oai_embeddings },
+	{ "POST", "/v1/chat/completions", http_oai_chat },
 	{ "GET", "/openapi.json", http_openapi },
 	{ "GET", "/docs", http_docs_swagger },
 	{ "GET", "/redoc", http_docs_redoc },

@@ -531,7 +531,7 @@ struct embedder *embedder_llama_new(const struct embedder_llama_options *o, stru
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->cond, NULL);
 	m->base.ops = &llama_ops;
-	m->model = model_weights_acquire(o->model_path, "models.embedder", &load_ms, err);
+	m->model = model_weights_acquire(o->model_path, 0, "models.embedder", &load_ms, err);
 	if (!m->model)
 		goto fail;
 	m->vocab = llama_model_get_vocab(m->model);

@@ -19,6 +19,7 @@
 #include "core/rag_error.h"
 #include "core/sbuf.h"
 #include "model/embedder.h"
+#include "model/generator.h"
 #include "obs/metrics.h"
 
 #include "core/banned.h"
@@ -236,6 +237,38 @@ struct embedder *model_cache_embedder(struct model_cache *c,
 	e = model_cache_acquire(c, key.buf, load_embedder, free_embedder, (void *)o, err);
 	sbuf_release(&key);
 	return e;
+}
+
+static void *load_generator(void *arg, struct rag_err *err)
+{
+	return generator_llama_new(arg, err);
+}
+
+static void free_generator(void *obj)
+{
+	generator_free(obj);
+}
+
+struct generator *model_cache_generator(struct model_cache *c, const char *path, int n_threads,
+					struct rag_err *err)
+{
+	struct generator_llama_options o;
+	struct sbuf key = SBUF_INIT;
+	struct generator *g;
+
+	generator_llama_default_options(&o);
+	o.model_path = path;
+	o.n_contexts = 1;
+	o.n_threads = n_threads > 0 ? n_threads : 1;
+	sbuf_addf(&key, "generator|%s|ctx=%d|queue=%d|threads=%d|n_ctx=%d", path, o.n_contexts,
+		  o.n_queue, o.n_threads, o.n_ctx);
+	if (sbuf_error(&key)) {
+		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
+		return NULL;
+	}
+	g = model_cache_acquire(c, key.buf, load_generator, free_generator, &o, err);
+	sbuf_release(&key);
+	return g;
 }
 
 int model_cache_resolve(const char *dir, const char *name, char *out, size_t size)

@@ -25,6 +25,7 @@
 
 struct rag_err;
 struct embedder;
+struct generator;
 struct embedder_llama_options;
 struct model_cache;
 
@@ -61,6 +62,14 @@ size_t model_cache_count(struct model_cache *c);
 struct embedder *model_cache_embedder(struct model_cache *c,
 				      const struct embedder_llama_options *opts,
 				      struct rag_err *err);
+
+/*
+ * The llama.cpp generator for the GGUF at path with one context of
+ * n_threads threads (key: kind, path and options), loaded on a miss.
+ * Release with model_cache_release.
+ */
+struct generator *model_cache_generator(struct model_cache *c, const char *path, int n_threads,
+					struct rag_err *err);
 
 /*
  * Resolves a client's model name to dir/<name>.gguf when name is a plain

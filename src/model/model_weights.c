@@ -22,6 +22,7 @@
 
 struct weights {
 	char *path;
+	int flags;
 	struct llama_model *model;
 	int refs;
 	struct weights *next;
@@ -38,8 +39,8 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-struct llama_model *model_weights_acquire(const char *path, const char *field, double *load_ms,
-					  struct rag_err *err)
+struct llama_model *model_weights_acquire(const char *path, int flags, const char *field,
+					  double *load_ms, struct rag_err *err)
 {
 	struct llama_model_params mp;
 	struct weights *w;
@@ -47,7 +48,7 @@ struct llama_model *model_weights_acquire(const char *path, const char *field, d
 
 	*load_ms = 0;
 	pthread_mutex_lock(&mu);
-	for (w = head; w && strcmp(w->path, path) != 0; w = w->next)
+	for (w = head; w && (strcmp(w->path, path) != 0 || w->flags != flags); w = w->next)
 		;
 	if (w) {
 		w->refs++;
@@ -63,6 +64,9 @@ struct llama_model *model_weights_acquire(const char *path, const char *field, d
 	}
 	mp = llama_model_default_params();
 	mp.n_gpu_layers = 0;
+	if (flags & MODEL_WEIGHTS_PLAIN_CPU)
+		mp.use_extra_bufts = false;
+	w->flags = flags;
 	w->model = llama_model_load_from_file(path, mp);
 	if (!w->model) {
 		pthread_mutex_unlock(&mu);

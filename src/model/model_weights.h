@@ -15,14 +15,19 @@
 struct llama_model;
 struct rag_err;
 
+enum {
+	MODEL_WEIGHTS_PLAIN_CPU = 1, /* no repacked weight buffers (AMX repacking dies of SIGILL here) */
+};
+
 /*
- * The weights of path, loaded (CPU only) on first use, else shared; the
- * caller holds a reference until model_weights_release. *load_ms is the
- * time this call spent loading (0 when shared). NULL with err set when
- * llama.cpp cannot load the file (err->field is `field`).
+ * The weights of path loaded with flags (MODEL_WEIGHTS_*), loaded (CPU
+ * only) on first use, else shared: the key is path and flags. The caller
+ * holds a reference until model_weights_release. *load_ms is the time this
+ * call spent loading (0 when shared). NULL with err set when llama.cpp
+ * cannot load the file (err->field is `field`).
  */
-struct llama_model *model_weights_acquire(const char *path, const char *field, double *load_ms,
-					  struct rag_err *err);
+struct llama_model *model_weights_acquire(const char *path, int flags, const char *field,
+					  double *load_ms, struct rag_err *err);
 
 /* Drops a reference; the last one frees the weights. NULL-safe. */
 void model_weights_release(struct llama_model *m);
