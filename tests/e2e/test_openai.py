@@ -5,6 +5,7 @@ any API key. Raw HTTP checks the error shape and the corners the clients
 hide (token arrays, float vs base64, unknown models).
 """
 import base64
+import json
 import math
 import struct
 
@@ -171,3 +172,136 @@ def test_models_named_by_requests_load_through_the_lru(ragd_factory, tmp_path):
     with pytest.raises(openai.BadRequestError) as e:
         client.embeddings.create(model="not-a-model", input="x")
     assert e.value.body["param"] == "model"
+
+
+# -- chat completions ----------------------------------------------------------
+
+GEN_MODEL = "SmolLM2-135M-Instruct-Q4_1"
+
+
+@pytest.fixture(scope="module")
+def chat_srv(ragd_module_factory, tmp_path_factory):
+    from conftest import REPO
+    gguf = REPO / "models" / f"{GEN_MODEL}.gguf"
+    if not gguf.is_file():
+        pytest.fail(f"generation model missing: {gguf} (run `make models`)")
+    mdir = tmp_path_factory.mktemp("gguf")
+    (mdir / "smol-copy.gguf").symlink_to(gguf)
+    return ragd_module_factory(extra_args=["--set", f"models.generator={gguf}",
+                                           "--set", f"models.dir={mdir}"])
+
+
+@pytest.fixture(scope="module")
+def chat_client(chat_srv):
+    return openai.OpenAI(base_url=chat_srv.url + "/v1", api_key="any-key", max_retries=0)
+
+
+def test_chat_completion_with_openai_client(chat_client):
+    r = chat_client.chat.completions.create(
+        model=GEN_MODEL, max_tokens=16, temperature=0,
+        messages=[{"role": "system", "content": "Answer in a few words."},
+                  {"role": "user", "content": "What is the capital of France?"}])
+    assert r.object == "chat.completion"
+    assert r.model == GEN_MODEL
+    assert r.choices[0].message.role == "assistant"
+    assert "Paris" in r.choices[0].message.content
+    assert r.choices[0].finish_reason in ("stop", "length")
+    assert r.usage.prompt_tokens > 0 and r.usage.completion_tokens > 0
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+    ids = [m.id for m in chat_client.models.list()]
+    assert GEN_MODEL in ids
+
+
+def test_chat_streaming_matches_whole_answer(chat_client):
+    msgs = [{"role": "user", "content": "Name three colours."}]
+    whole = chat_client.chat.completions.create(model=GEN_MODEL, messages=msgs, max_tokens=24,
+                                                temperature=0)
+    chunks = list(chat_client.chat.completions.create(
+        model=GEN_MODEL, messages=msgs, max_tokens=24, temperature=0, stream=True,
+        stream_options={"include_usage": True}))
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    pieces = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(pieces) > 3  # streamed piece by piece, not in one go
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(finals) == 1
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_chat_stream_raw_sse_ends_with_done(chat_srv):
+    status, _, raw = chat_srv.raw_request(
+        "POST", "/v1/chat/completions",
+        {"model": GEN_MODEL, "messages": [{"role": "user", "content": "Hi"}],
+         "max_tokens": 4, "stream": True})
+    assert status == 200
+    events = [e for e in raw.decode().split("\n\n") if e]
+    assert all(e.startswith("data: ") for e in events), events
+    assert events[-1] == "data: [DONE]"
+    for e in events[:-1]:
+        json.loads(e[len("data: "):])
+
+
+def test_langchain_chat_openai_invoke_and_stream(chat_srv):
+    from langchain_openai import ChatOpenAI
+    llm = ChatOpenAI(model=GEN_MODEL, base_url=chat_srv.url + "/v1", api_key="any-key",
+                     temperature=0, max_tokens=16, max_retries=0)
+    msg = llm.invoke("What is the capital of France? Answer in one word.")
+    assert "Paris" in msg.content
+    parts = [c.content for c in llm.stream("Count from one to five.")]
+    assert len(parts) > 3 and "".join(parts).strip()
+
+
+def test_chat_model_from_models_dir_via_cache(chat_srv, chat_client):
+    """A GGUF under models.dir that is not the loaded generator loads on demand
+    through the model cache, sharing nothing but the answer's shape."""
+    loads = metric(chat_srv, "ragd_model_cache_loads_total")
+    r = chat_client.chat.completions.create(
+        model="smol-copy", max_tokens=8, temperature=0,
+        messages=[{"role": "user", "content": "What is the capital of France?"}])
+    assert r.model == "smol-copy" and r.choices[0].message.content
+    chat_client.chat.completions.create(model="smol-copy", max_tokens=2,
+                                        messages=[{"role": "user", "content": "Hi"}])
+    assert metric(chat_srv, "ragd_model_cache_loads_total") == loads + 1
+
+
+@pytest.mark.parametrize("body, param, status", [
+    ({"model": GEN_MODEL, "messages": []}, "messages", 400),
+    ({"model": GEN_MODEL}, "messages", 400),
+    ({"model": GEN_MODEL, "messages": [{"role": "tool", "content": "x"}]}, "messages", 400),
+    ({"model": GEN_MODEL, "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "x"}}]}]}, "messages", 400),
+    ({"model": GEN_MODEL, "messages": [{"role": "user", "content": "x"}], "n": 2}, "n", 400),
+    ({"model": GEN_MODEL, "messages": [{"role": "user", "content": "x"}],
+      "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", 400),
+    ({"model": GEN_MODEL, "messages": [{"role": "user", "content": "x"}],
+      "temperature": 5}, "temperature", 400),
+    ({"model": GEN_MODEL, "messages": [{"role": "user", "content": "x"}],
+      "max_tokens": 0}, "max_tokens", 400),
+    ({"model": GEN_MODEL, "messages": [{"role": "user", "content": "x"}],
+      "stop": ["a", "b", "c", "d", "e"]}, "stop", 400),
+    ({"model": GEN_MODEL, "messages": [{"role": "user", "content": "x"}],
+      "stream": "yes"}, "stream", 400),
+    ({"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]}, "model", 404),
+    ({"model": "rag:no_such_collection",
+      "messages": [{"role": "user", "content": "x"}]}, "model", 404),
+])
+def test_chat_bad_requests_openai_errors(chat_srv, body, param, status):
+    got, resp = chat_srv.request("POST", "/v1/chat/completions", body)
+    assert got == status, resp
+    assert set(resp["error"]) == {"message", "type", "param", "code"}
+    assert resp["error"]["param"] == param
+
+
+def test_chat_accepts_client_extras(chat_srv):
+    """Fields clients send that only tune OpenAI's service are accepted."""
+    status, body = chat_srv.request("POST", "/v1/chat/completions", {
+        "model": GEN_MODEL, "messages": [{"role": "developer", "content": "Be brief."},
+                                         {"role": "user", "content": [
+                                             {"type": "text", "text": "Hi"}]}],
+        "max_completion_tokens": 3, "presence_penalty": 0, "frequency_penalty": 0,
+        "user": "u", "n": 1, "logprobs": False, "response_format": {"type": "text"},
+        "seed": 7, "stop": "\n\n"})
+    assert status == 200, body
+    assert body["usage"]["completion_tokens"] <= 3
