@@ -252,7 +252,8 @@ int cli_open_generator(struct cli_app *app)
 		lo.model_path = cfg->models.generator;
 		lo.n_contexts = cfg->models.gen_contexts;
 		lo.n_queue = cfg->models.gen_queue;
-		lo.n_threads = config_cpu_count(0) / lo.n_contexts;
+		lo.n_threads = cfg->models.gen_threads > 0 ? cfg->models.gen_threads
+							    : config_cpu_count(0) / lo.n_contexts;
 		if (lo.n_threads < 1)
 			lo.n_threads = 1;
 		app->gen = generator_llama_new(&lo, &err);

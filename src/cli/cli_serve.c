@@ -205,7 +205,7 @@ int cli_serve(int argc, char **argv)
 	ctx.docs_enabled = strcmp(app.cfg->environment, "production") != 0;
 	ctx.models = model_cache_new((size_t)app.cfg->models.cache_capacity);
 	ctx.models_dir = app.cfg->models.dir;
-	ctx.model_threads = config_cpu_count(app.cfg->models.embed_threads);
+	ctx.model_threads = config_cpu_count(app.cfg->models.gen_threads);
 	atomic_init(&ctx.engine, NULL);
 	atomic_init(&ctx.draining, 0);
 	register_info(app.cfg);

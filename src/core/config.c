@@ -68,6 +68,7 @@ static const struct key keys[] = {
 	{ "models.embed_contexts", T_INT, F(models.embed_contexts), 0, 256 },
 	{ "models.generator", T_STR, F(models.generator), 1, 0 },
 	{ "models.gen_contexts", T_INT, F(models.gen_contexts), 1, 256 },
+	{ "models.gen_threads", T_INT, F(models.gen_threads), 0, 256 },
 	{ "models.gen_queue", T_INT, F(models.gen_queue), 0, 100000 },
 	{ "models.dir", T_STR, F(models.dir), 0, 0 },
 	{ "models.cache_capacity", T_INT, F(models.cache_capacity), 1, 1000 },

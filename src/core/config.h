@@ -27,6 +27,7 @@
  *   models.embed_contexts       0 = CPUs      0..256
  *   models.generator            ""            chat GGUF path, "remote", or "" = none
  *   models.gen_contexts         1             1..256 generations at once
+ *   models.gen_threads          0             0..256 (0 = CPUs / gen_contexts)
  *   models.gen_queue            16            0..100000 waiting generations (then 503)
  *   models.dir                  "models"      requests may name dir/<model>.gguf
  *   models.cache_capacity       10            1..1000 models loaded on demand (LRU)
@@ -91,6 +92,7 @@ struct config {
 		int embed_contexts;
 		char *generator;           /* chat GGUF, "remote", or "" for none */
 		int gen_contexts;          /* generations at once */
+		int gen_threads;           /* threads per generation; 0 = CPUs / gen_contexts */
 		int gen_queue;             /* generations that may wait; beyond: 503 */
 		char *dir;                 /* GGUF files a request may name: dir/<model>.gguf */
 		int cache_capacity;        /* models loaded on demand kept in the LRU */

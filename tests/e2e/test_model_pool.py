@@ -6,6 +6,7 @@ others), the pool ejects it, and when it comes back on the same port a
 health check readmits it. With the hash policy equal inputs reach the same
 instance, counted from each model server's own /metrics.
 """
+import json
 import re
 import threading
 import time
@@ -164,3 +165,54 @@ def test_remote_config_errors(ragd_cli, tmp_path):
     res = ragd_cli("serve", "--set", "models.remote.policy=random", "--check-config",
                    data_dir=tmp_path, expect_ok=False)
     assert res.returncode != 0 and "models.remote.policy" in res.stderr, res
+
+
+# -- the remote generator -------------------------------------------------------
+
+GEN_MODEL = "SmolLM2-135M-Instruct-Q4_1"
+
+
+def chat(srv, content, max_tokens=4, stream=False):
+    status, _, raw = srv.raw_request("POST", "/v1/chat/completions", {
+        "model": GEN_MODEL, "messages": [{"role": "user", "content": content}],
+        "max_tokens": max_tokens, "temperature": 0, "stream": stream})
+    assert status == 200, raw[:500]
+    if stream:
+        events = [e[len("data: "):] for e in raw.decode().split("\n\n") if e]
+        assert events[-1] == "[DONE]"
+        return "".join(json.loads(e)["choices"][0]["delta"].get("content", "")
+                       for e in events[:-1] if json.loads(e).get("choices"))
+    return json.loads(raw)["choices"][0]["message"]["content"]
+
+
+def test_remote_generator_pool_hash_and_failover(ragd_factory):
+    from conftest import REPO
+    gguf = str(REPO / "models" / f"{GEN_MODEL}.gguf")
+    servers = [ragd_factory(extra_args=["--set", f"models.generator={gguf}",
+                                        "--set", "models.gen_threads=1"]) for _ in range(3)]
+    client = ragd_factory(extra_args=[
+        "--set", "models.generator=remote",
+        "--set", "models.remote.urls=" + ",".join(s.url for s in servers),
+        "--set", "models.remote.policy=hash",
+        "--set", f"models.remote.chat_model={GEN_MODEL}",
+        "--set", f"models.remote.health_interval_ms={HEALTH_MS}",
+        "--set", "models.remote.connect_timeout_ms=500"])
+    route = "/v1/chat/completions"
+    local = chat(servers[0], "What is the capital of France?", max_tokens=6)
+    assert chat(client, "What is the capital of France?", max_tokens=6) == local
+    assert chat(client, "What is the capital of France?", max_tokens=6, stream=True) == local
+
+    # Equal prompts reach one instance.
+    before = [route_count(s, route) for s in servers]
+    for _ in range(4):
+        chat(client, "the same prompt")
+    deltas = [a - b for a, b in zip((route_count(s, route) for s in servers), before)]
+    assert sorted(deltas) == [0, 0, 4], deltas
+
+    # Kill the instance that prompt lives on: it moves, answers keep coming.
+    victim = servers[deltas.index(4)]
+    victim.kill()
+    for k in range(4):
+        assert chat(client, "the same prompt") is not None
+        chat(client, f"another prompt {k}")
+    assert wait_for(lambda: upstream_up(client).get(victim.url) == 0)

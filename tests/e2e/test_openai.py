@@ -187,7 +187,9 @@ def chat_srv(ragd_module_factory, tmp_path_factory):
         pytest.fail(f"generation model missing: {gguf} (run `make models`)")
     mdir = tmp_path_factory.mktemp("gguf")
     (mdir / "smol-copy.gguf").symlink_to(gguf)
+    # One thread per generation: ggml's spinning threads crawl on a shared, busy CPU.
     return ragd_module_factory(extra_args=["--set", f"models.generator={gguf}",
+                                           "--set", "models.gen_threads=1",
                                            "--set", f"models.dir={mdir}"])
 
 
