@@ -21,8 +21,8 @@ struct cli_app {
 	struct config *cfg;
 	struct store *store;
 	struct embedder *emb;
-	struct generator *gen; /* NULL unless cli_open_generator loaded one */
 	struct rag_engine *eng;
+	struct generator *gen; /* NULL: extractive answers */
 	const char *args[CLI_MAX_ARGS]; /* positional arguments, borrowed from argv */
 	size_t n_args;
 };
@@ -50,7 +50,11 @@ int cli_setup(struct cli_app *app, int argc, char **argv, int first,
 /* Opens the store and the embedder; with engine, the engine too. Prints and returns -1. */
 int cli_open(struct cli_app *app, int engine, int load_indexes, int follow);
 
-/* Opens models.generator into app->gen (none when it is ""). Prints and returns -1. */
+/*
+ * Loads the generator (models.generator: a GGUF, "remote" for the pool in
+ * models.remote.*, none when empty) and gives it and the rag.* answer
+ * options to the engine. Prints and returns -1.
+ */
 int cli_open_generator(struct cli_app *app);
 
 void cli_app_release(struct cli_app *app);

@@ -10,9 +10,11 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/sbuf.h"
 #include "core/rag_error.h"
 #include "model/embedder.h"
 #include "model/generator.h"
+#include "rag/rag_answer.h"
 #include "rag/rag_engine.h"
 #include "store/store_sqlite.h"
 
@@ -229,13 +231,31 @@ static void remote_pool(const struct config *cfg, struct model_pool_options *o)
 	o->api_key = key;
 }
 
+/* The template setting: a readable file's contents, else the text itself (caller frees). */
+static char *read_template(const char *value)
+{
+	FILE *f = value[0] ? fopen(value, "rb") : NULL;
+	char buf[4096];
+	struct sbuf sb = SBUF_INIT;
+	size_t n;
+
+	if (!f)
+		return strdup(value);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		sbuf_add(&sb, buf, n);
+	fclose(f);
+	return sbuf_detach(&sb, NULL);
+}
+
 int cli_open_generator(struct cli_app *app)
 {
-	const struct config *cfg = app->cfg;
+	struct config *cfg = app->cfg;
+	struct generator_llama_options go;
+	struct rag_answer_options ao;
 	struct rag_err err = { 0 };
+	char *tmpl;
+	int rc;
 
-	if (!cfg->models.generator[0])
-		return 0;
 	if (strcmp(cfg->models.generator, "remote") == 0) {
 		struct generator_remote_options ro;
 
@@ -245,28 +265,43 @@ int cli_open_generator(struct cli_app *app)
 		ro.model = cfg->models.remote.chat_model;
 		ro.n_ctx = (size_t)cfg->models.remote.n_ctx;
 		app->gen = generator_remote_new(&ro, &err);
+		if (!app->gen)
+			return die("cannot start the remote generator", &err);
+	} else if (cfg->models.generator[0]) {
+		generator_llama_default_options(&go);
+		go.model_path = cfg->models.generator;
+		go.n_contexts = cfg->models.gen_contexts;
+		go.n_queue = cfg->models.gen_queue;
+		go.n_ctx = cfg->models.gen_ctx;
+		/* As for the embedder: ggml's threads spin, so the cores are shared out. */
+		go.n_threads = cfg->models.gen_threads > 0
+				       ? cfg->models.gen_threads
+				       : config_cpu_count(0) / go.n_contexts;
+		if (go.n_threads < 1)
+			go.n_threads = 1;
+		app->gen = generator_llama_new(&go, &err);
+		if (!app->gen)
+			return die("cannot load the generation model", &err);
 	} else {
-		struct generator_llama_options lo;
-
-		generator_llama_default_options(&lo);
-		lo.model_path = cfg->models.generator;
-		lo.n_contexts = cfg->models.gen_contexts;
-		lo.n_queue = cfg->models.gen_queue;
-		lo.n_threads = cfg->models.gen_threads > 0 ? cfg->models.gen_threads
-							    : config_cpu_count(0) / lo.n_contexts;
-		if (lo.n_threads < 1)
-			lo.n_threads = 1;
-		app->gen = generator_llama_new(&lo, &err);
+		log_info("no generator configured (models.generator is empty): extractive answers");
 	}
-	if (!app->gen)
-		return die("cannot load the generation model", &err);
-	return 0;
+	rag_answer_default_options(&ao);
+	tmpl = read_template(cfg->rag.prompt_template);
+	if (!tmpl)
+		return die("out of memory", NULL);
+	ao.prompt_template = tmpl;
+	ao.min_score = cfg->rag.min_score;
+	ao.history_messages = cfg->rag.history_messages;
+	ao.timeout_ms = cfg->rag.timeout_ms;
+	rc = rag_answer_configure(app->eng, app->gen, &ao, &err);
+	free(tmpl);
+	return rc < 0 ? die("bad configuration", &err) : 0;
 }
 
 void cli_app_release(struct cli_app *app)
 {
-	generator_free(app->gen);
 	rag_engine_free(app->eng);
+	generator_free(app->gen);
 	embedder_free(app->emb);
 	store_free(app->store);
 	config_free(app->cfg);

@@ -226,6 +226,8 @@ int cli_serve(int argc, char **argv)
 	if (cli_open(&app, 1, 1, 1) < 0 || cli_open_generator(&app) < 0)
 		goto out;
 	ctx.generator = app.gen;
+	ctx.answer_top_k = app.cfg->rag.top_k;
+	ctx.answer_max_tokens = app.cfg->rag.max_tokens;
 	atomic_store(&ctx.engine, app.eng);
 	log_info("ready");
 	serve_loop(&app, &ctx, srv, &sigs);

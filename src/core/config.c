@@ -35,13 +35,13 @@
 #define CONFIG_KEY_MAX 64    /* longest dotted key: matches RAG_ERR_FIELD_MAX */
 #define KIB 1024LL
 
-enum type { T_STR, T_INT, T_SIZE, T_BOOL, T_LEVEL };
+enum type { T_STR, T_STR0, T_INT, T_SIZE, T_BOOL, T_LEVEL, T_DOUBLE }; /* T_STR0: may be empty */
 
 struct key {
 	const char *key;
 	enum type type;
 	size_t offset;
-	long long min, max; /* inclusive, for T_INT and T_SIZE; T_STR: min 1 = may be empty */
+	long long min, max; /* inclusive, for T_INT and T_SIZE */
 };
 
 #define F(field) offsetof(struct config, field)
@@ -66,15 +66,22 @@ static const struct key keys[] = {
 	{ "models.embed_batch", T_INT, F(models.embed_batch), 1, 4096 },
 	{ "models.embed_threads", T_INT, F(models.embed_threads), 0, 256 },
 	{ "models.embed_contexts", T_INT, F(models.embed_contexts), 0, 256 },
-	{ "models.generator", T_STR, F(models.generator), 1, 0 },
-	{ "models.gen_contexts", T_INT, F(models.gen_contexts), 1, 256 },
-	{ "models.gen_threads", T_INT, F(models.gen_threads), 0, 256 },
+	{ "models.generator", T_STR0, F(models.generator), 0, 0 },
+	{ "models.gen_contexts", T_INT, F(models.gen_contexts), 1, 64 },
 	{ "models.gen_queue", T_INT, F(models.gen_queue), 0, 100000 },
+	{ "models.gen_threads", T_INT, F(models.gen_threads), 0, 256 },
+	{ "models.gen_ctx", T_INT, F(models.gen_ctx), 0, 131072 },
+	{ "rag.prompt_template", T_STR0, F(rag.prompt_template), 0, 0 },
+	{ "rag.min_score", T_DOUBLE, F(rag.min_score), -1, 1 },
+	{ "rag.top_k", T_INT, F(rag.top_k), 1, 100 },
+	{ "rag.max_tokens", T_INT, F(rag.max_tokens), 1, 8192 },
+	{ "rag.history_messages", T_INT, F(rag.history_messages), 0, 100 },
+	{ "rag.timeout_ms", T_INT, F(rag.timeout_ms), 0, 3600000 },
 	{ "models.dir", T_STR, F(models.dir), 0, 0 },
 	{ "models.cache_capacity", T_INT, F(models.cache_capacity), 1, 1000 },
 	{ "models.micro_batch", T_BOOL, F(models.micro_batch), 0, 0 },
 	{ "models.micro_batch_window_us", T_INT, F(models.micro_batch_window_us), 0, 1000000 },
-	{ "models.remote.urls", T_STR, F(models.remote.urls), 1, 0 },
+	{ "models.remote.urls", T_STR0, F(models.remote.urls), 0, 0 },
 	{ "models.remote.policy", T_STR, F(models.remote.policy), 0, 0 },
 	{ "models.remote.embed_model", T_STR, F(models.remote.embed_model), 0, 0 },
 	{ "models.remote.chat_model", T_STR, F(models.remote.chat_model), 0, 0 },
@@ -88,7 +95,7 @@ static const struct key keys[] = {
 	  3600000 },
 	{ "models.remote.health_path", T_STR, F(models.remote.health_path), 0, 0 },
 	{ "models.remote.eject_after", T_INT, F(models.remote.eject_after), 1, 1000 },
-	{ "models.remote.api_key_env", T_STR, F(models.remote.api_key_env), 1, 0 },
+	{ "models.remote.api_key_env", T_STR0, F(models.remote.api_key_env), 0, 0 },
 	{ "chunking.size", T_INT, F(chunking.size), 8, 8192 },
 	{ "chunking.overlap", T_INT, F(chunking.overlap), 0, 4096 },
 	{ "index.snapshot", T_BOOL, F(index.snapshot), 0, 0 },
@@ -126,9 +133,16 @@ struct config *config_new(void)
 	cfg->log.level = LOG_LEVEL_INFO;
 	cfg->models.embedder = strdup("models/all-MiniLM-L6-v2.gguf");
 	cfg->models.embed_batch = 32;
-	cfg->models.generator = strdup("");
+	cfg->models.generator = strdup("models/SmolLM2-135M-Instruct-Q4_1.gguf");
 	cfg->models.gen_contexts = 1;
 	cfg->models.gen_queue = 16;
+	cfg->models.gen_ctx = 2048;
+	cfg->rag.prompt_template = strdup("");
+	cfg->rag.min_score = 0.25;
+	cfg->rag.top_k = 5;
+	cfg->rag.max_tokens = 256;
+	cfg->rag.history_messages = 6;
+	cfg->rag.timeout_ms = 60000;
 	cfg->models.remote.chat_model = strdup("SmolLM2-135M-Instruct-Q4_1");
 	cfg->models.remote.n_ctx = 8192;
 	cfg->models.dir = strdup("models");
@@ -151,10 +165,10 @@ struct config *config_new(void)
 	cfg->index.snapshot = true;
 	cfg->index.follow_interval_ms = 500;
 	if (!cfg->data_dir || !cfg->server.host || !cfg->models.embedder || !cfg->environment ||
-	    !cfg->log.file || !cfg->models.dir || !cfg->models.generator ||
-	    !cfg->models.remote.chat_model || !cfg->models.remote.urls || !cfg->models.remote.policy ||
-	    !cfg->models.remote.embed_model || !cfg->models.remote.health_path ||
-	    !cfg->models.remote.api_key_env) {
+	    !cfg->log.file || !cfg->models.generator || !cfg->rag.prompt_template ||
+	    !cfg->models.dir || !cfg->models.remote.chat_model || !cfg->models.remote.urls ||
+	    !cfg->models.remote.policy || !cfg->models.remote.embed_model ||
+	    !cfg->models.remote.health_path || !cfg->models.remote.api_key_env) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -166,7 +180,7 @@ void config_free(struct config *cfg)
 	if (!cfg)
 		return;
 	for (size_t i = 0; i < N_KEYS; i++)
-		if (keys[i].type == T_STR)
+		if (keys[i].type == T_STR || keys[i].type == T_STR0)
 			free(*(char **)((char *)cfg + keys[i].offset));
 	free(cfg);
 }
@@ -300,7 +314,8 @@ int config_set(struct config *cfg, const char *key, const char *value, const cha
 	long long n;
 	bool b;
 	int level;
-	char *s;
+	double d;
+	char *s, *end;
 
 	if (!source)
 		source = "unknown source";
@@ -309,6 +324,7 @@ int config_set(struct config *cfg, const char *key, const char *value, const cha
 	field = (char *)cfg + k->offset;
 	switch (k->type) {
 	case T_STR:
+	case T_STR0:
 		s = strdup(value);
 		if (!s)
 			return rag_err_set(err, RAG_ENOMEM, key, "%s: out of memory", key);
@@ -336,6 +352,17 @@ int config_set(struct config *cfg, const char *key, const char *value, const cha
 					   "%s: '%s' is not a boolean (true or false) (%s)", key, value,
 					   source);
 		*(bool *)field = b;
+		return 0;
+	case T_DOUBLE:
+		errno = 0;
+		d = strtod(value, &end);
+		if (errno || end == value || *end || d != d)
+			return rag_err_set(err, RAG_EINVAL, key, "%s: '%s' is not a number (%s)", key,
+					   value, source);
+		if (d < (double)k->min || d > (double)k->max)
+			return rag_err_set(err, RAG_EINVAL, key, "%s: %s is out of range %lld..%lld (%s)",
+					   key, value, k->min, k->max, source);
+		*(double *)field = d;
 		return 0;
 	case T_LEVEL:
 		if (log_level_parse(value, &level) != 0)
@@ -459,7 +486,7 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 
 		switch (k->type) {
 		case T_STR:
-			if (!*(char *const *)field || (k->min == 0 && !(*(char *const *)field)[0]))
+			if (!*(char *const *)field || !(*(char *const *)field)[0])
 				return rag_err_set(err, RAG_EINVAL, k->key, "%s: must not be empty",
 						   k->key);
 			break;
@@ -480,6 +507,13 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 						   k->key, v);
 			break;
 		case T_BOOL:
+		case T_STR0:
+			break;
+		case T_DOUBLE:
+			if (!(*(const double *)field >= (double)k->min &&
+			      *(const double *)field <= (double)k->max))
+				return rag_err_set(err, RAG_EINVAL, k->key, "%s: out of range %lld..%lld",
+						   k->key, k->min, k->max);
 			break;
 		}
 	}
@@ -513,6 +547,7 @@ static void dump_value(struct sbuf *sb, const struct key *k, const void *field)
 
 	switch (k->type) {
 	case T_STR:
+	case T_STR0:
 		s = *(char *const *)field;
 		sbuf_add_json_str(sb, s, strlen(s));
 		break;
@@ -521,6 +556,9 @@ static void dump_value(struct sbuf *sb, const struct key *k, const void *field)
 		break;
 	case T_SIZE:
 		sbuf_addf(sb, "%zu", *(const size_t *)field);
+		break;
+	case T_DOUBLE:
+		sbuf_addf(sb, "%.17g", *(const double *)field);
 		break;
 	case T_BOOL:
 		sbuf_addstr(sb, *(const bool *)field ? "true" : "false");

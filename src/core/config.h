@@ -25,10 +25,17 @@
  *   models.embed_batch          32            1..4096
  *   models.embed_threads        0 = CPUs      0..256
  *   models.embed_contexts       0 = CPUs      0..256
- *   models.generator            ""            chat GGUF path, "remote", or "" = none
- *   models.gen_contexts         1             1..256 generations at once
- *   models.gen_threads          0             0..256 (0 = CPUs / gen_contexts)
- *   models.gen_queue            16            0..100000 waiting generations (then 503)
+ *   models.generator            "models/SmolLM2-135M-Instruct-Q4_1.gguf"; "" = extractive answers
+ *   models.gen_contexts         1             1..64
+ *   models.gen_queue            16            0..100000
+ *   models.gen_threads          0 = CPUs / gen_contexts  0..256
+ *   models.gen_ctx              2048 tokens   0..131072 (0 = the model's, capped)
+ *   rag.prompt_template         "" = built in; a file path, or the text itself
+ *   rag.min_score               0.25          -1..1 (best dense cosine an answer needs)
+ *   rag.top_k                   5             1..100
+ *   rag.max_tokens              256           1..8192
+ *   rag.history_messages        6             0..100
+ *   rag.timeout_ms              60000         0..3600000 (0 = none)
  *   models.dir                  "models"      requests may name dir/<model>.gguf
  *   models.cache_capacity       10            1..1000 models loaded on demand (LRU)
  *   models.micro_batch          true          merge concurrent small embed calls
@@ -90,10 +97,11 @@ struct config {
 		int embed_batch;
 		int embed_threads;
 		int embed_contexts;
-		char *generator;           /* chat GGUF, "remote", or "" for none */
-		int gen_contexts;          /* generations at once */
-		int gen_threads;           /* threads per generation; 0 = CPUs / gen_contexts */
-		int gen_queue;             /* generations that may wait; beyond: 503 */
+		char *generator; /* "" = no generator: extractive answers */
+		int gen_contexts;
+		int gen_queue;
+		int gen_threads;
+		int gen_ctx;
 		char *dir;                 /* GGUF files a request may name: dir/<model>.gguf */
 		int cache_capacity;        /* models loaded on demand kept in the LRU */
 		bool micro_batch;          /* merge concurrent small embed calls */
@@ -114,6 +122,14 @@ struct config {
 			char *api_key_env; /* environment variable holding the API key; "" = none */
 		} remote;
 	} models;
+	struct {
+		char *prompt_template; /* "" = built in */
+		double min_score;
+		int top_k;
+		int max_tokens;
+		int history_messages;
+		int timeout_ms;
+	} rag;
 	struct {
 		int size;
 		int overlap;

@@ -34,6 +34,8 @@ struct http_ctx {
 	struct model_cache *models; /* models requests name, loaded on demand; NULL = none */
 	const char *models_dir;     /* where they are looked up: models_dir/<name>.gguf */
 	int model_threads;          /* threads an on-demand model computes with */
+	int answer_top_k;      /* /query defaults: rag.top_k, rag.max_tokens */
+	int answer_max_tokens;
 };
 
 /* Readiness as /ready reports it: 0, or RAG_EBUSY/RAG_EIO with the reason. */
@@ -58,25 +60,15 @@ enum http_error_style {
 	HTTP_ERRORS_OPENAI,   /* {"error":{"message","type","param","code"}} */
 };
 
-/*
- * A streamed body (server-sent events): read() fills buf with up to max
- * bytes and returns how many, blocking until some are ready; 0 means the
- * end. release() runs once when the connection is done with the stream,
- * also when the client went away mid-stream (it must stop the producer).
- * Both run on a server thread.
- */
-struct http_stream {
-	size_t (*read)(void *ctx, char *buf, size_t max);
-	void (*release)(void *ctx);
-	void *ctx;
-};
+struct http_stream;
 
 struct http_resp {
 	int status;
 	struct sbuf body; /* JSON */
 	const char *content_type;
 	enum http_error_style error_style; /* set by the handler before it decodes anything */
-	struct http_stream stream; /* read != NULL: the body is streamed instead of `body` */
+	int retry_after_s;          /* > 0: a Retry-After header (set for RAG_EBUSY) */
+	struct http_stream *stream; /* set by http_async (http_stream.h): answered by a worker */
 };
 
 typedef int (*http_handler_fn)(struct http_req *req, struct http_resp *resp);

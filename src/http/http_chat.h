@@ -29,6 +29,7 @@ struct chat_request {
 	struct gen_params params;   /* stop strings owned */
 	int stream;
 	int include_usage;
+	int max_tokens_given;       /* the client set max_tokens: RAG uses it over rag.max_tokens */
 
 	/* Set by http_chat_bind: */
 	int (*run)(struct chat_request *rq, gen_token_fn on_token, void *ctx, struct sbuf *out,
@@ -40,6 +41,7 @@ struct chat_request {
 	char *collection;           /* RAG: the collection's name; owned */
 	const char *tenant;
 	char *citations_json;       /* RAG: a JSON array set by run(); owned */
+	int rag_top_k, rag_max_tokens; /* RAG defaults: rag.top_k, rag.max_tokens */
 };
 
 /*

@@ -18,6 +18,8 @@ int http_document_put(struct http_req *req, struct http_resp *resp);
 int http_document_get(struct http_req *req, struct http_resp *resp);
 int http_document_delete(struct http_req *req, struct http_resp *resp);
 int http_search(struct http_req *req, struct http_resp *resp);
+/* POST /v1/collections/{name}/query: answered by a worker (http_handlers_query.c). */
+int http_query(struct http_req *req, struct http_resp *resp);
 
 /*
  * The OpenAI-compatible model routes (http_handlers_openai.c): GET /v1/models,

@@ -11,22 +11,18 @@
  * or an array of text parts; "developer" is a system message.
  *
  * Streaming ("stream": true) answers server-sent events in OpenAI's chunk
- * format: a first chunk with the assistant role, one chunk per piece of
- * text, a chunk with finish_reason, a usage chunk when
- * stream_options.include_usage asks for it, then `data: [DONE]`. The
- * generation runs on a thread of its own that pushes events into a buffer
- * the server thread drains (http_stream); the handler waits for the first
- * event so that an error before any text (busy, prompt too long) is still
- * a plain HTTP error with its status. A client that disconnects stops the
- * generation at its next token.
- *
- * Locking (struct job): `mu` guards `events`, `done`, `first` and
- * `cancelled`; `cond` signals each change.
+ * format (bare `data:` lines): a chunk with the assistant role, one chunk
+ * per piece of text, a chunk with finish_reason (and `citations` for RAG),
+ * a usage chunk when stream_options.include_usage asks for it, then
+ * `data: [DONE]`. Generation runs on a worker (http_async, the same
+ * machinery as /query): no HTTP thread waits on the model. The role chunk
+ * goes out with the first piece, so an error before any text (busy,
+ * prompt too long) is still a plain HTTP error with its status; after it,
+ * an error travels as an `{"error":...}` event. A client that disconnects
+ * stops the generation at its next token, streaming or not.
  */
 #include "http/http_handlers.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +31,7 @@
 #include "core/rag_error.h"
 #include "http/http_json.h"
 #include "http/http_chat.h"
+#include "http/http_stream.h"
 #include "model/generator.h"
 #include "rag/rag_engine.h"
 
@@ -43,24 +40,18 @@
 #define CHAT_MAX_MESSAGES 256 /* a conversation longer than this is an abuse */
 #define CHAT_MAX_STOP 4       /* OpenAI's limit on stop strings */
 
-/* One chat request, owned by the handler or (streaming) by the job. */
+/* One chat request: decoded by the handler, then owned by its worker (http_async). */
 struct job {
 	struct chat_request rq;
 	char id[80];
 	long long created;
-
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	struct sbuf events; /* SSE bytes not yet sent */
-	int first;          /* something happened: text, an error or the end */
-	int done;
-	int cancelled;
-	int started;        /* the thread runs */
-	pthread_t thread;
-	struct rag_err err;
-	int rc;
+	struct http_stream *s;
+	int sent;           /* events went out: errors now go as an error event */
+	int gone;           /* the client left: stop generating */
+	size_t streamed;    /* bytes of answer sent as chunks */
 	struct sbuf text;
 	struct gen_usage usage;
+	struct rag_err err;
 };
 
 static void request_release(struct chat_request *rq)
@@ -256,8 +247,10 @@ static int read_request(json_t *body, struct chat_request *rq, struct rag_err *e
 					   "field '%s' must be an integer from 1 to %d", key, 1 << 20);
 		max_tokens = json_integer_value(v);
 	}
-	if (max_tokens)
+	if (max_tokens) {
 		rq->params.max_tokens = (int)max_tokens;
+		rq->max_tokens_given = 1;
+	}
 	v = json_object_get(body, "seed");
 	if (v && !json_is_null(v)) {
 		if (!json_is_integer(v))
@@ -286,37 +279,58 @@ static const char *finish_reason(const struct gen_usage *u)
 
 static void chunk_head(struct job *j, struct sbuf *sb)
 {
-	sbuf_addstr(sb, "data: {\"id\":");
+	sbuf_addstr(sb, "{\"id\":");
 	sbuf_add_json_str(sb, j->id, strlen(j->id));
 	sbuf_addf(sb, ",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":",
 		  j->created);
 	sbuf_add_json_str(sb, j->rq.model, strlen(j->rq.model));
 }
 
-/* Called under j->mu: appends one SSE event and wakes the reader. */
-static void push(struct job *j, struct sbuf *ev)
+/* One `data:` event; remembers that the client left. */
+static int send_event(struct job *j, struct sbuf *ev)
 {
-	sbuf_add(&j->events, ev->buf, ev->len);
-	j->first = 1;
-	pthread_cond_broadcast(&j->cond);
+	if (!j->gone && http_stream_event(j->s, NULL, ev->buf, ev->len) != 0)
+		j->gone = 1;
+	j->sent = 1;
+	sbuf_reset(ev);
+	return j->gone;
 }
 
+/*
+ * A piece of the answer as a chunk. The role chunk that opens OpenAI's
+ * streams goes out with the first piece, not before: until then an error
+ * can still be answered as a plain HTTP error with its status.
+ */
 static int on_token(void *ctx, const char *piece, size_t len)
 {
 	struct job *j = ctx;
 	struct sbuf ev = SBUF_INIT;
-	int stop;
 
+	if (len == 0) /* "should I go on?" (the RAG pipeline asks before generating) */
+		return j->gone || http_stream_gone(j->s);
+	j->streamed += len;
+	if (!j->sent) {
+		chunk_head(j, &ev);
+		sbuf_addstr(&ev, ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+				 "\"content\":\"\"},\"finish_reason\":null}]}");
+		send_event(j, &ev);
+	}
 	chunk_head(j, &ev);
 	sbuf_addstr(&ev, ",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
 	sbuf_add_json_str(&ev, piece, len);
-	sbuf_addstr(&ev, "},\"finish_reason\":null}]}\n\n");
-	pthread_mutex_lock(&j->mu);
-	push(j, &ev);
-	stop = j->cancelled;
-	pthread_mutex_unlock(&j->mu);
+	sbuf_addstr(&ev, "},\"finish_reason\":null}]}");
+	send_event(j, &ev);
 	sbuf_release(&ev);
-	return stop;
+	return j->gone;
+}
+
+/* Whole-answer mode: no events, but a client that left still stops the work. */
+static int on_token_quiet(void *ctx, const char *piece, size_t len)
+{
+	struct job *j = ctx;
+
+	(void)piece, (void)len;
+	return http_stream_gone(j->s);
 }
 
 static void usage_json(struct sbuf *sb, const struct gen_usage *u)
@@ -325,17 +339,27 @@ static void usage_json(struct sbuf *sb, const struct gen_usage *u)
 		  u->prompt_tokens, u->completion_tokens, u->prompt_tokens + u->completion_tokens);
 }
 
-/* The closing events: finish_reason, usage if asked, [DONE]; or an error event. */
-static void finish_stream(struct job *j)
+/* The closing events: finish_reason (and citations), usage if asked, [DONE]. */
+static void finish_stream(struct job *j, int rc)
 {
 	struct sbuf ev = SBUF_INIT;
 
-	if (j->rc < 0) {
-		sbuf_addstr(&ev, "data: {\"error\":{\"message\":");
+	if (rc < 0) {
+		sbuf_addstr(&ev, "{\"error\":{\"message\":");
 		sbuf_add_json_str(&ev, j->err.msg, strlen(j->err.msg));
-		sbuf_addf(&ev, ",\"type\":\"server_error\",\"param\":null,\"code\":\"%s\"}}\n\n",
-			  rag_err_name(j->rc));
+		sbuf_addf(&ev, ",\"type\":\"server_error\",\"param\":null,\"code\":\"%s\"}}",
+			  rag_err_name(rc));
+		send_event(j, &ev);
 	} else {
+		if (j->streamed == 0) {
+			/* Nothing streamed (an extractive answer comes whole): one chunk. */
+			chunk_head(j, &ev);
+			sbuf_addstr(&ev, ",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+					 "\"assistant\",\"content\":");
+			sbuf_add_json_str(&ev, j->text.buf, j->text.len);
+			sbuf_addstr(&ev, "},\"finish_reason\":null}]}");
+			send_event(j, &ev);
+		}
 		chunk_head(j, &ev);
 		sbuf_addf(&ev, ",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"%s\"}]",
 			  finish_reason(&j->usage));
@@ -343,112 +367,25 @@ static void finish_stream(struct job *j)
 			sbuf_addstr(&ev, ",\"citations\":");
 			sbuf_addstr(&ev, j->rq.citations_json);
 		}
-		sbuf_addstr(&ev, "}\n\n");
+		sbuf_addch(&ev, '}');
+		send_event(j, &ev);
 		if (j->rq.include_usage) {
 			chunk_head(j, &ev);
 			sbuf_addstr(&ev, ",\"choices\":[],\"usage\":");
 			usage_json(&ev, &j->usage);
-			sbuf_addstr(&ev, "}\n\n");
+			sbuf_addch(&ev, '}');
+			send_event(j, &ev);
 		}
 	}
-	sbuf_addstr(&ev, "data: [DONE]\n\n");
-	pthread_mutex_lock(&j->mu);
-	push(j, &ev);
-	j->done = 1;
-	pthread_mutex_unlock(&j->mu);
+	sbuf_addstr(&ev, "[DONE]");
+	send_event(j, &ev);
 	sbuf_release(&ev);
 }
 
-static void *job_main(void *arg)
-{
-	struct job *j = arg;
-	struct sbuf ev = SBUF_INIT;
-
-	/* The role first, as OpenAI's streams begin. */
-	chunk_head(j, &ev);
-	sbuf_addstr(&ev, ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
-			 "\"content\":\"\"},\"finish_reason\":null}]}\n\n");
-	pthread_mutex_lock(&j->mu);
-	sbuf_add(&j->events, ev.buf, ev.len); /* not `first`: no text yet */
-	pthread_mutex_unlock(&j->mu);
-	sbuf_release(&ev);
-	j->rc = j->rq.run(&j->rq, on_token, j, &j->text, &j->usage, &j->err);
-	finish_stream(j);
-	return NULL;
-}
-
-static size_t stream_read(void *ctx, char *buf, size_t max)
-{
-	struct job *j = ctx;
-	size_t n;
-
-	pthread_mutex_lock(&j->mu);
-	while (j->events.len == 0 && !j->done)
-		pthread_cond_wait(&j->cond, &j->mu);
-	n = j->events.len < max ? j->events.len : max;
-	memcpy(buf, j->events.buf, n);
-	memmove(j->events.buf, j->events.buf + n, j->events.len - n);
-	sbuf_truncate(&j->events, j->events.len - n);
-	pthread_mutex_unlock(&j->mu);
-	return n;
-}
-
-static void job_free(struct job *j)
-{
-	if (j->started)
-		pthread_join(j->thread, NULL);
-	request_release(&j->rq);
-	sbuf_release(&j->events);
-	sbuf_release(&j->text);
-	pthread_mutex_destroy(&j->mu);
-	pthread_cond_destroy(&j->cond);
-	free(j);
-}
-
-static void stream_release(void *ctx)
-{
-	struct job *j = ctx;
-
-	pthread_mutex_lock(&j->mu);
-	j->cancelled = 1; /* the generator stops at its next token */
-	pthread_mutex_unlock(&j->mu);
-	job_free(j);
-}
-
-/* Starts the generation thread; answers an error instead if one comes before any text. */
-static void answer_stream(struct job *j, struct http_resp *resp)
-{
-	if (pthread_create(&j->thread, NULL, job_main, j) != 0) {
-		http_errorf(resp, RAG_EBUSY, NULL, "cannot start a generation thread");
-		job_free(j);
-		return;
-	}
-	j->started = 1;
-	pthread_mutex_lock(&j->mu);
-	while (!j->first)
-		pthread_cond_wait(&j->cond, &j->mu);
-	pthread_mutex_unlock(&j->mu);
-	if (j->done && j->rc < 0 && j->text.len == 0) {
-		http_error(resp, &j->err);
-		job_free(j);
-		return;
-	}
-	resp->status = 200;
-	resp->content_type = "text/event-stream";
-	resp->stream.read = stream_read;
-	resp->stream.release = stream_release;
-	resp->stream.ctx = j;
-}
-
-static void answer_whole(struct job *j, struct http_resp *resp)
+static void whole_answer(struct job *j, struct http_resp *resp)
 {
 	struct sbuf *sb = &resp->body;
 
-	j->rc = j->rq.run(&j->rq, NULL, NULL, &j->text, &j->usage, &j->err);
-	if (j->rc < 0) {
-		http_error(resp, &j->err);
-		return;
-	}
 	sbuf_reset(sb);
 	sbuf_addstr(sb, "{\"id\":");
 	sbuf_add_json_str(sb, j->id, strlen(j->id));
@@ -467,6 +404,37 @@ static void answer_whole(struct job *j, struct http_resp *resp)
 	resp->status = 200;
 	if (sbuf_error(sb))
 		http_errorf(resp, RAG_ENOMEM, NULL, "out of memory writing the answer");
+}
+
+static void job_free(struct job *j)
+{
+	request_release(&j->rq);
+	sbuf_release(&j->text);
+	free(j);
+}
+
+/* The worker (http_async): generates, then answers whole or finishes the stream. */
+static void chat_work(struct http_stream *s, void *arg)
+{
+	struct job *j = arg;
+	struct http_resp resp = { .status = 200, .error_style = HTTP_ERRORS_OPENAI };
+	int rc;
+
+	j->s = s;
+	sbuf_init(&resp.body, 0);
+	rc = j->rq.run(&j->rq, j->rq.stream ? on_token : on_token_quiet, j, &j->text, &j->usage,
+		       &j->err);
+	if (j->rq.stream && (j->sent || rc == 0)) {
+		finish_stream(j, rc);
+	} else {
+		if (rc < 0)
+			http_error(&resp, &j->err);
+		else
+			whole_answer(j, &resp);
+		http_stream_reply(s, &resp);
+	}
+	sbuf_release(&resp.body);
+	job_free(j);
 }
 
 int http_oai_chat(struct http_req *req, struct http_resp *resp)
@@ -493,8 +461,7 @@ int http_oai_chat(struct http_req *req, struct http_resp *resp)
 		json_decref(body);
 		return 0;
 	}
-	pthread_mutex_init(&j->mu, NULL);
-	pthread_cond_init(&j->cond, NULL);
+	sbuf_init(&j->text, 0);
 	snprintf(j->id, sizeof(j->id), "chatcmpl-%s", req->request_id ? req->request_id : "0");
 	j->created = (long long)time(NULL);
 	if (read_request(body, &j->rq, &j->err) < 0 ||
@@ -507,11 +474,7 @@ int http_oai_chat(struct http_req *req, struct http_resp *resp)
 		return 0;
 	}
 	json_decref(body);
-	if (j->rq.stream) {
-		answer_stream(j, resp);
-		return 0;
-	}
-	answer_whole(j, resp);
-	job_free(j);
+	if (http_async(req, resp, chat_work, j) < 0)
+		job_free(j);
 	return 0;
 }

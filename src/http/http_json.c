@@ -298,6 +298,8 @@ void http_error(struct http_resp *resp, const struct rag_err *err)
 
 	sbuf_reset(&resp->body);
 	resp->status = rag_err_http_status(code);
+	if (code == RAG_EBUSY)
+		resp->retry_after_s = 1;
 	if (resp->error_style == HTTP_ERRORS_OPENAI) {
 		openai_error(resp, code, msg, err ? err->field : NULL);
 		return;

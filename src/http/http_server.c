@@ -36,10 +36,12 @@
 #include "http/http.h"
 #include "http/http_metrics.h"
 #include "http/http_router.h"
+#include "http/http_stream.h"
 
 #include "core/banned.h"
 
 #define HTTP_REQUEST_ID_MAX 64 /* longer client ids are replaced, not truncated */
+#define HTTP_STOP_STREAMS_MS 10000 /* cancelled generations stop at their next token */
 
 struct http_server {
 	struct MHD_Daemon *d;
@@ -52,6 +54,9 @@ struct http_server {
 /* One request's state across libmicrohttpd's calls. */
 struct conn {
 	struct sbuf body;
+	struct http_stream *stream; /* an asynchronous answer (http_stream.h) */
+	int route_id;
+	int queued;                 /* its response is queued */
 	int too_big;
 	double start_ms;
 	char request_id[HTTP_REQUEST_ID_MAX + 1];
@@ -152,60 +157,14 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 	return w;
 }
 
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-	struct http_stream *st = cls;
-	size_t n = st->read(st->ctx, buf, max);
-
-	(void)pos;
-	return n > 0 ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
-}
-
-static void stream_free(void *cls)
-{
-	struct http_stream *st = cls;
-
-	st->release(st->ctx);
-	free(st);
-}
-
-/* A streamed response: chunked, and never buffered by a proxy. */
-static struct MHD_Response *stream_response(struct http_resp *resp)
-{
-	struct http_stream *st = malloc(sizeof(*st));
-	struct MHD_Response *r;
-
-	if (!st) {
-		resp->stream.release(resp->stream.ctx);
-		return NULL;
-	}
-	*st = resp->stream;
-	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st,
-					      stream_free);
-	if (!r) {
-		stream_free(st);
-		return NULL;
-	}
-	MHD_add_response_header(r, "Cache-Control", "no-cache");
-	MHD_add_response_header(r, "X-Accel-Buffering", "no");
-	return r;
-}
-
 static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *resp,
 				  const char *req_id, const char *allow)
 {
 	size_t len = resp->body.len;
-	char *text = NULL;
+	char *text = sbuf_detach(&resp->body, NULL);
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
-	if (resp->stream.read) {
-		r = stream_response(resp);
-		if (!r)
-			return MHD_NO;
-		goto headers;
-	}
-	text = sbuf_detach(&resp->body, NULL);
 	if (!text) {
 		text = strdup("{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\","
 			      "\"field\":null}}");
@@ -217,12 +176,17 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *res
 		free(text);
 		return MHD_NO;
 	}
-headers:
 	MHD_add_response_header(r, "Content-Type",
 				resp->content_type ? resp->content_type : "application/json");
 	MHD_add_response_header(r, "X-Request-ID", req_id);
 	if (allow)
 		MHD_add_response_header(r, "Allow", allow);
+	if (resp->retry_after_s > 0) {
+		char ra[16];
+
+		snprintf(ra, sizeof(ra), "%d", resp->retry_after_s);
+		MHD_add_response_header(r, "Retry-After", ra);
+	}
 	ret = MHD_queue_response(c, (unsigned int)resp->status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -281,10 +245,58 @@ static void dispatch(struct http_server *srv, struct MHD_Connection *c, const ch
 	if (http_is_openai_path(url))
 		resp.error_style = HTTP_ERRORS_OPENAI;
 	fn(&req, &resp);
+	if (resp.stream) {
+		cn->stream = resp.stream;
+		cn->route_id = req.route_id;
+		if (http_stream_launch(cn->stream, srv, c, cn->request_id) == 0) {
+			sbuf_release(&resp.body);
+			http_route_release(&req);
+			return; /* suspended: the worker resumes it (on_request again) */
+		}
+		http_errorf(&resp, RAG_EBUSY, NULL, "no thread to answer with");
+	}
 	finish(srv, cn, method, url, req.route_id, resp.status);
 	send_resp(c, &resp, cn->request_id, NULL);
 	sbuf_release(&resp.body);
 	http_route_release(&req);
+}
+
+/* Called again once a worker has resumed the connection: queue what it decided. */
+static void resume_stream(struct http_server *srv, struct MHD_Connection *c, const char *method,
+			  const char *url, struct conn *cn)
+{
+	struct http_resp resp = { .status = 503 };
+	struct MHD_Response *r;
+	enum http_stream_state st;
+
+	if (cn->queued)
+		return;
+	sbuf_init(&resp.body, 0);
+	if (http_is_openai_path(url))
+		resp.error_style = HTTP_ERRORS_OPENAI;
+	st = http_stream_take(cn->stream, &resp);
+	if (st == HTTP_STREAM_PENDING) {
+		sbuf_release(&resp.body);
+		return;
+	}
+	cn->queued = 1;
+	if (st == HTTP_STREAM_EVENTS) {
+		r = http_stream_response(cn->stream);
+		if (r) {
+			MHD_add_response_header(r, "X-Request-ID", cn->request_id);
+			finish(srv, cn, method, url, cn->route_id, 200);
+			MHD_queue_response(c, 200, r);
+			MHD_destroy_response(r);
+			sbuf_release(&resp.body);
+			return;
+		}
+		st = HTTP_STREAM_ABORTED;
+	}
+	if (st == HTTP_STREAM_ABORTED)
+		http_errorf(&resp, RAG_EBUSY, NULL, "the request was cancelled: ragd is stopping");
+	finish(srv, cn, method, url, cn->route_id, resp.status);
+	send_resp(c, &resp, cn->request_id, NULL);
+	sbuf_release(&resp.body);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -312,6 +324,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			cn->too_big = 1;
 		return MHD_YES;
 	}
+	if (cn->stream) {
+		resume_stream(srv, c, method, url, cn);
+		return MHD_YES;
+	}
 	if (*upload_size > 0) {
 		if (!cn->too_big && cn->body.len + *upload_size > limit)
 			cn->too_big = 1;
@@ -337,6 +353,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)c, (void)toe;
 	if (!cn)
 		return;
+	if (cn->stream) {
+		http_stream_close(cn->stream);
+		http_stream_unref(cn->stream);
+	}
 	sbuf_release(&cn->body);
 	free(cn);
 	*con_cls = NULL;
@@ -372,7 +392,7 @@ struct http_server *http_server_start(const struct http_server_options *o, struc
 	}
 	srv->ctx = ctx;
 	srv->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
-					  MHD_USE_ERROR_LOG,
+					  MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
 				  (uint16_t)o->port, NULL, NULL, on_request, srv,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)o->threads,
@@ -415,10 +435,27 @@ int http_server_drain(struct http_server *srv, int timeout_ms)
 
 void http_server_stop(struct http_server *srv)
 {
+	double deadline = now_ms() + HTTP_STOP_STREAMS_MS;
+
 	if (!srv)
 		return;
 	if (!srv->quiesced)
 		MHD_quiesce_daemon(srv->d);
+	/*
+	 * MHD_stop_daemon aborts while a connection is suspended: cancel the
+	 * streams, let their connections finish and their workers (which use
+	 * the engine the caller frees next) return.
+	 */
+	while (http_stream_cancel_all() > 0 && now_ms() < deadline)
+		usleep(10000);
+	/* Workers end at their next token (or their deadline): waiting is bounded. */
+	while (http_stream_workers() > 0) {
+		if (now_ms() > deadline) {
+			log_warn("waiting for %d answer workers to stop", http_stream_workers());
+			deadline = now_ms() + HTTP_STOP_STREAMS_MS;
+		}
+		usleep(10000);
+	}
 	MHD_stop_daemon(srv->d);
 	free(srv);
 }

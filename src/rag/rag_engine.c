@@ -428,5 +428,6 @@ void rag_engine_free(struct rag_engine *eng)
 	pthread_mutex_destroy(&eng->stop_mu);
 	pthread_cond_destroy(&eng->stop_cond);
 	free(eng->index_dir);
+	free(eng->prompt_template);
 	free(eng);
 }

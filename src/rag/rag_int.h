@@ -15,6 +15,7 @@ struct hashmap;
 struct metric_child;
 struct vindex;
 struct lexical;
+struct generator;
 
 /*
  * One collection as loaded in this engine. Refcounted: the registry holds
@@ -53,6 +54,11 @@ struct rag_engine {
 	pthread_cond_t stop_cond;
 	int stop;
 	atomic_int ready;
+	struct generator *gen;   /* answers (rag_query.c); NULL: extractive; set before serving */
+	char *prompt_template;   /* owned; "" = the default */
+	double min_score;
+	int history_messages;
+	int gen_timeout_ms;
 	_Atomic int64_t followed_ms; /* wall clock (unix ms) of the last complete follower pass */
 };
 

@@ -290,3 +290,47 @@ int store_filter_ids(struct store *st, int64_t collection_id, const struct store
 				   "this store cannot filter on metadata");
 	return st->ops->filter_ids(st, collection_id, f, ids_out, n_out, err);
 }
+
+int store_session_append(struct store *st, const char *tenant, const char *session_id,
+			 const struct store_message *msgs, size_t n, struct rag_err *err)
+{
+	if (!session_id || !session_id[0])
+		return rag_err_set(err, RAG_EINVAL, "session_id", "session id must not be empty");
+	for (size_t i = 0; i < n; i++)
+		if (!msgs[i].role || !msgs[i].role[0] || !msgs[i].content)
+			return rag_err_set(err, RAG_EINVAL, "messages",
+					   "message %zu has no role or content", i);
+	if (n == 0)
+		return 0;
+	if (!st->ops->session_append)
+		return rag_err_set(err, RAG_EUNSUPPORTED, "session_id",
+				   "this store keeps no sessions");
+	return st->ops->session_append(st, tenant, session_id, msgs, n, err);
+}
+
+int store_session_history(struct store *st, const char *tenant, const char *session_id,
+			  size_t limit, struct store_message **out, size_t *n_out,
+			  struct rag_err *err)
+{
+	*out = NULL;
+	*n_out = 0;
+	if (!session_id || !session_id[0])
+		return rag_err_set(err, RAG_EINVAL, "session_id", "session id must not be empty");
+	if (limit == 0)
+		return 0;
+	if (!st->ops->session_history)
+		return rag_err_set(err, RAG_EUNSUPPORTED, "session_id",
+				   "this store keeps no sessions");
+	return st->ops->session_history(st, tenant, session_id, limit, out, n_out, err);
+}
+
+void store_messages_free(struct store_message *msgs, size_t n)
+{
+	if (!msgs)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free((char *)msgs[i].role);
+		free((char *)msgs[i].content);
+	}
+	free(msgs);
+}

@@ -136,6 +136,13 @@ struct store_chunk_row {
 	size_t text_len;
 };
 
+/* One message of a conversation session; strings owned, see store_messages_free(). */
+struct store_message {
+	const char *role;    /* "user" or "assistant" */
+	const char *content;
+	int64_t at;          /* unix ms */
+};
+
 /* Called for each chunk of a scan: 0 to go on, anything else stops it and is returned. */
 typedef int (*store_row_fn)(void *ctx, const struct store_chunk_row *row);
 
@@ -197,6 +204,11 @@ struct store_ops {
 	int (*ping)(struct store *st, struct rag_err *err);
 	int (*filter_ids)(struct store *st, int64_t collection_id, const struct store_filter *f,
 			  int64_t **ids_out, size_t *n_out, struct rag_err *err);
+	int (*session_append)(struct store *st, const char *tenant, const char *session_id,
+			      const struct store_message *msgs, size_t n, struct rag_err *err);
+	int (*session_history)(struct store *st, const char *tenant, const char *session_id,
+			       size_t limit, struct store_message **out, size_t *n_out,
+			       struct rag_err *err);
 };
 
 /*
@@ -360,6 +372,28 @@ int store_filter_ids(struct store *st, int64_t collection_id, const struct store
  * RAG_EIO or RAG_EBUSY with the reason. Cheap enough for every /ready.
  */
 int store_ping(struct store *st, struct rag_err *err);
+
+/*
+ * Conversation sessions: messages kept per (tenant, session id) in the
+ * store, so that any instance can continue any session. Appends msgs (at
+ * is ignored: now) after the session's last message in one transaction,
+ * creating the session on first use. RAG_EINVAL for an empty id or a
+ * message without role or content.
+ */
+int store_session_append(struct store *st, const char *tenant, const char *session_id,
+			 const struct store_message *msgs, size_t n, struct rag_err *err);
+
+/*
+ * The session's last `limit` messages, oldest first, in a new array *out of
+ * *n_out (NULL and 0 for an unknown or empty session: not an error); free
+ * with store_messages_free().
+ */
+int store_session_history(struct store *st, const char *tenant, const char *session_id,
+			  size_t limit, struct store_message **out, size_t *n_out,
+			  struct rag_err *err);
+
+/* Frees an array from store_session_history() and its strings (NULL-safe). */
+void store_messages_free(struct store_message *msgs, size_t n);
 
 /* Frees the strings of n changes (NULL-safe) and zeroes them. */
 void store_changes_release(struct store_change *changes, size_t n);

@@ -639,6 +639,8 @@ static const struct store_ops sqlite_ops = {
 	.changes = store_sqlite_changes,
 	.ping = ping,
 	.filter_ids = store_sqlite_filter_ids,
+	.session_append = store_sqlite_session_append,
+	.session_history = store_sqlite_session_history,
 };
 
 struct store *store_sqlite_open(const char *data_dir, const struct store_options *opts,

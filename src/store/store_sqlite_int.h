@@ -162,6 +162,13 @@ int store_sqlite_changes(struct store *st, int64_t collection_id, int64_t since_
 
 struct store_filter;
 
+/* Conversation sessions (store_sqlite_sessions.c). */
+int store_sqlite_session_append(struct store *st, const char *tenant, const char *session_id,
+				const struct store_message *msgs, size_t n, struct rag_err *err);
+int store_sqlite_session_history(struct store *st, const char *tenant, const char *session_id,
+				 size_t limit, struct store_message **out, size_t *n_out,
+				 struct rag_err *err);
+
 /* store_filter_ids for SQLite (store_sqlite_filter.c). */
 int store_sqlite_filter_ids(struct store *st, int64_t collection_id, const struct store_filter *f,
 			    int64_t **ids_out, size_t *n_out, struct rag_err *err);

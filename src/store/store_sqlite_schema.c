@@ -79,6 +79,26 @@ static const char *const migrations[STORE_SQLITE_SCHEMA_VERSION] = {
 	" last_chunk INTEGER NOT NULL,"
 	" at INTEGER NOT NULL,"
 	" PRIMARY KEY (collection_id, seq)) WITHOUT ROWID;",
+	/*
+	 * 1 -> 2: conversation sessions (the answers' follow-ups). IF NOT
+	 * EXISTS so that the step is idempotent whatever its number ends up
+	 * being next to other branches' migrations.
+	 */
+	"CREATE TABLE IF NOT EXISTS sessions ("
+	" tenant TEXT NOT NULL,"
+	" id TEXT NOT NULL,"
+	" created_at INTEGER NOT NULL,"
+	" updated_at INTEGER NOT NULL,"
+	" n_messages INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (tenant, id)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS session_messages ("
+	" tenant TEXT NOT NULL,"
+	" session_id TEXT NOT NULL,"
+	" seq INTEGER NOT NULL,"
+	" role TEXT NOT NULL,"
+	" content TEXT NOT NULL,"
+	" at INTEGER NOT NULL,"
+	" PRIMARY KEY (tenant, session_id, seq)) WITHOUT ROWID;",
 };
 
 int store_sqlite_error(sqlite3 *db, int rc, struct rag_err *err, const char *what)

@@ -307,3 +307,40 @@ def test_chat_accepts_client_extras(chat_srv):
         "seed": 7, "stop": "\n\n"})
     assert status == 200, body
     assert body["usage"]["completion_tokens"] <= 3
+
+
+def test_chat_rag_over_a_collection(chat_srv, chat_client):
+    chat_srv.create_collection("oai_rag")
+    chat_srv.add_doc("oai_rag", "The Eiffel Tower was completed in 1889 for the World Fair "
+                     "in Paris. It is 330 metres tall.", doc_id="eiffel")
+    chat_srv.add_doc("oai_rag", "Photosynthesis lets plants turn sunlight, water and carbon "
+                     "dioxide into sugar and oxygen.", doc_id="plants")
+    assert "rag:oai_rag" in [m.id for m in chat_client.models.list()]
+    msgs = [{"role": "user", "content": "When was the Eiffel Tower completed?"}]
+    r = chat_client.chat.completions.create(model="rag:oai_rag", messages=msgs, max_tokens=48,
+                                            temperature=0)
+    assert r.model == "rag:oai_rag"
+    assert r.choices[0].message.content
+    # The citations the answer makes, validated by the pipeline (a 135M model
+    # does not always cite: the list may be empty, never wrong).
+    cites = r.model_extra["citations"]
+    assert isinstance(cites, list)
+    assert all(c["document_id"] in ("eiffel", "plants") and c["text"] for c in cites), cites
+    # Streamed: the same pipeline, citations on the finishing chunk.
+    chunks = list(chat_client.chat.completions.create(
+        model="rag:oai_rag", messages=msgs, max_tokens=48, temperature=0, stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip()
+    final = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(final) == 1 and isinstance(final[0].model_extra["citations"], list)
+
+
+def test_langchain_chat_openai_rag(chat_srv):
+    from langchain_openai import ChatOpenAI
+    chat_srv.create_collection("oai_rag_lc")
+    chat_srv.add_doc("oai_rag_lc", "Mount Everest is 8,849 metres high and lies in Nepal "
+                     "and China.", doc_id="everest")
+    llm = ChatOpenAI(model="rag:oai_rag_lc", base_url=chat_srv.url + "/v1", api_key="k",
+                     temperature=0, max_tokens=32, max_retries=0)
+    assert llm.invoke("How high is Mount Everest?").content
+    assert "".join(c.content for c in llm.stream("How high is Mount Everest?")).strip()
