@@ -178,9 +178,8 @@ static int number_field(json_t *body, const char *key, double min, double max, d
 
 int http_query(struct http_req *req, struct http_resp *resp)
 {
-	static const char *const allowed[] = { "question", "top_k", "mode", "filters", "filter",
-					       "stream", "session_id", "max_tokens", "temperature",
-					       NULL };
+	static const char *const allowed[] = { "question", "top_k", "mode", "filters", "stream",
+					       "session_id", "max_tokens", "temperature", NULL };
 	struct rag_engine *eng = http_engine(req, resp);
 	struct query_job *j = NULL;
 	struct rag_err err = { 0 };
@@ -197,8 +196,6 @@ int http_query(struct http_req *req, struct http_resp *resp)
 	body = http_json_body(req, resp, allowed);
 	if (!body)
 		return 0;
-	if (!json_object_get(body, "filters") && json_object_get(body, "filter"))
-		fkey = "filter";
 	if (http_json_string(body, "question", 1, &question, &question_len, resp) < 0 ||
 	    http_json_int(body, "top_k", 1, 100, &top_k, resp) < 0 ||
 	    http_json_string(body, "mode", 0, &mode, NULL, resp) < 0 ||

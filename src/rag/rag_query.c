@@ -36,7 +36,6 @@
 #define ANSWER_PROMPT_MARGIN 16    /* tokens the chat template adds around the messages */
 #define REWRITE_MAX_TOKENS 48      /* a standalone question is one line */
 #define ANSWER_MAX_TOKENS 8192
-#define SESSION_ID_MAX 128
 
 static struct {
 	struct metric *answers; /* kind, finish_reason */
@@ -125,11 +124,8 @@ static int check_ask(const struct rag_ask *q, struct rag_err *err)
 	if (!(q->temperature >= 0.0f && q->temperature <= 2.0f))
 		return rag_err_set(err, RAG_EINVAL, "temperature",
 				   "temperature must be between 0 and 2");
-	if (q->session_id && (strlen(q->session_id) > SESSION_ID_MAX ||
-			      rag_check_name(q->session_id, "session_id", "session id", err) < 0))
-		return rag_err_set(err, RAG_EINVAL, "session_id",
-				   "session_id must be 1-%d of [A-Za-z0-9_.-], starting alphanumeric",
-				   SESSION_ID_MAX);
+	if (q->session_id)
+		return rag_check_name(q->session_id, "session_id", "session_id", err);
 	return 0;
 }
 

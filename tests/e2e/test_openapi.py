@@ -169,6 +169,13 @@ def strict(spec):
 
 
 @pytest.fixture(scope="module")
+def ragd(ragd_module_factory):
+    """Extractive answers (models.generator empty): each of schemathesis' /query
+    requests would otherwise wait for the model, up to its max_tokens."""
+    return ragd_module_factory(extra_args=["--set", "models.generator="])
+
+
+@pytest.fixture(scope="module")
 def seeded(ragd, topics):
     """The module's server with the document's example collection and
     document ("docs", "eiffel") and a few more, so that generated requests

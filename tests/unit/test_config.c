@@ -72,6 +72,33 @@ static void test_defaults_valid(void **state)
 	config_free(NULL);
 }
 
+/* The answer settings: a number type, and strings that may be empty. */
+static void test_answer_keys(void **state)
+{
+	struct config *cfg = config_new();
+	struct rag_err err = { 0 };
+	struct sbuf sb = SBUF_INIT;
+
+	(void)state;
+	assert_string_equal(cfg->models.generator, "models/SmolLM2-135M-Instruct-Q4_1.gguf");
+	assert_true(cfg->rag.min_score > 0.2 && cfg->rag.min_score < 0.3);
+	assert_int_equal(config_set(cfg, "models.generator", "", "flag --set", &err), 0);
+	assert_int_equal(config_set(cfg, "rag.min_score", "0.4", "flag --set", &err), 0);
+	assert_true(cfg->rag.min_score == 0.4);
+	assert_int_equal(config_validate(cfg, &err), 0);
+	assert_int_equal(config_set(cfg, "rag.min_score", "1.5", "env RAGD_RAG_MIN_SCORE", &err),
+			 RAG_EINVAL);
+	assert_string_equal(err.field, "rag.min_score");
+	assert_int_equal(config_set(cfg, "rag.min_score", "abc", "x", &err), RAG_EINVAL);
+	assert_int_equal(config_set(cfg, "rag.min_score", "nan", "x", &err), RAG_EINVAL);
+	assert_int_equal(config_set(cfg, "models.gen_contexts", "0", "x", &err), RAG_EINVAL);
+	assert_int_equal(config_dump_json(cfg, &sb), 0);
+	assert_non_null(strstr(sb.buf, "\"generator\":\"\""));
+	assert_non_null(strstr(sb.buf, "\"rag\":{\"prompt_template\":\"\",\"min_score\":0.4"));
+	sbuf_release(&sb);
+	config_free(cfg);
+}
+
 static void test_yaml_nested(void **state)
 {
 	struct config *cfg = config_new();
@@ -342,6 +369,7 @@ int main(void)
 		cmocka_unit_test(test_size_suffixes),
 		cmocka_unit_test(test_yaml_syntax_error),
 		cmocka_unit_test(test_dump_json),
+		cmocka_unit_test(test_answer_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
