@@ -144,7 +144,10 @@ static void query_work(struct http_stream *s, void *arg)
 		else
 			http_stream_reply(s, &resp);
 	} else if (j->stream) {
-		text = json_dumps(answer_json(j, &a), JSON_COMPACT | JSON_REAL_PRECISION(6));
+		json_t *o = answer_json(j, &a);
+
+		text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+		json_decref(o);
 		if (text)
 			http_stream_event(s, "done", text, strlen(text));
 		free(text);
@@ -214,7 +217,7 @@ int http_query(struct http_req *req, struct http_resp *resp)
 		http_errorf(resp, RAG_ENOMEM, NULL, "out of memory");
 		goto out;
 	}
-	j->mode = RAG_MODE_HYBRID;
+	j->mode = RAG_MODE_DENSE; /* as search: see http_search for why */
 	if (mode && rag_mode_parse(mode, &j->mode, &err) < 0) {
 		http_error(resp, &err);
 		goto out;

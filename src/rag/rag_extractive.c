@@ -230,7 +230,8 @@ size_t rag_extract(const char *question, size_t question_len, const struct rag_s
 			c[n_c++] = (struct cand){ s, spans[k], sc + 0.01 * (double)(n_src - s) };
 		}
 	}
-	qsort(c, n_c, sizeof(*c), by_score);
+	if (n_c > 0)
+		qsort(c, n_c, sizeof(*c), by_score);
 	for (size_t i = 0; i < n_c && used < max_sentences; i++, used++) {
 		if (used)
 			sbuf_addch(out, ' ');

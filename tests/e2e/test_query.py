@@ -303,3 +303,29 @@ def test_full_queue_answers_503_with_retry_after(ragd_factory):
 
 def test_generator_load_time_metric(gen):
     assert metric(gen, "model_loading_time_ms_count") >= 2  # embedder and generator
+
+
+def test_sigterm_during_stream_exits_cleanly(ragd_factory):
+    """libmicrohttpd aborts when stopped with a suspended connection: streams
+    are cancelled first, and the exit status is 0."""
+    srv = seed(ragd_factory(extra_args=GEN_ARGS + ["--set", "server.shutdown_timeout_s=1"]))
+    conn, resp = open_stream(srv, {"question": "Write a long essay about the Moon.",
+                                   "max_tokens": 400})
+
+    def wait_in_queue():
+        try:
+            http_request("127.0.0.1", srv.port, "POST", "/v1/collections/kb/query",
+                         {"question": "Write a long essay about Python.", "max_tokens": 400})
+        except OSError:
+            pass  # cut by the shutdown: what this test does
+
+    waiting = threading.Thread(target=wait_in_queue)
+    try:
+        assert resp.status == 200
+        assert read_events(resp, stop_after=1)[0][0] == "token"
+        waiting.start()
+        time.sleep(0.3)
+        assert srv.stop() == 0
+    finally:
+        conn.close()
+        waiting.join(60)
