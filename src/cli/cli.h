@@ -53,8 +53,9 @@ int cli_setup(struct cli_app *app, int argc, char **argv, int first,
 int cli_open(struct cli_app *app, int engine, int load_indexes, int follow);
 
 /*
- * Loads the generator (models.generator; none when empty) and gives it and
- * the rag.* answer options to the engine. Prints and returns -1.
+ * Loads the generator (models.generator: a GGUF, "remote" for the pool in
+ * models.remote.*, none when empty) and gives it and the rag.* answer
+ * options to the engine. Prints and returns -1.
  */
 int cli_open_generator(struct cli_app *app);
 

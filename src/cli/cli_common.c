@@ -159,17 +159,12 @@ static int open_cache(struct cli_app *app)
 	return 0;
 }
 
-int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
+static struct embedder *open_llama_embedder(const struct config *cfg, struct rag_err *err)
 {
-	struct config *cfg = app->cfg;
-	struct store_options so = store_default_options();
 	struct embedder_llama_options eo;
-	struct rag_engine_options ro;
-	struct rag_err err = { 0 };
+	struct embedder_batch_options bo;
+	struct embedder *e;
 
-	app->store = store_sqlite_open(cfg->data_dir, &so, &err);
-	if (!app->store)
-		return die("cannot open the store", &err);
 	embedder_llama_default_options(&eo);
 	eo.model_path = cfg->models.embedder;
 	/*
@@ -183,7 +178,45 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	if (eo.n_threads < 1)
 		eo.n_threads = 1;
 	eo.batch_size = cfg->models.embed_batch;
-	app->emb = embedder_llama_new(&eo, &err);
+	e = embedder_llama_new(&eo, err);
+	if (!e || !cfg->models.micro_batch)
+		return e;
+	embedder_batch_default_options(&bo);
+	bo.window_us = cfg->models.micro_batch_window_us;
+	bo.max_running = eo.n_contexts;
+	return embedder_batch_new(e, &bo, err);
+}
+
+/* The pool options in models.remote.* (shared by a remote embedder and generator). */
+static void remote_pool(const struct config *cfg, struct model_pool_options *o);
+
+/* models.embedder "remote": the pool of OpenAI-compatible servers in models.remote.*. */
+static struct embedder *open_remote_embedder(const struct config *cfg, struct rag_err *err)
+{
+	struct embedder_remote_options ro;
+
+	embedder_remote_default_options(&ro);
+	remote_pool(cfg, &ro.pool);
+	ro.pool.name = "embedder";
+	ro.model = cfg->models.remote.embed_model;
+	ro.max_tokens = (size_t)cfg->models.remote.max_tokens;
+	return embedder_remote_new(&ro, err);
+}
+
+int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
+{
+	struct config *cfg = app->cfg;
+	struct store_options so = store_default_options();
+	struct rag_engine_options ro;
+	struct rag_err err = { 0 };
+
+	app->store = store_sqlite_open(cfg->data_dir, &so, &err);
+	if (!app->store)
+		return die("cannot open the store", &err);
+	if (strcmp(cfg->models.embedder, "remote") == 0)
+		app->emb = open_remote_embedder(cfg, &err);
+	else
+		app->emb = open_llama_embedder(cfg, &err);
 	if (!app->emb)
 		return die("cannot load the embedding model", &err);
 	if (!engine)
@@ -205,6 +238,23 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	if (!app->eng)
 		return die("cannot start the engine", &err);
 	return 0;
+}
+
+/* The pool options in models.remote.* (shared by a remote embedder and generator). */
+static void remote_pool(const struct config *cfg, struct model_pool_options *o)
+{
+	const char *key = cfg->models.remote.api_key_env[0] ? getenv(cfg->models.remote.api_key_env)
+							     : NULL;
+
+	o->urls = cfg->models.remote.urls;
+	model_pool_policy_parse(cfg->models.remote.policy, &o->policy);
+	o->connect_timeout_ms = cfg->models.remote.connect_timeout_ms;
+	o->request_timeout_ms = cfg->models.remote.timeout_ms;
+	o->deadline_ms = cfg->models.remote.deadline_ms;
+	o->health_interval_ms = cfg->models.remote.health_interval_ms;
+	o->health_path = cfg->models.remote.health_path;
+	o->eject_after = cfg->models.remote.eject_after;
+	o->api_key = key;
 }
 
 /* The template setting: a readable file's contents, else the text itself (caller frees). */
@@ -232,7 +282,18 @@ int cli_open_generator(struct cli_app *app)
 	char *tmpl;
 	int rc;
 
-	if (cfg->models.generator[0]) {
+	if (strcmp(cfg->models.generator, "remote") == 0) {
+		struct generator_remote_options ro;
+
+		generator_remote_default_options(&ro);
+		remote_pool(cfg, &ro.pool);
+		ro.pool.name = "generator";
+		ro.model = cfg->models.remote.chat_model;
+		ro.n_ctx = (size_t)cfg->models.remote.n_ctx;
+		app->gen = generator_remote_new(&ro, &err);
+		if (!app->gen)
+			return die("cannot start the remote generator", &err);
+	} else if (cfg->models.generator[0]) {
 		generator_llama_default_options(&go);
 		go.model_path = cfg->models.generator;
 		go.n_contexts = cfg->models.gen_contexts;

@@ -31,6 +31,7 @@
 #include "core/sbuf.h"
 #include "http/http.h"
 #include "http/http_server.h"
+#include "model/model_cache.h"
 #include "obs/metrics.h"
 #include "obs/process.h"
 #include "rag/rag_engine.h"
@@ -111,10 +112,13 @@ static void register_info(const struct config *cfg)
 static int check_config(struct cli_app *app)
 {
 	struct sbuf sb = SBUF_INIT;
-	FILE *f = fopen(app->cfg->models.embedder, "rb");
+	int remote = strcmp(app->cfg->models.embedder, "remote") == 0;
+	FILE *f = remote ? NULL : fopen(app->cfg->models.embedder, "rb");
 	int rc = 0;
 
-	if (!f) {
+	if (remote) {
+		/* The pool is checked when it starts: its instances may come up later. */
+	} else if (!f) {
 		fprintf(stderr, "ragd: models.embedder: cannot read '%s': %s\n",
 			app->cfg->models.embedder, strerror(errno));
 		rc = 1;
@@ -198,6 +202,9 @@ int cli_serve(int argc, char **argv)
 	ctx.access_log = app.cfg->log.access;
 	ctx.docs_enabled = strcmp(app.cfg->environment, "production") != 0;
 	ctx.http_max_age_s = app.cfg->cache.http_max_age_s;
+	ctx.models = model_cache_new((size_t)app.cfg->models.cache_capacity);
+	ctx.models_dir = app.cfg->models.dir;
+	ctx.model_threads = config_cpu_count(app.cfg->models.gen_threads);
 	atomic_init(&ctx.engine, NULL);
 	atomic_init(&ctx.draining, 0);
 	register_info(app.cfg);
@@ -217,6 +224,7 @@ int cli_serve(int argc, char **argv)
 		 http_server_port(srv), so.threads, app.cfg->environment, app.cfg->data_dir);
 	if (cli_open(&app, 1, 1, 1) < 0 || cli_open_generator(&app) < 0)
 		goto out;
+	ctx.generator = app.gen;
 	ctx.answer_top_k = app.cfg->rag.top_k;
 	ctx.answer_max_tokens = app.cfg->rag.max_tokens;
 	atomic_store(&ctx.engine, app.eng);
@@ -228,6 +236,7 @@ out:
 	metrics_remove_collector(ready_collector, &ctx);
 	metrics_process_stop();
 	cli_app_release(&app);
+	model_cache_free(ctx.models);
 	if (rc == 0)
 		log_info("stopped");
 	return rc;

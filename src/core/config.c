@@ -71,6 +71,25 @@ static const struct key keys[] = {
 	{ "models.gen_queue", T_INT, F(models.gen_queue), 0, 100000 },
 	{ "models.gen_threads", T_INT, F(models.gen_threads), 0, 256 },
 	{ "models.gen_ctx", T_INT, F(models.gen_ctx), 0, 131072 },
+	{ "models.dir", T_STR, F(models.dir), 0, 0 },
+	{ "models.cache_capacity", T_INT, F(models.cache_capacity), 1, 1000 },
+	{ "models.micro_batch", T_BOOL, F(models.micro_batch), 0, 0 },
+	{ "models.micro_batch_window_us", T_INT, F(models.micro_batch_window_us), 0, 1000000 },
+	{ "models.remote.urls", T_STR0, F(models.remote.urls), 0, 0 },
+	{ "models.remote.policy", T_STR, F(models.remote.policy), 0, 0 },
+	{ "models.remote.embed_model", T_STR, F(models.remote.embed_model), 0, 0 },
+	{ "models.remote.chat_model", T_STR, F(models.remote.chat_model), 0, 0 },
+	{ "models.remote.n_ctx", T_INT, F(models.remote.n_ctx), 256, 1 << 22 },
+	{ "models.remote.max_tokens", T_INT, F(models.remote.max_tokens), 8, 1 << 20 },
+	{ "models.remote.connect_timeout_ms", T_INT, F(models.remote.connect_timeout_ms), 1,
+	  600000 },
+	{ "models.remote.timeout_ms", T_INT, F(models.remote.timeout_ms), 1, 3600000 },
+	{ "models.remote.deadline_ms", T_INT, F(models.remote.deadline_ms), 1, 3600000 },
+	{ "models.remote.health_interval_ms", T_INT, F(models.remote.health_interval_ms), 0,
+	  3600000 },
+	{ "models.remote.health_path", T_STR, F(models.remote.health_path), 0, 0 },
+	{ "models.remote.eject_after", T_INT, F(models.remote.eject_after), 1, 1000 },
+	{ "models.remote.api_key_env", T_STR0, F(models.remote.api_key_env), 0, 0 },
 	{ "rag.prompt_template", T_STR0, F(rag.prompt_template), 0, 0 },
 	{ "rag.min_score", T_DOUBLE, F(rag.min_score), -1, 1 },
 	{ "rag.top_k", T_INT, F(rag.top_k), 1, 100 },
@@ -132,6 +151,23 @@ struct config *config_new(void)
 	cfg->rag.max_tokens = 256;
 	cfg->rag.history_messages = 6;
 	cfg->rag.timeout_ms = 60000;
+	cfg->models.remote.chat_model = strdup("SmolLM2-135M-Instruct-Q4_1");
+	cfg->models.remote.n_ctx = 8192;
+	cfg->models.dir = strdup("models");
+	cfg->models.cache_capacity = 10;
+	cfg->models.micro_batch = true;
+	cfg->models.micro_batch_window_us = 2000;
+	cfg->models.remote.urls = strdup("");
+	cfg->models.remote.policy = strdup("round_robin");
+	cfg->models.remote.embed_model = strdup("all-MiniLM-L6-v2");
+	cfg->models.remote.max_tokens = 512;
+	cfg->models.remote.connect_timeout_ms = 1000;
+	cfg->models.remote.timeout_ms = 30000;
+	cfg->models.remote.deadline_ms = 60000;
+	cfg->models.remote.health_interval_ms = 1000;
+	cfg->models.remote.health_path = strdup("/health");
+	cfg->models.remote.eject_after = 2;
+	cfg->models.remote.api_key_env = strdup("OPENAI_API_KEY");
 	cfg->chunking.size = 128;
 	cfg->chunking.overlap = 16;
 	cfg->index.snapshot = true;
@@ -145,7 +181,10 @@ struct config *config_new(void)
 	cfg->cache.redis_pool_size = 8;
 	if (!cfg->data_dir || !cfg->server.host || !cfg->models.embedder || !cfg->environment ||
 	    !cfg->log.file || !cfg->cache.backend || !cfg->cache.redis_url ||
-	    !cfg->models.generator || !cfg->rag.prompt_template) {
+	    !cfg->models.generator || !cfg->rag.prompt_template ||
+	    !cfg->models.dir || !cfg->models.remote.chat_model || !cfg->models.remote.urls ||
+	    !cfg->models.remote.policy || !cfg->models.remote.embed_model ||
+	    !cfg->models.remote.health_path || !cfg->models.remote.api_key_env) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -494,6 +533,17 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 			break;
 		}
 	}
+	if (strcmp(cfg->models.remote.policy, "round_robin") != 0 &&
+	    strcmp(cfg->models.remote.policy, "hash") != 0 &&
+	    strcmp(cfg->models.remote.policy, "least_inflight") != 0)
+		return rag_err_set(err, RAG_EINVAL, "models.remote.policy",
+				   "models.remote.policy: '%s' is not one of round_robin, hash, "
+				   "least_inflight", cfg->models.remote.policy);
+	if ((strcmp(cfg->models.embedder, "remote") == 0 ||
+	     strcmp(cfg->models.generator, "remote") == 0) && !cfg->models.remote.urls[0])
+		return rag_err_set(err, RAG_EINVAL, "models.remote.urls",
+				   "models.remote.urls: a model is 'remote' but no instance URL is "
+				   "given");
 	if (cfg->chunking.overlap >= cfg->chunking.size)
 		return rag_err_set(err, RAG_EINVAL, "chunking.overlap",
 				   "chunking.overlap: %d must be less than chunking.size (%d)",

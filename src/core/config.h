@@ -36,6 +36,24 @@
  *   rag.max_tokens              256           1..8192
  *   rag.history_messages        6             0..100
  *   rag.timeout_ms              60000         0..3600000 (0 = none)
+ *   models.dir                  "models"      requests may name dir/<model>.gguf
+ *   models.cache_capacity       10            1..1000 models loaded on demand (LRU)
+ *   models.micro_batch          true          merge concurrent small embed calls
+ *   models.micro_batch_window_us 2000         0..1000000 (waits only when others are embedding)
+ *   models.embedder = "remote" uses the pool below instead of a GGUF file:
+ *   models.remote.urls          ""            comma-separated http(s) base URLs
+ *   models.remote.policy        round_robin   round_robin|hash|least_inflight
+ *   models.remote.embed_model   "all-MiniLM-L6-v2"
+ *   models.remote.chat_model    "SmolLM2-135M-Instruct-Q4_1"
+ *   models.remote.n_ctx         8192          256..4194304
+ *   models.remote.max_tokens    512           8..1048576
+ *   models.remote.connect_timeout_ms 1000     1..600000
+ *   models.remote.timeout_ms    30000         1..3600000 (one attempt)
+ *   models.remote.deadline_ms   60000         1..3600000 (retries included)
+ *   models.remote.health_interval_ms 1000     0..3600000 (0 = none)
+ *   models.remote.health_path   "/health"
+ *   models.remote.eject_after   2             1..1000
+ *   models.remote.api_key_env   "OPENAI_API_KEY" (the variable's name, not the key)
  *   chunking.size               128 tokens    8..8192
  *   chunking.overlap            16            0..4096, less than chunking.size
  *   index.snapshot              true
@@ -92,6 +110,25 @@ struct config {
 		int gen_queue;
 		int gen_threads;
 		int gen_ctx;
+		char *dir;                 /* GGUF files a request may name: dir/<model>.gguf */
+		int cache_capacity;        /* models loaded on demand kept in the LRU */
+		bool micro_batch;          /* merge concurrent small embed calls */
+		int micro_batch_window_us; /* how long a batch waits for more callers */
+		struct {
+			char *urls;        /* comma-separated base URLs; "" = none */
+			char *policy;      /* round_robin | hash | least_inflight */
+			char *embed_model; /* model name sent upstream */
+			char *chat_model;  /* generator's model name sent upstream */
+			int n_ctx;         /* the remote generator's window */
+			int max_tokens;
+			int connect_timeout_ms;
+			int timeout_ms;    /* one attempt */
+			int deadline_ms;   /* one call, retries on other instances included */
+			int health_interval_ms; /* 0 = no health checks */
+			char *health_path;
+			int eject_after;   /* consecutive failures that take an instance out */
+			char *api_key_env; /* environment variable holding the API key; "" = none */
+		} remote;
 	} models;
 	struct {
 		char *prompt_template; /* "" = built in */

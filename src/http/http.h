@@ -14,6 +14,8 @@
 #include "core/sbuf.h"
 #include "core/str.h"
 
+struct generator;
+struct model_cache;
 struct rag_engine;
 struct rag_err;
 
@@ -29,6 +31,10 @@ struct http_ctx {
 	int docs_enabled; /* environment != production */
 	int http_max_age_s;    /* Cache-Control max-age of cacheable GETs (cache.http_max_age_s) */
 	atomic_int draining;   /* set at SIGTERM: /ready answers 503 */
+	struct generator *generator; /* chat completions' default model; NULL = none loaded */
+	struct model_cache *models; /* models requests name, loaded on demand; NULL = none */
+	const char *models_dir;     /* where they are looked up: models_dir/<name>.gguf */
+	int model_threads;          /* threads an on-demand model computes with */
 	int answer_top_k;      /* /query defaults: rag.top_k, rag.max_tokens */
 	int answer_max_tokens;
 };
@@ -49,6 +55,12 @@ struct http_req {
 	struct http_ctx *ctx;
 };
 
+/* How errors are written: ragd's own shape, or OpenAI's on the OpenAI-compatible routes. */
+enum http_error_style {
+	HTTP_ERRORS_RAGD = 0, /* {"error":{"code","message","field"}} */
+	HTTP_ERRORS_OPENAI,   /* {"error":{"message","type","param","code"}} */
+};
+
 struct http_stream;
 
 struct http_resp {
@@ -64,13 +76,18 @@ struct http_resp {
 	const char *cache_control;
 	char cache_control_buf[64];
 	const char *x_cache; /* X-Cache: HIT, MISS or BYPASS (searches); static or NULL */
+	enum http_error_style error_style; /* set by the handler before it decodes anything */
 	int retry_after_s;          /* > 0: a Retry-After header (set for RAG_EBUSY) */
 	struct http_stream *stream; /* set by http_async (http_stream.h): answered by a worker */
 };
 
 typedef int (*http_handler_fn)(struct http_req *req, struct http_resp *resp);
 
-/* Writes `{"error":{"code","message","field"}}` with the code's HTTP status. */
+/*
+ * Writes `{"error":{"code","message","field"}}` with the code's HTTP status,
+ * or with resp->error_style HTTP_ERRORS_OPENAI the OpenAI shape
+ * `{"error":{"message","type","param","code"}}` (param = the field).
+ */
 void http_error(struct http_resp *resp, const struct rag_err *err);
 
 /* Shorthand for an error built here: status from code. */
@@ -82,6 +99,8 @@ void http_errorf(struct http_resp *resp, int code, const char *field, const char
  * (0: they must revalidate every time, which the ETag makes cheap).
  */
 void http_cacheable(struct http_resp *resp, int max_age_s);
+/* True for the paths that answer errors in OpenAI's shape (/v1/chat/..., /v1/embeddings, /v1/models). */
+int http_is_openai_path(const char *path);
 
 /* The engine, or NULL after writing 503 "starting" into resp. */
 struct rag_engine *http_engine(struct http_req *req, struct http_resp *resp);

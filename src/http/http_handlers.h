@@ -22,6 +22,17 @@ int http_search(struct http_req *req, struct http_resp *resp);
 int http_query(struct http_req *req, struct http_resp *resp);
 
 /*
+ * The OpenAI-compatible model routes (http_handlers_openai.c): GET /v1/models,
+ * GET /v1/models/{model}, POST /v1/embeddings. Errors in OpenAI's shape.
+ */
+int http_oai_models(struct http_req *req, struct http_resp *resp);
+int http_oai_model(struct http_req *req, struct http_resp *resp);
+int http_oai_embeddings(struct http_req *req, struct http_resp *resp);
+
+/* POST /v1/chat/completions (http_handlers_chat.c): generation or RAG, streamed on request. */
+int http_oai_chat(struct http_req *req, struct http_resp *resp);
+
+/*
  * GET /openapi.json (always) and the docs pages GET /docs, GET /redoc and
  * GET /docs/assets/{file}, which answer 404 when ctx->docs_enabled is 0 or
  * the Swagger UI and ReDoc bundles were not built in (http_handlers_docs.c).

@@ -246,6 +246,51 @@ json_t *http_json_parse_object(const char *text)
 	return v;
 }
 
+/* OpenAI's error type for an HTTP status, as its API documents them. */
+static const char *openai_type(int status)
+{
+	switch (status) {
+	case 401:
+		return "authentication_error";
+	case 403:
+		return "permission_error";
+	case 404:
+		return "not_found_error";
+	case 429:
+		return "rate_limit_error";
+	default:
+		return status >= 500 ? "server_error" : "invalid_request_error";
+	}
+}
+
+static void openai_error(struct http_resp *resp, int code, const char *msg, const char *field)
+{
+	const char *type = openai_type(resp->status);
+
+	sbuf_addstr(&resp->body, "{\"error\":{\"message\":");
+	sbuf_add_json_str(&resp->body, msg, strlen(msg));
+	sbuf_addstr(&resp->body, ",\"type\":");
+	sbuf_add_json_str(&resp->body, type, strlen(type));
+	sbuf_addstr(&resp->body, ",\"param\":");
+	if (field && field[0])
+		sbuf_add_json_str(&resp->body, field, strlen(field));
+	else
+		sbuf_addstr(&resp->body, "null");
+	sbuf_addstr(&resp->body, ",\"code\":");
+	/* OpenAI's own code for an unknown model, which its clients recognise. */
+	if (code == RAG_ENOTFOUND && field && strcmp(field, "model") == 0)
+		sbuf_addstr(&resp->body, "\"model_not_found\"");
+	else
+		sbuf_add_json_str(&resp->body, rag_err_name(code), strlen(rag_err_name(code)));
+	sbuf_addstr(&resp->body, "}}");
+}
+
+int http_is_openai_path(const char *path)
+{
+	return strncmp(path, "/v1/chat/", 9) == 0 || strncmp(path, "/v1/embeddings", 14) == 0 ||
+	       strncmp(path, "/v1/models", 10) == 0;
+}
+
 void http_error(struct http_resp *resp, const struct rag_err *err)
 {
 	int code = err && err->code ? err->code : RAG_EINTERNAL;
@@ -255,6 +300,10 @@ void http_error(struct http_resp *resp, const struct rag_err *err)
 	resp->status = rag_err_http_status(code);
 	if (code == RAG_EBUSY)
 		resp->retry_after_s = 1;
+	if (resp->error_style == HTTP_ERRORS_OPENAI) {
+		openai_error(resp, code, msg, err ? err->field : NULL);
+		return;
+	}
 	sbuf_addstr(&resp->body, "{\"error\":{\"code\":");
 	sbuf_add_json_str(&resp->body, rag_err_name(code), strlen(rag_err_name(code)));
 	sbuf_addstr(&resp->body, ",\"message\":");

@@ -232,11 +232,17 @@ static void reply_status(struct http_server *srv, struct MHD_Connection *c, stru
 	char allow[64] = "";
 
 	sbuf_init(&resp.body, 0);
+	if (http_is_openai_path(url))
+		resp.error_style = HTTP_ERRORS_OPENAI;
 	if (status == 405)
 		http_route_allowed(url, allow, sizeof(allow));
 	if (status == 413)
 		http_errorf(&resp, RAG_ETOOBIG, "body", "request body is larger than %zu bytes",
 			    limit);
+	else if (status == 405 && resp.error_style == HTTP_ERRORS_OPENAI)
+		sbuf_addf(&resp.body, "{\"error\":{\"message\":\"method %s is not allowed on this "
+			  "path\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":"
+			  "\"method_not_allowed\"}}", method);
 	else if (status == 405)
 		sbuf_addf(&resp.body, "{\"error\":{\"code\":\"method_not_allowed\",\"message\":"
 			  "\"method %s is not allowed on this path\",\"field\":null}}", method);
@@ -269,6 +275,8 @@ static void dispatch(struct http_server *srv, struct MHD_Connection *c, const ch
 	req.body_len = cn->body.len;
 	req.ctx = srv->ctx;
 	sbuf_init(&resp.body, 0);
+	if (http_is_openai_path(url))
+		resp.error_style = HTTP_ERRORS_OPENAI;
 	fn(&req, &resp);
 	if (resp.stream) {
 		cn->stream = resp.stream;
@@ -297,6 +305,8 @@ static void resume_stream(struct http_server *srv, struct MHD_Connection *c, con
 	if (cn->queued)
 		return;
 	sbuf_init(&resp.body, 0);
+	if (http_is_openai_path(url))
+		resp.error_style = HTTP_ERRORS_OPENAI;
 	st = http_stream_take(cn->stream, &resp);
 	if (st == HTTP_STREAM_PENDING) {
 		sbuf_release(&resp.body);

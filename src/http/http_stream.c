@@ -209,7 +209,9 @@ int http_stream_event(struct http_stream *s, const char *event, const char *data
 	if (s->state == HTTP_STREAM_PENDING && !s->gone)
 		s->state = HTTP_STREAM_EVENTS;
 	if (s->state == HTTP_STREAM_EVENTS && !s->gone) {
-		sbuf_addf(&s->buf, "event: %s\ndata: ", event);
+		if (event)
+			sbuf_addf(&s->buf, "event: %s\n", event);
+		sbuf_addstr(&s->buf, "data: ");
 		sbuf_add(&s->buf, data, len);
 		sbuf_addstr(&s->buf, "\n\n");
 		wake(s);

@@ -51,7 +51,8 @@ void http_stream_reply(struct http_stream *s, struct http_resp *resp);
 
 /*
  * From the work: one event, "event: <event>\ndata: <data>\n\n" (data one
- * line of JSON). The first sends the 200 headers. Blocks while the buffer
+ * line of JSON; with event NULL, the data line alone, as OpenAI's streams
+ * have it). The first sends the 200 headers. Blocks while the buffer
  * is full. Returns 0, or 1 when the client is gone (stop working).
  */
 int http_stream_event(struct http_stream *s, const char *event, const char *data, size_t len);

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "model/model_pool.h"
+
 struct rag_err;
 struct embedder;
 
@@ -67,5 +69,42 @@ void embedder_llama_default_options(struct embedder_llama_options *opts);
  */
 struct embedder *embedder_llama_new(const struct embedder_llama_options *opts,
 				    struct rag_err *err);
+
+struct embedder_batch_options {
+	int window_us;      /* a leader with company waits this long for more callers */
+	size_t max_texts;   /* texts in one merged batch at most (>= 2) */
+	int max_running;    /* inner calls at once before callers queue up (the inner contexts) */
+};
+
+void embedder_batch_default_options(struct embedder_batch_options *opts);
+
+/*
+ * Wraps inner (taking ownership, also on failure) so that small concurrent
+ * embed calls share one inner call: micro-batching across callers (see
+ * embedder_batch.c). Same name, dimension and token counts as inner.
+ * Caller frees with embedder_free, which frees inner too.
+ */
+struct embedder *embedder_batch_new(struct embedder *inner,
+				    const struct embedder_batch_options *opts,
+				    struct rag_err *err);
+
+struct embedder_remote_options {
+	struct model_pool_options pool; /* instances, policy, timeouts, health checks */
+	const char *model;              /* the name sent as "model", and this embedder's name */
+	size_t max_tokens;              /* the window the servers read (chunk sizes must fit) */
+};
+
+void embedder_remote_default_options(struct embedder_remote_options *opts);
+
+/*
+ * An embedder over a pool of OpenAI-compatible servers (POST
+ * /v1/embeddings; see model_pool.h for routing, retries and health). The
+ * dimension comes from one probe embedding made here, so an instance must
+ * answer within the pool's deadline; NULL with err set otherwise. Token
+ * counts are estimated from byte lengths (no tokenizer over this API).
+ * Caller frees with embedder_free.
+ */
+struct embedder *embedder_remote_new(const struct embedder_remote_options *opts,
+				     struct rag_err *err);
 
 #endif

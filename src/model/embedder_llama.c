@@ -34,6 +34,7 @@
 
 #include "core/log.h"
 #include "core/rag_error.h"
+#include "model/model_weights.h"
 #include "obs/metrics.h"
 #include "text/utf8.h"
 
@@ -429,7 +430,7 @@ static void free_llama(struct embedder *e)
 		llama_free(m->ctx[i]);
 	free(m->ctx);
 	free(m->free_ctx);
-	llama_model_free(m->model);
+	model_weights_release(m->model);
 	pthread_mutex_destroy(&m->mu);
 	pthread_cond_destroy(&m->cond);
 	free(m);
@@ -501,8 +502,8 @@ static int make_contexts(struct embedder_llama *m, const struct embedder_llama_o
 
 struct embedder *embedder_llama_new(const struct embedder_llama_options *o, struct rag_err *err)
 {
-	struct llama_model_params mp;
 	struct embedder_llama *m;
+	double load_ms;
 	llama_token probe[8];
 	long window;
 	int n_special;
@@ -530,14 +531,9 @@ struct embedder *embedder_llama_new(const struct embedder_llama_options *o, stru
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->cond, NULL);
 	m->base.ops = &llama_ops;
-	mp = llama_model_default_params();
-	mp.n_gpu_layers = 0;
-	m->model = llama_model_load_from_file(o->model_path, mp);
-	if (!m->model) {
-		rag_err_set(err, RAG_EINVAL, "models.embedder",
-			    "llama.cpp could not load '%s' as a GGUF model", o->model_path);
+	m->model = model_weights_acquire(o->model_path, 0, "models.embedder", &load_ms, err);
+	if (!m->model)
 		goto fail;
-	}
 	m->vocab = llama_model_get_vocab(m->model);
 	m->base.dim = (size_t)llama_model_n_embd_out(m->model);
 	window = llama_model_n_ctx_train(m->model);

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/model_pool.h"
+
 struct rag_err;
 struct sbuf;
 struct generator;
@@ -66,6 +68,25 @@ struct generator {
 	char name[128];   /* model name as clients see it */
 	size_t n_ctx;     /* context window in tokens */
 };
+
+/* --- the remote backend (generator_remote.c) --- */
+
+struct generator_remote_options {
+	struct model_pool_options pool; /* instances, policy, timeouts, health checks */
+	const char *model;              /* the name sent as "model", and this generator's name */
+	size_t n_ctx;                   /* the window the servers' model has */
+};
+
+void generator_remote_default_options(struct generator_remote_options *opts);
+
+/*
+ * A generator over a pool of OpenAI-compatible servers (POST
+ * /v1/chat/completions, streamed; see model_pool.h for routing, retries and
+ * health). Nothing is contacted here: instances may come up later. Token
+ * counts are estimated from byte lengths. Caller frees with generator_free.
+ */
+struct generator *generator_remote_new(const struct generator_remote_options *opts,
+				       struct rag_err *err);
 
 int generator_generate(struct generator *g, const struct gen_message *msgs, size_t n_msgs,
 		       const struct gen_params *p, gen_token_fn on_token, void *ctx,

@@ -41,6 +41,7 @@
 #include "core/log.h"
 #include "core/rag_error.h"
 #include "core/sbuf.h"
+#include "model/model_weights.h"
 #include "obs/metrics.h"
 #include "text/utf8.h"
 
@@ -445,7 +446,7 @@ static void free_llama(struct generator *g)
 	free(m->ctx);
 	free(m->free_ctx);
 	free(m->tmpl);
-	llama_model_free(m->model);
+	model_weights_release(m->model);
 	pthread_mutex_destroy(&m->mu);
 	pthread_cond_destroy(&m->cond);
 	free(m);
@@ -500,8 +501,8 @@ static int make_contexts(struct generator_llama *m, const struct generator_llama
 struct generator *generator_llama_new(const struct generator_llama_options *o,
 				      struct rag_err *err)
 {
-	struct llama_model_params mp;
 	struct generator_llama *m;
+	double load_ms;
 	const char *tmpl;
 	long window;
 	double t0;
@@ -530,20 +531,16 @@ struct generator *generator_llama_new(const struct generator_llama_options *o,
 	pthread_cond_init(&m->cond, NULL);
 	m->base.ops = &llama_ops;
 	m->n_queue = o->n_queue;
-	mp = llama_model_default_params();
-	mp.n_gpu_layers = 0;
 	/*
 	 * No repacked weights: on this machine's CPUs (AMX advertised) ggml
 	 * repacks Q4_1 for AMX and the first product dies of SIGILL, with the
 	 * tile permission requested or not. The plain CPU kernels are used.
+	 * Weights are shared with anything else loaded from the same file.
 	 */
-	mp.use_extra_bufts = false;
-	m->model = llama_model_load_from_file(o->model_path, mp);
-	if (!m->model) {
-		rag_err_set(err, RAG_EINVAL, "models.generator",
-			    "llama.cpp could not load '%s' as a GGUF model", o->model_path);
+	m->model = model_weights_acquire(o->model_path, MODEL_WEIGHTS_PLAIN_CPU, "models.generator",
+					 &load_ms, err);
+	if (!m->model)
 		goto fail;
-	}
 	if (llama_model_has_encoder(m->model) && !llama_model_has_decoder(m->model)) {
 		rag_err_set(err, RAG_EINVAL, "models.generator",
 			    "'%s' is an encoder-only model, not a generator", o->model_path);

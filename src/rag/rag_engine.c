@@ -208,6 +208,11 @@ const char *rag_engine_model(struct rag_engine *eng)
 	return eng->emb->name;
 }
 
+struct embedder *rag_engine_embedder(struct rag_engine *eng)
+{
+	return eng->emb;
+}
+
 int rag_engine_ready(struct rag_engine *eng)
 {
 	return atomic_load(&eng->ready);

@@ -64,6 +64,9 @@ int rag_engine_health(struct rag_engine *eng, struct rag_err *err);
 /* The embedder's name, the default for new collections. */
 const char *rag_engine_model(struct rag_engine *eng);
 
+/* The embedder, borrowed for the engine's lifetime (thread-safe, see embedder.h). */
+struct embedder *rag_engine_embedder(struct rag_engine *eng);
+
 /* --- collections --- */
 
 struct rag_collection_spec {

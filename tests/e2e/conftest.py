@@ -108,11 +108,13 @@ class RagdServer:
         return f"http://127.0.0.1:{self.port}"
 
     # -- lifecycle ---------------------------------------------------------
-    def start(self, timeout=READY_TIMEOUT_S):
+    def start(self, timeout=READY_TIMEOUT_S, port=None):
+        """Starts on a free port, or on `port` (e.g. to bring a killed model
+        server back at the address its clients know)."""
         assert self.proc is None, "server already running"
         last_err = ""
         for _attempt in range(5):
-            self.port = free_port()
+            self.port = port or free_port()
             self.runs += 1
             self.stderr_path = self.log_dir / f"ragd-{self.port}-run{self.runs}.stderr"
             self._stderr_file = open(self.stderr_path, "wb")

@@ -388,10 +388,42 @@ static void test_dump_json(void **state)
 	assert_non_null(strstr(sb.buf, "\"max_body_bytes\":16777216"));
 	assert_non_null(strstr(sb.buf, "\"log\":{\"level\":\"info\",\"access\":true,\"file\":\"-\"}"));
 	assert_non_null(strstr(sb.buf, "\"index\":{\"snapshot\":true,"
-					"\"follow_interval_ms\":500},"));
+					"\"follow_interval_ms\":500}"));
 	assert_non_null(strstr(sb.buf, "\"cache\":{\"backend\":\"lru\",\"lru_bytes\":67108864,"));
 	assert_non_null(strstr(sb.buf, "\"redis.url\":\"redis://127.0.0.1:6379\","));
+	/* Each section once: keys of a section must be contiguous in the table. */
+	for (const char *const *sec = (const char *const[]){ "\"models\":{", "\"rag\":{",
+							      "\"server\":{", "\"cache\":{", NULL };
+	     *sec; sec++) {
+		const char *first = strstr(sb.buf, *sec);
+
+		assert_non_null(first);
+		assert_null(strstr(first + 1, *sec));
+	}
+	assert_non_null(strstr(sb.buf, "\"remote.policy\":\"round_robin\""));
 	sbuf_release(&sb);
+	config_free(cfg);
+}
+
+static void test_remote_models(void **state)
+{
+	struct config *cfg = config_new();
+	struct rag_err err = { 0 };
+
+	(void)state;
+	assert_int_equal(config_set(cfg, "models.embedder", "remote", "test", &err), 0);
+	assert_int_equal(config_validate(cfg, &err), RAG_EINVAL);
+	assert_string_equal(err.field, "models.remote.urls");
+	rag_err_clear(&err);
+	assert_int_equal(config_set(cfg, "models.remote.urls", "http://a:1,http://b:2", "test",
+				    &err), 0);
+	assert_int_equal(config_validate(cfg, &err), 0);
+	assert_int_equal(config_set(cfg, "models.remote.policy", "random", "test", &err), 0);
+	assert_int_equal(config_validate(cfg, &err), RAG_EINVAL);
+	assert_string_equal(err.field, "models.remote.policy");
+	rag_err_clear(&err);
+	assert_int_equal(config_set(cfg, "models.remote.eject_after", "0", "test", &err),
+			 RAG_EINVAL);
 	config_free(cfg);
 }
 
@@ -411,6 +443,7 @@ int main(void)
 		cmocka_unit_test(test_size_suffixes),
 		cmocka_unit_test(test_yaml_syntax_error),
 		cmocka_unit_test(test_dump_json),
+		cmocka_unit_test(test_remote_models),
 		cmocka_unit_test(test_answer_keys),
 	};
 

@@ -1,0 +1,122 @@
+/*
+ * Shared llama.cpp weights: a short list of (path, llama_model, refs)
+ * under one mutex. Loading happens under the lock, so two threads asking
+ * for the same new file load it once; loads of different files serialise
+ * too, which costs little (start-up and cache misses only) and keeps this
+ * simple.
+ *
+ * Locking: `mu` guards the list and every refs count.
+ */
+#include "model/model_weights.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <llama.h>
+
+#include "core/rag_error.h"
+
+#include "core/banned.h"
+
+struct weights {
+	char *path;
+	int flags;
+	struct llama_model *model;
+	int refs;
+	struct weights *next;
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct weights *head;
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+struct llama_model *model_weights_acquire(const char *path, int flags, const char *field,
+					  double *load_ms, struct rag_err *err)
+{
+	struct llama_model_params mp;
+	struct weights *w;
+	double t0 = now_ms();
+
+	*load_ms = 0;
+	pthread_mutex_lock(&mu);
+	for (w = head; w && (strcmp(w->path, path) != 0 || w->flags != flags); w = w->next)
+		;
+	if (w) {
+		w->refs++;
+		pthread_mutex_unlock(&mu);
+		return w->model;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w || !(w->path = strdup(path))) {
+		free(w);
+		pthread_mutex_unlock(&mu);
+		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory loading '%s'", path);
+		return NULL;
+	}
+	mp = llama_model_default_params();
+	mp.n_gpu_layers = 0;
+	if (flags & MODEL_WEIGHTS_PLAIN_CPU)
+		mp.use_extra_bufts = false;
+	w->flags = flags;
+	w->model = llama_model_load_from_file(path, mp);
+	if (!w->model) {
+		pthread_mutex_unlock(&mu);
+		free(w->path);
+		free(w);
+		rag_err_set(err, RAG_EINVAL, field, "llama.cpp could not load '%s' as a GGUF model",
+			    path);
+		return NULL;
+	}
+	w->refs = 1;
+	w->next = head;
+	head = w;
+	pthread_mutex_unlock(&mu);
+	*load_ms = now_ms() - t0;
+	return w->model;
+}
+
+void model_weights_release(struct llama_model *m)
+{
+	struct weights **pp, *w = NULL;
+
+	if (!m)
+		return;
+	pthread_mutex_lock(&mu);
+	for (pp = &head; *pp; pp = &(*pp)->next) {
+		if ((*pp)->model == m) {
+			if (--(*pp)->refs == 0) {
+				w = *pp;
+				*pp = w->next;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&mu);
+	if (w) {
+		llama_model_free(w->model);
+		free(w->path);
+		free(w);
+	}
+}
+
+int model_weights_refs(const char *path)
+{
+	struct weights *w;
+	int refs = 0;
+
+	pthread_mutex_lock(&mu);
+	for (w = head; w; w = w->next)
+		if (strcmp(w->path, path) == 0)
+			refs = w->refs;
+	pthread_mutex_unlock(&mu);
+	return refs;
+}
