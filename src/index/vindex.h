@@ -39,6 +39,14 @@ struct vindex;
 struct vindex_filter {
 	int (*keep)(void *ctx, int64_t id);
 	void *ctx;
+	/*
+	 * Optional hint: when ids is non-NULL, the n_ids ids (ascending) are
+	 * exactly those keep accepts. A backend that cannot call keep where the
+	 * vectors are (a remote index) may send a small set instead of
+	 * over-fetching; others ignore it. Borrowed for the call.
+	 */
+	const int64_t *ids;
+	size_t n_ids;
 };
 
 /*
@@ -59,6 +67,7 @@ struct vindex_ops {
 	int (*save)(struct vindex *vi, const char *path, uint64_t seq, struct rag_err *err);
 	int (*check)(struct vindex *vi, struct rag_err *err);
 	void (*free)(struct vindex *vi);
+	int (*drop)(struct vindex *vi, struct rag_err *err); /* optional: NULL = nothing kept */
 };
 
 /*
@@ -110,7 +119,8 @@ size_t vindex_remove(struct vindex *vi, const int64_t *ids, size_t n);
  * room for k entries; *n_out receives the number written, min(k, matches).
  * k == 0 or an empty index give *n_out == 0 and return 0. Returns 0,
  * RAG_EINVAL (NULL arguments, a NaN or infinite query component) or
- * RAG_ENOMEM.
+ * RAG_ENOMEM; a remote index also RAG_EBUSY (its server is down or did not
+ * answer in time) or RAG_EIO (it answered something unexpected).
  */
 int vindex_search(struct vindex *vi, const float *query, size_t k,
 		  const struct vindex_filter *filter, int64_t *out_ids, float *out_scores,
@@ -159,6 +169,15 @@ int vindex_check(struct vindex *vi, struct rag_err *err);
 
 /* Frees the index and everything it holds. NULL-safe. */
 void vindex_free(struct vindex *vi);
+
+/*
+ * Deletes what the index keeps outside this process (a remote index's
+ * collection on its server) for good, when the collection it serves is
+ * deleted; the object itself stays valid until vindex_free, but searches
+ * may fail. A no-op returning 0 for in-process indexes and for NULL.
+ * Returns 0 or the backend's error (RAG_EBUSY: the server is down).
+ */
+int vindex_drop(struct vindex *vi, struct rag_err *err);
 
 /*
  * Inner product of two dim-float vectors with the fastest kernel this CPU

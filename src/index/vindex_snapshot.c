@@ -299,3 +299,45 @@ cleanup:
 	close(fd);
 	return vi;
 }
+
+int vindex_snapshot_write_bytes(const char *path, const void *data, size_t len,
+				struct rag_err *err)
+{
+	char tmp[PATH_MAX], ebuf[128];
+	const char *step = "create";
+	int fd, e;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		return rag_err_set(err, RAG_EINVAL, NULL, "snapshot path '%s' is too long", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		goto fail;
+	step = "write";
+	if (write_all(fd, data, len) < 0)
+		goto fail_close;
+	step = "fsync";
+	if (fsync(fd) < 0)
+		goto fail_close;
+	step = "close";
+	if (close(fd) < 0)
+		goto fail_unlink;
+	step = "rename";
+	if (rename(tmp, path) < 0)
+		goto fail_unlink;
+	if (fsync_dir(path) < 0)
+		return rag_err_set(err, RAG_EIO, NULL, "cannot fsync the directory of snapshot '%s': %s",
+				   path, errstr(errno, ebuf, sizeof(ebuf)));
+	return 0;
+
+fail_close:
+	e = errno;
+	close(fd);
+	errno = e;
+fail_unlink:
+	e = errno;
+	unlink(tmp);
+	errno = e;
+fail:
+	return rag_err_set(err, RAG_EIO, NULL, "cannot %s snapshot '%s': %s", step, tmp,
+			   errstr(errno, ebuf, sizeof(ebuf)));
+}

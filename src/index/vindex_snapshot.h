@@ -41,4 +41,12 @@ int vindex_snapshot_write(const char *path, uint32_t kind, size_t dim, size_t n,
 			  const int64_t *ids, const float *vecs, uint64_t seq,
 			  struct rag_err *err);
 
+/*
+ * Atomically replaces path with len bytes of data (borrowed), the same way:
+ * for backends whose snapshot is not vectors (a remote index records where
+ * its vectors are). Returns 0, RAG_EINVAL or RAG_EIO.
+ */
+int vindex_snapshot_write_bytes(const char *path, const void *data, size_t len,
+				struct rag_err *err);
+
 #endif
