@@ -352,8 +352,9 @@ static int ensure_database(struct chroma_client *cl, struct sbuf *reply, struct 
 	return rc;
 }
 
-int chroma_collection_ensure(struct chroma_client *cl, const char *name, size_t dim,
-			     char id_out[CHROMA_ID_MAX], struct rag_err *err)
+int chroma_collection_ensure(struct chroma_client *cl, const char *name,
+			     const struct chroma_collection_params *p, char id_out[CHROMA_ID_MAX],
+			     struct rag_err *err)
 {
 	struct sbuf body = SBUF_INIT, reply = SBUF_INIT;
 	size_t have_dim = 0;
@@ -363,8 +364,10 @@ int chroma_collection_ensure(struct chroma_client *cl, const char *name, size_t 
 		goto out;
 	sbuf_addstr(&body, "{\"name\":");
 	sbuf_add_json_str(&body, name, strlen(name));
-	sbuf_addf(&body, ",\"get_or_create\":true,\"configuration\":{\"hnsw\":{\"space\":\"ip\"}},"
-			 "\"metadata\":{\"ragd_dim\":%zu}}", dim);
+	sbuf_addf(&body, ",\"get_or_create\":true,\"configuration\":{\"hnsw\":{\"space\":\"ip\","
+			 "\"max_neighbors\":%zu,\"ef_construction\":%zu,\"ef_search\":%zu}},"
+			 "\"metadata\":{\"ragd_dim\":%zu}}",
+		  p->max_neighbors, p->ef_construction, p->ef_search, p->dim);
 	if (sbuf_error(&body)) {
 		rc = rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
 		goto out;
@@ -372,10 +375,10 @@ int chroma_collection_ensure(struct chroma_client *cl, const char *name, size_t 
 	rc = call(cl, "POST", &body, &reply, err, "%s/collections", cl->base);
 	if (rc == 0)
 		rc = chroma_decode_collection(reply.buf, reply.len, id_out, &have_dim, err);
-	if (rc == 0 && have_dim != 0 && have_dim != dim)
+	if (rc == 0 && have_dim != 0 && have_dim != p->dim)
 		rc = rag_err_set(err, RAG_ECONFLICT, NULL,
 				 "Chroma collection '%s' holds vectors of %zu dimensions, not %zu",
-				 name, have_dim, dim);
+				 name, have_dim, p->dim);
 out:
 	sbuf_release(&body);
 	sbuf_release(&reply);

@@ -69,14 +69,24 @@ const char *chroma_client_database(const struct chroma_client *cl);
 /* GET /api/v2/heartbeat: 0 when the server answers, else RAG_EBUSY. */
 int chroma_heartbeat(struct chroma_client *cl, struct rag_err *err);
 
+/* A collection's shape: its vectors' dimension and its HNSW parameters. */
+struct chroma_collection_params {
+	size_t dim;
+	size_t max_neighbors;   /* HNSW M */
+	size_t ef_construction;
+	size_t ef_search;
+};
+
 /*
  * Gets or creates the collection `name` (inner-product space, no embedding
- * function), creating the tenant and database first when missing, and
- * writes its id into id_out. A collection that exists with vectors of
- * another dimension is RAG_ECONFLICT.
+ * function, p's HNSW parameters when it is created), creating the tenant
+ * and database first when missing, and writes its id into id_out. A
+ * collection that exists with vectors of another dimension is
+ * RAG_ECONFLICT.
  */
-int chroma_collection_ensure(struct chroma_client *cl, const char *name, size_t dim,
-			     char id_out[CHROMA_ID_MAX], struct rag_err *err);
+int chroma_collection_ensure(struct chroma_client *cl, const char *name,
+			     const struct chroma_collection_params *p, char id_out[CHROMA_ID_MAX],
+			     struct rag_err *err);
 
 /*
  * The id of the collection `name`, and whether it is `expect_id`: 0 when

@@ -26,6 +26,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct chroma_client;
 struct rag_err;
 struct vindex;
 
@@ -190,5 +195,78 @@ float vindex_dot(const float *a, const float *b, size_t dim);
  * Thread-safe on distinct vectors.
  */
 void vindex_normalize(float *v, size_t dim);
+
+/* --- choosing a backend per collection (vindex_factory.c) --- */
+
+#define VINDEX_TYPE_MAX 16     /* longest type name, NUL included */
+#define VINDEX_FACTORY_MAX 128 /* longest FAISS factory string, NUL included */
+#define VINDEX_REMOTE_NAME_MAX 128 /* a remote collection's name, NUL included */
+
+/*
+ * Which index a collection uses and its parameters. type is one of
+ * "flat" (exact f32 scan), "flat_int8" (int8 scan, top candidates re-scored
+ * in f32), "hnsw" (hnswlib graph: m, ef_construction, ef_search), "faiss"
+ * (a FAISS index_factory string, exact flat until the collection is large
+ * enough to train it) or "chroma" (a collection on a Chroma server, whose
+ * HNSW takes m, ef_construction and ef_search). Fields a type does not use are ignored but still
+ * range-checked. Plain data: copy freely.
+ */
+struct vindex_spec {
+	char type[VINDEX_TYPE_MAX];
+	size_t m;		/* hnsw: links per node, 2..128 */
+	size_t ef_construction; /* hnsw: candidate list while building, 8..4096 */
+	size_t ef_search;	/* hnsw: candidate list while searching, 1..4096 */
+	size_t rescore;		/* flat_int8, faiss: candidates re-scored in f32, 1..10000 */
+	size_t nprobe;		/* faiss IVF: lists visited per query, 1..65536 */
+	char factory[VINDEX_FACTORY_MAX]; /* faiss: e.g. "IVF1024,PQ48" */
+	/*
+	 * chroma: where the vectors live. Set by the engine at run time, never
+	 * part of the JSON form: the server (borrowed; must outlive the index)
+	 * and the collection's name on it (see vindex_chroma.c).
+	 */
+	struct chroma_client *chroma;
+	char chroma_collection[VINDEX_REMOTE_NAME_MAX];
+};
+
+/*
+ * Defaults: type "flat", m 16, ef_construction 200, ef_search 64 (also a
+ * faiss HNSW's efSearch), rescore 100, nprobe 16, factory "IVF1024,PQ48".
+ */
+struct vindex_spec vindex_spec_default(void);
+
+/*
+ * Checks a spec: a known type and every parameter in range (for faiss, that
+ * FAISS accepts the factory string for dim). Returns 0 or RAG_EINVAL whose
+ * field is "index.type", "index.m", "index.ef_construction",
+ * "index.ef_search", "index.rescore", "index.nprobe" or "index.factory".
+ */
+int vindex_spec_check(const struct vindex_spec *spec, size_t dim, struct rag_err *err);
+
+/*
+ * The spec as a JSON object, e.g. {"type":"hnsw","m":16,"ef_construction":200,
+ * "ef_search":64}, holding only the fields its type uses. Writes at most len
+ * bytes (NUL included) to buf; returns the length it needed, like snprintf.
+ */
+size_t vindex_spec_json(const struct vindex_spec *spec, char *buf, size_t len);
+
+/*
+ * A new empty index of spec's type for dim-float vectors. Returns NULL with
+ * err set (RAG_EINVAL for a bad spec or dim, RAG_ENOMEM). Caller frees with
+ * vindex_free.
+ */
+struct vindex *vindex_create(const struct vindex_spec *spec, size_t dim, struct rag_err *err);
+
+/*
+ * vindex_load, then checks the snapshot holds an index of spec's type (a
+ * hnsw snapshot also keeps its m and ef_construction; ef_search is taken
+ * from spec). A snapshot of another type is rejected with RAG_EINVAL like a
+ * corrupt one, so the caller rebuilds.
+ */
+struct vindex *vindex_open(const struct vindex_spec *spec, const char *path, size_t dim,
+			   uint64_t *seq_out, struct rag_err *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,35 +1,55 @@
 /*
- * The chroma vector index (contract and its differences from an in-process
- * index in vindex_chroma.h).
+ * The "chroma" vector index: a vindex whose vectors live in a collection on
+ * a Chroma server (chroma_client.h), one Chroma collection per index, made
+ * by vindex_create with a spec of type "chroma" whose chroma and
+ * chroma_collection fields say where. It keeps vindex.h's contract with
+ * these differences, which a remote index cannot avoid:
+ *
+ *   - add, remove and search make HTTP calls; they may fail with RAG_EBUSY
+ *     (the server is down or slower than the client's timeout) or RAG_EIO,
+ *     and work again by themselves once the server answers.
+ *   - add is not atomic across Chroma requests: after an error some of the
+ *     vectors may be in. Upserts are idempotent, so replaying the same add
+ *     (what the change-log follower does) converges.
+ *   - remove cannot report a failure: ids Chroma did not confirm deleting
+ *     stay pending, are excluded from every search and are sent again
+ *     before the next write, search or save; a save with removals still
+ *     pending fails rather than record a state the server does not have.
+ *   - scores are 1 - Chroma's inner-product distance, computed and sent in
+ *     float32 (within ~1e-6 of the flat index's); Chroma's HNSW is
+ *     approximate, so rankings can differ from the exact scan on large
+ *     collections.
+ *   - the snapshot holds no vectors: its payload is a small JSON record of
+ *     the server, tenant, database, collection name and id, dimension and
+ *     record count; adopting it checks all of them against the spec and the
+ *     server, so a wiped, recreated or changed collection is rebuilt from
+ *     the store instead of trusted. The store stays the truth.
  *
  * State kept here is small: the collection's name and id, the record count
  * as of the last write (refreshed from the server after each one, so count
- * needs no call), and the removals Chroma has not confirmed. Everything
- * else is on the server.
+ * needs no call), and the removals Chroma has not confirmed.
  *
  * Search. Chroma answers distances 1 - <q, v> for the "ip" space, so the
  * score is 1 - distance; answers are re-sorted by (score desc, id asc) so
  * ties come out as the flat index orders them. Chroma cannot call our keep
  * predicate, so a filtered search either sends the allowed ids (the
- * filter's hint, when there are at most VINDEX_CHROMA_WHERE_MAX of them)
- * as `where: {rid: {$in: [...]}}`, or over-fetches: ask for
- * max(4k, SEARCH_FETCH_MIN) plus the pending removals, keep what keep()
- * accepts, and ask again for four times as many until k are kept or Chroma
- * answers fewer than asked (it has no more). A filter matching few of many
- * vectors thus costs a few round trips with growing answers; the rag layer
- * passes the hint whenever it has the allowed set, which is always today.
+ * filter's hint, when there are at most CHROMA_WHERE_MAX of them) as
+ * `where: {rid: {$in: [...]}}`, or over-fetches: ask for max(4k,
+ * SEARCH_FETCH_MIN) plus the pending removals, keep what keep() accepts,
+ * and ask again for four times as many until k are kept or Chroma answers
+ * fewer than asked (it has no more). A filter matching few of many vectors
+ * thus costs a few round trips with growing answers.
  *
  * Rejected: mirroring the vectors locally to filter and score exactly (it
  * would be a flat index with a remote copy); Chroma's `ids` restriction on
  * queries (it fails outright when one id is not in the collection, which a
  * replay lagging behind the store makes routine).
  */
-#include "index/vindex_chroma.h"
-#include "index/chroma_client.h"
 #include "index/vindex.h"
+#include "index/chroma_client.h"
+#include "index/vindex_backends.h"
 #include "index/vindex_snapshot.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
@@ -44,9 +64,8 @@
 
 #define SEARCH_FETCH_MIN 64	/* first over-fetch: one round trip covers most filters */
 #define SEARCH_FETCH_GROWTH 4	/* each further round asks for this many times more */
-#define SNAPSHOT_FORMAT "ragd-chroma-index"
-#define SNAPSHOT_VERSION 1
-#define SNAPSHOT_MAX_BYTES 65536 /* a snapshot is a few hundred bytes; refuse anything big */
+#define CHROMA_WHERE_MAX 1024	/* allowed ids sent as a where clause: ~8 KB of JSON */
+#define SNAPSHOT_VERSION 1	/* of the JSON payload */
 
 static const struct vindex_ops chroma_ops;
 
@@ -258,7 +277,7 @@ static int chroma_search(struct vindex *vi, const float *query, size_t k,
 		pthread_rwlock_unlock(&ci->lock);
 		pthread_rwlock_rdlock(&ci->lock);
 	}
-	use_where = filter && filter->ids && filter->n_ids <= VINDEX_CHROMA_WHERE_MAX;
+	use_where = filter && filter->ids && filter->n_ids <= CHROMA_WHERE_MAX;
 	if (filter && filter->ids && filter->n_ids == 0)
 		goto out; /* nothing allowed */
 	/*
@@ -316,15 +335,14 @@ static size_t chroma_memory(struct vindex *vi)
 	return n;
 }
 
-/* The snapshot's JSON: where the vectors are, how many, and at which seq. */
-static char *snapshot_json(struct chroma_index *ci, size_t count, uint64_t seq)
+/* The snapshot's payload: where the vectors are and how many. */
+static char *snapshot_json(struct chroma_index *ci, size_t count)
 {
-	json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "format",
-			      SNAPSHOT_FORMAT, "version", SNAPSHOT_VERSION, "url",
-			      chroma_client_url(ci->cl), "tenant", chroma_client_tenant(ci->cl),
-			      "database", chroma_client_database(ci->cl), "collection", ci->name,
-			      "id", ci->id, "dim", (json_int_t)ci->base.dim, "count",
-			      (json_int_t)count, "seq", (json_int_t)seq);
+	json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I}", "version", SNAPSHOT_VERSION,
+			      "url", chroma_client_url(ci->cl), "tenant",
+			      chroma_client_tenant(ci->cl), "database",
+			      chroma_client_database(ci->cl), "collection", ci->name, "id", ci->id,
+			      "count", (json_int_t)count);
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
 	json_decref(o);
@@ -344,8 +362,9 @@ static int chroma_save(struct vindex *vi, const char *path, uint64_t seq, struct
 		rc = chroma_count(ci->cl, ci->id, &count, err);
 	if (rc == 0) {
 		atomic_store(&ci->count, count);
-		text = snapshot_json(ci, count, seq);
-		rc = text ? vindex_snapshot_write_bytes(path, text, strlen(text), err)
+		text = snapshot_json(ci, count);
+		rc = text ? vindex_snapshot_write(path, VINDEX_SNAPSHOT_KIND_CHROMA, vi->dim, 0,
+						  NULL, text, strlen(text), seq, err)
 			  : rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
 	}
 	pthread_rwlock_unlock(&ci->lock);
@@ -417,14 +436,17 @@ static const struct vindex_ops chroma_ops = {
 };
 
 /* The index object, not yet attached to a collection. */
-static struct chroma_index *alloc_index(const struct vindex_chroma_options *opts, size_t dim,
+static struct chroma_index *alloc_index(const struct vindex_spec *spec, size_t dim,
 					struct rag_err *err)
 {
 	struct chroma_index *ci;
 	pthread_rwlockattr_t attr;
 
-	if (!opts || !opts->client || !opts->collection || !*opts->collection) {
-		rag_err_set(err, RAG_EINVAL, NULL, "chroma index: no client or collection name");
+	if (!spec || !spec->chroma || !memchr(spec->chroma_collection, 0,
+					      sizeof(spec->chroma_collection)) ||
+	    !spec->chroma_collection[0]) {
+		rag_err_set(err, RAG_EINVAL, "index.type",
+			    "a chroma index needs a Chroma server and a collection name");
 		return NULL;
 	}
 	if (dim == 0 || dim > VINDEX_DIM_MAX) {
@@ -433,7 +455,7 @@ static struct chroma_index *alloc_index(const struct vindex_chroma_options *opts
 	}
 	ci = calloc(1, sizeof(*ci));
 	if (ci)
-		ci->name = strdup(opts->collection);
+		ci->name = strdup(spec->chroma_collection);
 	if (!ci || !ci->name) {
 		free(ci);
 		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
@@ -441,7 +463,7 @@ static struct chroma_index *alloc_index(const struct vindex_chroma_options *opts
 	}
 	ci->base.ops = &chroma_ops;
 	ci->base.dim = dim;
-	ci->cl = opts->client;
+	ci->cl = spec->chroma;
 	atomic_init(&ci->count, 0);
 	/* Writers first, as the flat index: searches must not starve replay. */
 	pthread_rwlockattr_init(&attr);
@@ -451,51 +473,25 @@ static struct chroma_index *alloc_index(const struct vindex_chroma_options *opts
 	return ci;
 }
 
-struct vindex *vindex_chroma_new(const struct vindex_chroma_options *opts, size_t dim,
+struct vindex *vindex_chroma_new(size_t dim, const struct vindex_spec *spec,
 				 struct rag_err *err)
 {
-	struct chroma_index *ci = alloc_index(opts, dim, err);
+	struct chroma_index *ci = alloc_index(spec, dim, err);
+	struct chroma_collection_params p;
 	int rc;
 
 	if (!ci)
 		return NULL;
+	p = (struct chroma_collection_params){ dim, spec->m, spec->ef_construction,
+					       spec->ef_search };
 	rc = chroma_collection_drop(ci->cl, ci->name, err);
 	if (rc == 0)
-		rc = chroma_collection_ensure(ci->cl, ci->name, dim, ci->id, err);
+		rc = chroma_collection_ensure(ci->cl, ci->name, &p, ci->id, err);
 	if (rc < 0) {
 		chroma_free(&ci->base);
 		return NULL;
 	}
 	return &ci->base;
-}
-
-/* Reads a whole small file into a NUL-terminated buffer; caller frees. */
-static char *read_small(const char *path, size_t *len_out, struct rag_err *err)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = malloc(SNAPSHOT_MAX_BYTES + 1);
-	size_t len = 0;
-
-	if (!f || !buf) {
-		rag_err_set(err, f ? RAG_ENOMEM : errno == ENOENT ? RAG_ENOTFOUND : RAG_EIO, NULL,
-			    "cannot read snapshot '%s': %s", path,
-			    f ? "out of memory" : strerror(errno));
-		goto fail;
-	}
-	len = fread(buf, 1, SNAPSHOT_MAX_BYTES + 1, f);
-	if (ferror(f) || len > SNAPSHOT_MAX_BYTES) {
-		rag_err_set(err, RAG_EINVAL, NULL, "snapshot '%s' is unreadable or too big", path);
-		goto fail;
-	}
-	fclose(f);
-	buf[len] = '\0';
-	*len_out = len;
-	return buf;
-fail:
-	if (f)
-		fclose(f);
-	free(buf);
-	return NULL;
 }
 
 /* Whether the JSON string field key of o equals want. */
@@ -506,67 +502,50 @@ static int same(json_t *o, const char *key, const char *want)
 	return s && strcmp(s, want) == 0;
 }
 
-struct vindex *vindex_chroma_load(const struct vindex_chroma_options *opts, const char *path,
-				  size_t expect_dim, uint64_t *seq_out, struct rag_err *err)
+struct vindex *vindex_chroma_adopt(const struct vindex_spec *spec, struct vindex_snapshot *snap,
+				   struct rag_err *err)
 {
+	json_t *o = json_loadb(snap->payload, snap->payload_len, 0, NULL);
 	struct chroma_index *ci = NULL;
-	json_t *o = NULL;
-	const char *id;
-	size_t len = 0, have = 0;
-	json_int_t dim, count, seq;
-	char *text = path ? read_small(path, &len, err) : NULL;
+	const char *id = json_string_value(json_object_get(o, "id"));
+	json_int_t count = json_integer_value(json_object_get(o, "count"));
+	size_t have = 0;
 
-	if (!text) {
-		rag_err_set(err, RAG_EINVAL, NULL, "vindex_chroma_load: no snapshot");
-		return NULL;
-	}
-	o = json_loadb(text, len, 0, NULL);
-	free(text);
-	id = json_string_value(json_object_get(o, "id"));
-	dim = json_integer_value(json_object_get(o, "dim"));
-	count = json_integer_value(json_object_get(o, "count"));
-	seq = json_integer_value(json_object_get(o, "seq"));
-	if (!json_is_object(o) || !same(o, "format", SNAPSHOT_FORMAT) ||
-	    json_integer_value(json_object_get(o, "version")) != SNAPSHOT_VERSION || !id ||
-	    strlen(id) >= CHROMA_ID_MAX || dim <= 0 || count < 0 || seq < 0) {
-		rag_err_set(err, RAG_EINVAL, NULL, "'%s' is not a chroma index snapshot", path);
+	if (!json_is_object(o) || json_integer_value(json_object_get(o, "version")) !=
+					  SNAPSHOT_VERSION ||
+	    !id || strlen(id) >= CHROMA_ID_MAX || count < 0 || snap->n != 0) {
+		rag_err_set(err, RAG_EINVAL, NULL, "its chroma record is malformed");
 		goto fail;
 	}
-	if (expect_dim && (size_t)dim != expect_dim) {
-		rag_err_set(err, RAG_EINVAL, NULL, "chroma snapshot '%s' has dimension %lld, "
-			    "expected %zu", path, (long long)dim, expect_dim);
-		goto fail;
-	}
-	if (!opts || !opts->client || !opts->collection ||
-	    !same(o, "url", chroma_client_url(opts->client)) ||
-	    !same(o, "tenant", chroma_client_tenant(opts->client)) ||
-	    !same(o, "database", chroma_client_database(opts->client)) ||
-	    !same(o, "collection", opts->collection)) {
-		rag_err_set(err, RAG_EINVAL, NULL, "chroma snapshot '%s' is for another server, "
-			    "database or collection", path);
-		goto fail;
-	}
-	ci = alloc_index(opts, (size_t)dim, err);
+	ci = alloc_index(spec, snap->dim, err);
 	if (!ci)
 		goto fail;
+	if (!same(o, "url", chroma_client_url(ci->cl)) ||
+	    !same(o, "tenant", chroma_client_tenant(ci->cl)) ||
+	    !same(o, "database", chroma_client_database(ci->cl)) ||
+	    !same(o, "collection", ci->name)) {
+		rag_err_set(err, RAG_EINVAL, NULL,
+			    "it is for another Chroma server, database or collection");
+		goto fail;
+	}
 	snprintf(ci->id, sizeof(ci->id), "%s", id);
 	if (chroma_collection_check(ci->cl, ci->name, ci->id, err) < 0 ||
 	    chroma_count(ci->cl, ci->id, &have, err) < 0)
 		goto fail;
 	if (have != (size_t)count) {
-		rag_err_set(err, RAG_EINVAL, NULL, "Chroma collection '%s' holds %zu records, "
-			    "its snapshot '%s' recorded %lld", ci->name, have, path,
-			    (long long)count);
+		rag_err_set(err, RAG_EINVAL, NULL,
+			    "Chroma collection '%s' holds %zu records, the snapshot recorded %lld",
+			    ci->name, have, (long long)count);
 		goto fail;
 	}
 	atomic_store(&ci->count, have);
-	if (seq_out)
-		*seq_out = (uint64_t)seq;
 	json_decref(o);
+	vindex_snapshot_release(snap);
 	return &ci->base;
 fail:
 	if (ci)
 		chroma_free(&ci->base);
 	json_decref(o);
+	vindex_snapshot_release(snap);
 	return NULL;
 }

@@ -123,6 +123,10 @@ static struct rag_coll *coll_open(struct rag_engine *eng, struct store_collectio
 	pthread_mutex_init(&coll->apply_mu, NULL);
 	/* config_json is written by rag_collection_create alone: a fixed shape. */
 	coll->porter = coll->c.config_json && strstr(coll->c.config_json, "\"stemming\":\"porter\"");
+	if (rag_coll_index_spec(coll->c.config_json, &coll->ispec, err) < 0) {
+		rag_coll_unref(coll);
+		return NULL;
+	}
 	atomic_init(&coll->applied_seq, 0);
 	atomic_init(&coll->caught_up_ms, rag_wall_ms());
 	if (eng->opts.load_indexes && rag_index_load(eng, coll, err) < 0) {

@@ -125,8 +125,8 @@ char *rag_index_path(struct rag_engine *eng, int64_t collection_id)
 static int rebuild(struct rag_engine *eng, struct rag_coll *coll, int keep_vectors,
 		   int64_t *seq_out, struct rag_err *err)
 {
-	struct vindex *vi = keep_vectors ? NULL : vindex_flat_new((size_t)coll->c.dim);
-	struct lexical *lx = lexical_new(coll->porter, err);
+	struct vindex *vi = keep_vectors ? NULL : vindex_create(&coll->ispec, (size_t)coll->c.dim, err);
+	struct lexical *lx = (vi || keep_vectors) ? lexical_new(coll->porter, err) : NULL;
 	struct add_buf *b = (vi || keep_vectors) && lx
 				    ? add_buf_new(vi, lx, (size_t)coll->c.dim, err)
 				    : NULL;
@@ -135,7 +135,8 @@ static int rebuild(struct rag_engine *eng, struct rag_coll *coll, int keep_vecto
 	if (!b) {
 		vindex_free(vi);
 		lexical_free(lx);
-		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory building an index");
+		return rag_err_set(err, RAG_ENOMEM, NULL, "cannot build the index of collection '%s'",
+				   coll->c.name);
 	}
 	rc = store_chunks_scan(eng->store, coll->c.id, add_cb, b, seq_out, err);
 	if (rc == 0)
@@ -169,7 +170,7 @@ int rag_index_load(struct rag_engine *eng, struct rag_coll *coll, struct rag_err
 
 	pthread_mutex_lock(&coll->apply_mu);
 	if (path && access(path, F_OK) == 0)
-		vi = vindex_load(path, (size_t)coll->c.dim, &seq, &lerr);
+		vi = vindex_open(&coll->ispec, path, (size_t)coll->c.dim, &seq, &lerr);
 	if (vi && (int64_t)seq <= coll->c.seq) {
 		/*
 		 * The lexical index is rebuilt from a scan at a seq at or after

@@ -32,6 +32,7 @@ struct rag_coll {
 	struct vindex *vi;         /* NULL when the engine loads no indexes */
 	struct lexical *lx;        /* BM25 over the chunk texts; NULL with vi */
 	int porter;                /* from config_json: the lexical index stems */
+	struct vindex_spec ispec;  /* from config_json: which vector index */
 	pthread_mutex_t apply_mu;
 	_Atomic int64_t applied_seq;
 	_Atomic int64_t caught_up_ms; /* wall clock (unix ms) when applied_seq last equalled the store */
@@ -55,6 +56,13 @@ struct rag_engine {
 	atomic_int ready;
 	_Atomic int64_t followed_ms; /* wall clock (unix ms) of the last complete follower pass */
 };
+
+/*
+ * Reads the "index" member of a collection's config_json into spec;
+ * vindex_spec_default() when there is none (collections made before index
+ * choices existed). RAG_EINVAL if it is malformed.
+ */
+int rag_coll_index_spec(const char *config_json, struct vindex_spec *spec, struct rag_err *err);
 
 /* Ingest counters (rag_metrics.c). */
 struct rag_ingest_metrics {

@@ -9,7 +9,8 @@
  * With a real server: when RAGD_CHROMA_BIN names the `chroma` CLI
  * (scripts/test.sh sets it from the test virtual environment), the group
  * setup starts `chroma run` on a free loopback port in a temporary
- * directory, and the index is checked against the flat index on the same
+ * directory, and the chroma index (vindex_create with type "chroma") is
+ * checked against the flat index on the same
  * seeded vectors: same ids, scores within 1e-5, filters by hint and by
  * over-fetch, removals, snapshot save/load and its validation, drop.
  * Without it those tests are skipped.
@@ -38,7 +39,6 @@
 #include "core/sbuf.h"
 #include "index/chroma_client.h"
 #include "index/vindex.h"
-#include "index/vindex_chroma.h"
 
 static uint64_t rng_state = 42;
 
@@ -381,6 +381,16 @@ static int server_down(void **state)
 	return 0;
 }
 
+static struct vindex_spec chroma_spec(struct chroma_client *cl, const char *name)
+{
+	struct vindex_spec spec = vindex_spec_default();
+
+	snprintf(spec.type, sizeof(spec.type), "chroma");
+	spec.chroma = cl;
+	snprintf(spec.chroma_collection, sizeof(spec.chroma_collection), "%s", name);
+	return spec;
+}
+
 #define NEED_SERVER()                                                          \
 	do {                                                                   \
 		if (!srv.cl)                                                   \
@@ -419,7 +429,7 @@ static void compare(struct vindex *flat, struct vindex *chroma, const float *q, 
 static void test_index_matches_flat(void **state)
 {
 	enum { N = 600, DIM = 32 };
-	struct vindex_chroma_options o = { srv.cl, "ragd-unit-match-1" };
+	struct vindex_spec o = chroma_spec(srv.cl, "ragd-unit-match-1");
 	struct vindex *flat = vindex_flat_new(DIM), *ci;
 	int64_t *ids = malloc(N * sizeof(*ids)), *allowed = malloc(N * sizeof(*allowed));
 	float *vecs = malloc(N * DIM * sizeof(*vecs)), q[DIM];
@@ -430,7 +440,7 @@ static void test_index_matches_flat(void **state)
 
 	(void)state;
 	NEED_SERVER();
-	ci = vindex_chroma_new(&o, DIM, &err);
+	ci = vindex_create(&o, DIM, &err);
 	assert_non_null(ci);
 	assert_string_equal(vindex_kind(ci), "chroma");
 	rand_vecs(vecs, N, DIM);
@@ -492,8 +502,8 @@ static void test_index_matches_flat(void **state)
 static void test_snapshot(void **state)
 {
 	enum { N = 50, DIM = 8 };
-	struct vindex_chroma_options o = { srv.cl, "ragd-unit-snap-2" };
-	struct vindex_chroma_options other = { srv.cl, "ragd-unit-other-3" };
+	struct vindex_spec o = chroma_spec(srv.cl, "ragd-unit-snap-2");
+	struct vindex_spec other = chroma_spec(srv.cl, "ragd-unit-other-3"), flat;
 	struct vindex *ci, *back;
 	int64_t ids[N], out[3];
 	float vecs[N * DIM], sc[3];
@@ -505,7 +515,7 @@ static void test_snapshot(void **state)
 	(void)state;
 	NEED_SERVER();
 	snprintf(path, sizeof(path), "%s/snap.vidx", srv.dir);
-	ci = vindex_chroma_new(&o, DIM, &err);
+	ci = vindex_create(&o, DIM, &err);
 	assert_non_null(ci);
 	rand_vecs(vecs, N, DIM);
 	for (size_t i = 0; i < N; i++)
@@ -513,7 +523,7 @@ static void test_snapshot(void **state)
 	assert_int_equal(vindex_add(ci, ids, vecs, N, &err), 0);
 	assert_int_equal(vindex_save(ci, path, 17, &err), 0);
 
-	back = vindex_chroma_load(&o, path, DIM, &seq, &err);
+	back = vindex_open(&o, path, DIM, &seq, &err);
 	assert_non_null(back);
 	assert_int_equal(seq, 17);
 	assert_int_equal(vindex_count(back), N);
@@ -524,32 +534,36 @@ static void test_snapshot(void **state)
 
 	/* Wrong dimension, wrong collection, a flat loader on it: rejected. */
 	rag_err_clear(&err);
-	assert_null(vindex_chroma_load(&o, path, DIM + 1, NULL, &err));
+	assert_null(vindex_open(&o, path, DIM + 1, NULL, &err));
 	assert_non_null(strstr(err.msg, "dimension"));
 	rag_err_clear(&err);
-	assert_null(vindex_chroma_load(&other, path, DIM, NULL, &err));
+	assert_null(vindex_open(&other, path, DIM, NULL, &err));
+	assert_non_null(strstr(err.msg, "another"));
 	rag_err_clear(&err);
-	assert_null(vindex_load(path, DIM, NULL, &err));
+	flat = vindex_spec_default();
+	assert_null(vindex_open(&flat, path, DIM, NULL, &err));
+	rag_err_clear(&err);
+	assert_null(vindex_load(path, DIM, NULL, &err)); /* no server to check it with */
 
 	/* The server changed behind the snapshot's back: rejected. */
 	vindex_remove(ci, ids, 1);
 	rag_err_clear(&err);
-	assert_null(vindex_chroma_load(&o, path, DIM, NULL, &err));
+	assert_null(vindex_open(&o, path, DIM, NULL, &err));
 	assert_non_null(strstr(err.msg, "records"));
 	/* Recreated: a new id. */
 	assert_int_equal(vindex_save(ci, path, 18, &err), 0);
 	vindex_free(ci);
-	ci = vindex_chroma_new(&o, DIM, &err);
+	ci = vindex_create(&o, DIM, &err);
 	assert_non_null(ci);
 	assert_int_equal(vindex_count(ci), 0);
 	rag_err_clear(&err);
-	assert_null(vindex_chroma_load(&o, path, DIM, NULL, &err));
+	assert_null(vindex_open(&o, path, DIM, NULL, &err));
 	assert_int_equal(err.code, RAG_ECONFLICT);
 	/* Dropped: gone. */
 	assert_int_equal(vindex_drop(ci, &err), 0);
 	assert_int_equal(vindex_drop(ci, &err), 0);
 	rag_err_clear(&err);
-	assert_null(vindex_chroma_load(&o, path, DIM, NULL, &err));
+	assert_null(vindex_open(&o, path, DIM, NULL, &err));
 	assert_int_equal(err.code, RAG_ENOTFOUND);
 	vindex_free(ci);
 }
@@ -558,7 +572,7 @@ static void test_snapshot(void **state)
 static void test_server_paused(void **state)
 {
 	enum { DIM = 4 };
-	struct vindex_chroma_options o = { NULL, "ragd-unit-pause-4" };
+	struct vindex_spec o = chroma_spec(NULL, "ragd-unit-pause-4");
 	struct chroma_client_options co = chroma_client_default_options();
 	struct chroma_client *cl;
 	struct vindex *ci;
@@ -575,8 +589,8 @@ static void test_server_paused(void **state)
 	co.database = "unit";
 	co.timeout_ms = 500;
 	cl = chroma_client_new(&co, NULL);
-	o.client = cl;
-	ci = vindex_chroma_new(&o, DIM, &err);
+	o.chroma = cl;
+	ci = vindex_create(&o, DIM, &err);
 	assert_non_null(ci);
 	assert_int_equal(vindex_add(ci, ids, vecs, 2, &err), 0);
 	kill(srv.pid, SIGSTOP);
