@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+struct chroma_client;
 struct config;
 struct embedder;
 struct rag_engine;
@@ -21,6 +22,7 @@ struct cli_app {
 	struct store *store;
 	struct embedder *emb;
 	struct rag_engine *eng;
+	struct chroma_client *chroma; /* for collections whose index type is "chroma" */
 	const char *args[CLI_MAX_ARGS]; /* positional arguments, borrowed from argv */
 	size_t n_args;
 };

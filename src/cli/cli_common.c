@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/rag_error.h"
+#include "index/chroma_client.h"
 #include "model/embedder.h"
 #include "rag/rag_engine.h"
 #include "store/store_sqlite.h"
@@ -141,6 +142,7 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	struct store_options so = store_default_options();
 	struct embedder_llama_options eo;
 	struct rag_engine_options ro;
+	struct chroma_client_options co;
 	struct rag_err err = { 0 };
 
 	app->store = store_sqlite_open(cfg->data_dir, &so, &err);
@@ -164,6 +166,15 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 		return die("cannot load the embedding model", &err);
 	if (!engine)
 		return 0;
+	co = chroma_client_default_options();
+	co.url = cfg->chroma.url;
+	co.tenant = cfg->chroma.tenant;
+	co.database = cfg->chroma.database;
+	co.timeout_ms = cfg->chroma.timeout_ms;
+	co.connect_timeout_ms = cfg->chroma.connect_timeout_ms;
+	app->chroma = chroma_client_new(&co, &err); /* contacts nothing until used */
+	if (!app->chroma)
+		return die("bad Chroma settings", &err);
 	rag_engine_default_options(&ro);
 	ro.data_dir = cfg->data_dir;
 	ro.load_indexes = load_indexes;
@@ -172,6 +183,7 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	ro.max_top_k = (size_t)cfg->limits.max_top_k;
 	ro.chunk_size = cfg->chunking.size;
 	ro.chunk_overlap = cfg->chunking.overlap;
+	ro.chroma = app->chroma;
 	app->eng = rag_engine_new(&ro, app->store, app->emb, &err);
 	if (!app->eng)
 		return die("cannot start the engine", &err);
@@ -181,6 +193,7 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 void cli_app_release(struct cli_app *app)
 {
 	rag_engine_free(app->eng);
+	chroma_client_free(app->chroma);
 	embedder_free(app->emb);
 	store_free(app->store);
 	config_free(app->cfg);

@@ -70,6 +70,11 @@ static const struct key keys[] = {
 	{ "chunking.overlap", T_INT, F(chunking.overlap), 0, 4096 },
 	{ "index.snapshot", T_BOOL, F(index.snapshot), 0, 0 },
 	{ "index.follow_interval_ms", T_INT, F(index.follow_interval_ms), 10, 600000 },
+	{ "chroma.url", T_STR, F(chroma.url), 0, 0 },
+	{ "chroma.tenant", T_STR, F(chroma.tenant), 0, 0 },
+	{ "chroma.database", T_STR, F(chroma.database), 0, 0 },
+	{ "chroma.timeout_ms", T_INT, F(chroma.timeout_ms), 100, 600000 },
+	{ "chroma.connect_timeout_ms", T_INT, F(chroma.connect_timeout_ms), 10, 60000 },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -107,8 +112,13 @@ struct config *config_new(void)
 	cfg->chunking.overlap = 16;
 	cfg->index.snapshot = true;
 	cfg->index.follow_interval_ms = 500;
+	cfg->chroma.url = strdup("http://127.0.0.1:8000");
+	cfg->chroma.tenant = strdup("default_tenant");
+	cfg->chroma.database = strdup("default_database");
+	cfg->chroma.timeout_ms = 30000;
+	cfg->chroma.connect_timeout_ms = 2000;
 	if (!cfg->data_dir || !cfg->server.host || !cfg->models.embedder || !cfg->environment ||
-	    !cfg->log.file) {
+	    !cfg->log.file || !cfg->chroma.url || !cfg->chroma.tenant || !cfg->chroma.database) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -437,6 +447,10 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 			break;
 		}
 	}
+	if (strncmp(cfg->chroma.url, "http://", 7) != 0 && strncmp(cfg->chroma.url, "https://", 8) != 0)
+		return rag_err_set(err, RAG_EINVAL, "chroma.url",
+				   "chroma.url: '%s' must start with http:// or https://",
+				   cfg->chroma.url);
 	if (cfg->chunking.overlap >= cfg->chunking.size)
 		return rag_err_set(err, RAG_EINVAL, "chunking.overlap",
 				   "chunking.overlap: %d must be less than chunking.size (%d)",

@@ -29,6 +29,11 @@
  *   chunking.overlap            16            0..4096, less than chunking.size
  *   index.snapshot              true
  *   index.follow_interval_ms    500           10..600000
+ *   chroma.url                  "http://127.0.0.1:8000"  (collections with index type "chroma")
+ *   chroma.tenant               "default_tenant"
+ *   chroma.database             "default_database"
+ *   chroma.timeout_ms           30000         100..600000
+ *   chroma.connect_timeout_ms   2000          10..60000
  *
  * Thread-safety: a config is built by one thread at start-up and is then
  * read-only; any number of threads may read a config nobody modifies.
@@ -77,6 +82,13 @@ struct config {
 		bool snapshot;
 		int follow_interval_ms;
 	} index;
+	struct {
+		char *url;
+		char *tenant;
+		char *database;
+		int timeout_ms;         /* a whole request to the Chroma server */
+		int connect_timeout_ms; /* its connection set-up */
+	} chroma;
 };
 
 /* A config holding the defaults (which validate), or NULL when out of

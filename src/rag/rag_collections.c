@@ -12,6 +12,7 @@
 
 #include "core/hashmap.h"
 #include "core/rag_error.h"
+#include "index/chroma_client.h"
 #include "index/vindex.h"
 #include "model/embedder.h"
 
@@ -197,6 +198,15 @@ int rag_collection_create(struct rag_engine *eng, const char *tenant,
 	rc = vindex_spec_check(&ispec, (size_t)c.dim, err);
 	if (rc < 0)
 		return rc;
+	if (strcmp(ispec.type, "chroma") == 0) {
+		/* Refused before anything is stored, so a down server changes nothing. */
+		if (!eng->opts.chroma)
+			return rag_err_set(err, RAG_EINVAL, "index.type",
+					   "this server has no Chroma server configured");
+		rc = chroma_heartbeat(eng->opts.chroma, err);
+		if (rc < 0)
+			return rc;
+	}
 	if (make_config(spec, &ispec, config, sizeof(config)) < 0)
 		return rag_err_set(err, RAG_EINVAL, "index", "index settings are too long");
 	c.config_json = config;
@@ -291,6 +301,7 @@ int rag_collection_delete(struct rag_engine *eng, const char *tenant, const char
 		}
 		pthread_rwlock_unlock(&eng->lock);
 		rag_coll_unref(have);
+		rag_index_drop(coll);
 		path = rag_index_path(eng, coll->c.id);
 		if (path)
 			unlink(path);

@@ -22,6 +22,7 @@
 #include "store/store.h"
 
 struct rag_err;
+struct chroma_client;
 struct embedder;
 struct rag_engine;
 
@@ -33,6 +34,11 @@ struct rag_engine_options {
 	size_t max_top_k;       /* the largest top_k a search may ask for */
 	int chunk_size;         /* defaults for new collections, in model tokens */
 	int chunk_overlap;
+	/*
+	 * The Chroma server of collections whose index type is "chroma"
+	 * (borrowed: must outlive the engine); NULL refuses such collections.
+	 */
+	struct chroma_client *chroma;
 };
 
 void rag_engine_default_options(struct rag_engine_options *opts);

@@ -109,6 +109,31 @@ static void add_buf_free(struct add_buf *b)
 	free(b);
 }
 
+void rag_coll_index_place(struct rag_engine *eng, struct rag_coll *coll)
+{
+	char *name = coll->ispec.chroma_collection;
+	size_t len = sizeof(coll->ispec.chroma_collection);
+
+	coll->ispec.chroma = eng->opts.chroma;
+	/*
+	 * Chroma names are [A-Za-z0-9._-], start and end alphanumeric, and may
+	 * not hold "..": the id ends it, and dots (ours may repeat) become '_'.
+	 */
+	snprintf(name, len, "ragd-%s-%" PRId64, coll->c.name, coll->c.id);
+	for (char *p = name; *p; p++)
+		if (*p == '.')
+			*p = '_';
+}
+
+void rag_index_drop(struct rag_coll *coll)
+{
+	struct rag_err err = { 0 };
+
+	if (vindex_drop(coll->vi, &err) < 0)
+		log_warn("collection '%s' deleted, but not its vector index: %s", coll->c.name,
+			 err.msg);
+}
+
 char *rag_index_path(struct rag_engine *eng, int64_t collection_id)
 {
 	struct sbuf sb = SBUF_INIT;

@@ -47,6 +47,7 @@ struct rag_engine {
 
 	pthread_rwlock_t lock;  /* guards colls */
 	struct hashmap *colls;  /* "tenant\x1fname" -> struct rag_coll * */
+	pthread_mutex_t open_mu; /* one collection is opened (index built) at a time */
 
 	pthread_t follower;
 	int has_follower;
@@ -81,6 +82,13 @@ struct rag_coll *rag_coll_acquire(struct rag_engine *eng, const char *tenant, co
 				  struct rag_err *err);
 void rag_coll_unref(struct rag_coll *coll);
 
+/*
+ * Fills in where a remote index of coll lives (rag_index.c): the engine's
+ * Chroma client and the collection's name there, "ragd-<name>-<id>".
+ */
+void rag_coll_index_place(struct rag_engine *eng, struct rag_coll *coll);
+/* Deletes what the collection's index keeps outside this process; logs failures. */
+void rag_index_drop(struct rag_coll *coll);
 /* Builds a collection's index from snapshot + log, or the store (rag_index.c). */
 int rag_index_load(struct rag_engine *eng, struct rag_coll *coll, struct rag_err *err);
 /* Replays the change log into the index up to the store's current seq. */
