@@ -44,6 +44,8 @@ static const char *common_key(const char *flag)
 		return "log.level";
 	if (strcmp(flag, "--model") == 0)
 		return "models.embedder";
+	if (strcmp(flag, "--chroma-url") == 0)
+		return "chroma.url";
 	return NULL;
 }
 
