@@ -16,6 +16,7 @@
 #include "index/vindex_snapshot.h"
 #include "core/rag_error.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,8 @@
 #define SPEC_EF_MAX 4096	/* ef is a per-query candidate list: bounds its cost */
 #define SPEC_EFC_MIN 8
 #define SPEC_NPROBE_MAX 65536	/* FAISS IVF with more lists than this is not a use we test */
-#define SPEC_RESCORE_MAX 10000	/* re-scoring more than this is a slower flat scan */
+#define SPEC_RESCORE_MAX 10000
+#define SPEC_FACTORY_NUM_MAX 65536 /* "HNSW999999" would allocate megabytes per vector */	/* re-scoring more than this is a slower flat scan */
 
 struct backend {
 	const char *type;
@@ -169,14 +171,26 @@ int vindex_spec_check(const struct vindex_spec *spec, size_t dim, struct rag_err
 		rc = range(spec->rescore, 1, SPEC_RESCORE_MAX, "index.rescore", err);
 	if (rc == 0)
 		rc = range(spec->nprobe, 1, SPEC_NPROBE_MAX, "index.nprobe", err);
-	if (rc == 0 && strcmp(spec->type, "faiss") == 0) {
-		if (!memchr(spec->factory, 0, sizeof(spec->factory)) || !spec->factory[0])
+	if (rc < 0)
+		return rc;
+	/* Checked for every type: it is stored and shown even when unused. */
+	if (!memchr(spec->factory, 0, sizeof(spec->factory)) || !spec->factory[0])
+		return rag_err_set(err, RAG_EINVAL, "index.factory",
+				   "index.factory must be a FAISS factory string of 1 to %d characters",
+				   VINDEX_FACTORY_MAX - 1);
+	size_t num = 0;
+	for (const char *p = spec->factory; *p; p++) {
+		if (!isalnum((unsigned char)*p) && !strchr(",_.=", *p))
 			return rag_err_set(err, RAG_EINVAL, "index.factory",
-					   "index.factory must be a FAISS factory string of 1 to "
-					   "%d characters",
-					   VINDEX_FACTORY_MAX - 1);
-		rc = vindex_faiss_check_factory(spec->factory, dim, err);
+					   "index.factory may hold letters, digits and ',_.=' only");
+		num = isdigit((unsigned char)*p) ? num * 10 + (size_t)(*p - '0') : 0;
+		if (num > SPEC_FACTORY_NUM_MAX)
+			return rag_err_set(err, RAG_EINVAL, "index.factory",
+					   "index.factory: numbers above %d are refused",
+					   SPEC_FACTORY_NUM_MAX);
 	}
+	if (strcmp(spec->type, "faiss") == 0)
+		rc = vindex_faiss_check_factory(spec->factory, dim, err);
 	return rc;
 }
 

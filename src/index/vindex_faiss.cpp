@@ -11,8 +11,8 @@
  * search time, not memory.
  *
  * Training: an index that needs it (IVF, PQ) is built only once the
- * collection holds train_min vectors (39 per IVF list, and at least
- * FAISS_TRAIN_MIN: FAISS's own advice for k-means); before that every
+ * collection holds train_min vectors (FAISS's advice for k-means: 39 per
+ * IVF list, 39 per PQ centroid, FAISS_TRAIN_MIN for anything else); before that every
  * search is the exact flat scan. At that point the index is trained on
  * everything the collection holds and filled; later vectors are added to
  * it as they come. An index that needs no training (HNSW32, Flat) is
@@ -36,12 +36,13 @@
 #include <faiss/Index.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFFlat.h>
+#include <faiss/IndexIVFPQ.h>
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -222,6 +223,12 @@ int faiss_search(struct vindex *vi, const float *query, size_t k,
 		std::vector<faiss::Index::idx_t> lab;
 		std::vector<hit> hits;
 		size_t ask = std::max(want, f->rescore);
+		/*
+		 * Filtered, gather as many kept candidates as an unfiltered search
+		 * re-scores, so a filter costs no recall: the kept ones sit deeper
+		 * in FAISS's approximate ranking.
+		 */
+		size_t target = filter ? ask : want;
 		bool exact = false;
 
 		for (;;) {
@@ -240,10 +247,10 @@ int faiss_search(struct vindex *vi, const float *query, size_t k,
 				if (vindex_flat_get(f->flat, id, vec.data()) == 0)
 					hits.push_back({ vindex_dot(query, vec.data(), vi->dim), id });
 			}
-			if (hits.size() >= want)
+			if (hits.size() >= target)
 				break;
 			if (ask >= total || ask >= FAISS_EXACT_AT) {
-				exact = true;
+				exact = hits.size() < want;
 				break;
 			}
 			ask *= 4;
@@ -382,8 +389,15 @@ size_t train_min(const faiss::Index *ix)
 	if (ix->is_trained)
 		return 0;
 	const faiss::IndexIVF *ivf = faiss::ivflib::try_extract_index_ivf(ix);
-	size_t lists = ivf ? ivf->nlist * FAISS_TRAIN_PER_LIST : 0;
-	return std::max(lists, (size_t)FAISS_TRAIN_MIN);
+	if (!ivf)
+		return FAISS_TRAIN_MIN; /* PQ, SQ, OPQ...: enough for their k-means */
+	size_t need = ivf->nlist * FAISS_TRAIN_PER_LIST;
+	auto *pq = dynamic_cast<const faiss::IndexIVFPQ *>(ivf);
+	if (pq)
+		need = std::max(need, (size_t)FAISS_TRAIN_PER_LIST << pq->pq.nbits);
+	else if (!dynamic_cast<const faiss::IndexIVFFlat *>(ivf))
+		need = std::max(need, (size_t)FAISS_TRAIN_MIN);
+	return need;
 }
 
 /* An index with an empty flat and no FAISS index yet; NULL with err set. */
@@ -427,10 +441,6 @@ fx *shell(size_t dim, const struct vindex_spec *spec, struct rag_err *err)
 
 int vindex_faiss_check_factory(const char *factory, size_t dim, struct rag_err *err)
 {
-	for (const char *p = factory; *p; p++)
-		if (!isalnum((unsigned char)*p) && !strchr(",_.=", *p))
-			return rag_err_set(err, RAG_EINVAL, "index.factory",
-					   "index.factory may hold letters, digits and ',_.=' only");
 	try {
 		std::unique_ptr<faiss::Index> ix(
 			faiss::index_factory((int)dim, factory, faiss::METRIC_INNER_PRODUCT));

@@ -56,8 +56,6 @@ static int spec_from_json(json_t *obj, struct vindex_spec *spec, struct rag_err 
 	if (!json_is_object(obj))
 		return rag_err_set(err, RAG_EINVAL, "index", "index must be an object");
 	json_object_foreach(obj, key, v) {
-		if (json_is_null(v))
-			continue;
 		if (strcmp(key, "type") == 0)
 			rc = spec_string(v, key, spec->type, sizeof(spec->type), err);
 		else if (strcmp(key, "factory") == 0)
