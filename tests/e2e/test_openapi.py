@@ -169,6 +169,13 @@ def strict(spec):
 
 
 @pytest.fixture(scope="module")
+def ragd(ragd_module_factory, chroma):
+    """The module's server, with a Chroma server behind it: the spec allows
+    collections of index type chroma, and generated requests create them."""
+    return ragd_module_factory(extra_args=chroma.ragd_args())
+
+
+@pytest.fixture(scope="module")
 def seeded(ragd, topics):
     """The module's server with the document's example collection and
     document ("docs", "eiffel") and a few more, so that generated requests

@@ -171,8 +171,8 @@ static void exercise(const struct vindex_spec *spec, size_t n, double min_recall
 	unsigned char *live = malloc(n);
 	float *vecs, *queries;
 	char path[128], bad[160], cmd[400];
-	struct vindex_filter f_mod7 = { keep_mod7, NULL }, f_rare = { keep_rare, NULL };
-	struct vindex_filter f_none = { keep_none, NULL }, f_all = { keep_all, NULL };
+	struct vindex_filter f_mod7 = { .keep = keep_mod7 }, f_rare = { .keep = keep_rare };
+	struct vindex_filter f_none = { .keep = keep_none }, f_all = { .keep = keep_all };
 	struct rag_err err = { 0 };
 	uint64_t seq = 0;
 	struct vindex *vi, *back;
