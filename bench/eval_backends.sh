@@ -6,7 +6,8 @@
 #   bench/eval_backends.sh [DATASET...]     default: adi scifact
 #
 # CHROMA_BIN: the chroma CLI (default: the e2e test venv's, made by
-# scripts/test.sh). RAGD_BIN, DATASETS and OUT (JSON reports) may be set.
+# scripts/test.sh). RAGD_BIN, DATASETS, OUT (JSON reports) and INDEXES
+# (default "flat chroma") may be set.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RAGD_BIN=${RAGD_BIN:-$ROOT/build/ragd}
@@ -30,7 +31,7 @@ done
 echo "chroma $("$CHROMA_BIN" --version 2>/dev/null | tail -1) on port $port; reports in $OUT" >&2
 
 for ds in "${sets[@]}"; do
-  for index in flat chroma; do
+  for index in ${INDEXES:-flat chroma}; do
     echo "== $ds, index $index" >&2
     nice -n 10 "$RAGD_BIN" eval --dataset "$DATASETS/$ds" --index "$index" \
       --chroma-url "http://127.0.0.1:$port" --json "$OUT/$ds-$index.json" --log-level warn
