@@ -51,6 +51,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include <omp.h>
 #include <pthread.h>
 
 extern "C" {
@@ -218,6 +219,11 @@ int faiss_search(struct vindex *vi, const float *query, size_t k,
 		pthread_rwlock_unlock(&f->lock);
 		return vindex_search(f->flat, query, k, filter, out_ids, out_scores, n_out, err);
 	}
+	/*
+	 * One query is too little work for OpenMP: its team only spins against
+	 * the other request threads. This thread's setting, not a global.
+	 */
+	omp_set_num_threads(1);
 	try {
 		std::vector<float> dist, vec(vi->dim);
 		std::vector<faiss::Index::idx_t> lab;
