@@ -31,15 +31,17 @@ import sys
 CACHE = os.path.expanduser("~/.cache/ragd/bench")
 
 
-def base_vectors(db, collection, out):
+def base_vectors(dbs, collections, out):
     if os.path.exists(out):
         return
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    (cid,) = con.execute("SELECT id FROM collections WHERE name = ?", (collection,)).fetchone()
     with open(out + ".tmp", "wb") as f:
-        for (blob,) in con.execute("SELECT embedding FROM chunks WHERE collection_id = ? "
-                                   "ORDER BY id", (cid,)):
-            f.write(blob)
+        for db, collection in zip(dbs, collections):
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            (cid,) = con.execute("SELECT id FROM collections WHERE name = ?",
+                                 (collection,)).fetchone()
+            for (blob,) in con.execute("SELECT embedding FROM chunks WHERE collection_id = ? "
+                                       "ORDER BY id", (cid,)):
+                f.write(blob)
     os.rename(out + ".tmp", out)
 
 
@@ -65,8 +67,9 @@ def query_vectors(ragd, model, pattern, limit, out):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--db", required=True)
-    ap.add_argument("--collection", required=True)
+    ap.add_argument("--db", required=True, action="append", help="a ragd.db (repeatable)")
+    ap.add_argument("--collection", required=True, action="append",
+                    help="the collection in the --db of the same position")
     ap.add_argument("--queries", required=True, help="queries.jsonl (a glob)")
     ap.add_argument("--name", required=True, help="cache file prefix")
     ap.add_argument("--max-queries", type=int, default=1000)
