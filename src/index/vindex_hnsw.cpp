@@ -34,6 +34,8 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include <fcntl.h>
@@ -53,6 +55,8 @@ extern "C" {
 
 #define HNSW_CAP_MIN 1024	  /* first capacity: resizeIndex copies everything */
 #define HNSW_FILTER_EXACT 4096	  /* candidates asked for before an exact filtered scan */
+#define HNSW_PARALLEL_MIN 256	  /* batches this large are inserted by several threads */
+#define HNSW_THREADS_MAX 4	  /* graph inserts contend on locks beyond this */
 
 namespace {
 
@@ -167,6 +171,43 @@ int hnsw_search(struct vindex *vi, const float *query, size_t k,
 	return 0;
 }
 
+/*
+ * Inserts a batch. hnswlib's addPoint is safe to call from several threads,
+ * and a graph build is CPU-bound, so a large batch of distinct ids is split
+ * across threads. A batch that repeats an id goes in order on one thread,
+ * so its last vector wins, as the contract asks. Caller holds lock
+ * exclusive.
+ */
+void insert(hnsw *h, const int64_t *ids, const float *vecs, size_t n)
+{
+	size_t dim = h->base.dim, n_threads = 1;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n >= HNSW_PARALLEL_MIN && cpus > 1) {
+		std::unordered_set<int64_t> seen(ids, ids + n);
+		if (seen.size() == n)
+			n_threads = std::min((size_t)cpus, (size_t)HNSW_THREADS_MAX);
+	}
+	std::vector<std::thread> threads;
+	std::vector<std::exception_ptr> errs(n_threads);
+	auto work = [&](size_t t) {
+		try {
+			for (size_t i = t; i < n; i += n_threads)
+				h->g->addPoint(vecs + i * dim, (hnswlib::labeltype)ids[i]);
+		} catch (...) {
+			errs[t] = std::current_exception();
+		}
+	};
+	for (size_t t = 1; t < n_threads; t++)
+		threads.emplace_back(work, t);
+	work(0);
+	for (auto &th : threads)
+		th.join();
+	for (auto &e : errs)
+		if (e)
+			std::rethrow_exception(e);
+}
+
 int hnsw_add(struct vindex *vi, const int64_t *ids, const float *vecs, size_t n,
 	     struct rag_err *err)
 {
@@ -194,12 +235,7 @@ int hnsw_add(struct vindex *vi, const int64_t *ids, const float *vecs, size_t n,
 		size_t need = h->g->cur_element_count + fresh;
 		if (need > h->g->max_elements_)
 			h->g->resizeIndex(std::max(need, 2 * h->g->max_elements_));
-		/*
-		 * A batch may repeat an id: hnswlib then updates in place, so the
-		 * last vector wins, as the contract asks.
-		 */
-		for (size_t i = 0; i < n; i++)
-			h->g->addPoint(vecs + i * dim, (hnswlib::labeltype)ids[i]);
+		insert(h, ids, vecs, n);
 	} catch (const std::bad_alloc &) {
 		rc = rag_err_set(err, RAG_ENOMEM, NULL, "out of memory growing the hnsw index");
 	} catch (const std::exception &e) {
