@@ -28,6 +28,8 @@ ensure_pytest() {
       { tail -5 "$logdir/pip.log" >&2; return 1; }
   fi
   PYTHON=$venv/bin/python
+  # The Chroma server the chroma index's unit tests start (tests/unit/test_chroma.c).
+  export RAGD_CHROMA_BIN=${RAGD_CHROMA_BIN:-$venv/bin/chroma}
 }
 
 run_ctest() { # build-dir label

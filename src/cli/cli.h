@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 struct cache;
+struct chroma_client;
 struct config;
 struct embedder;
 struct generator;
@@ -25,6 +26,7 @@ struct cli_app {
 	struct cache *cache; /* NULL for cache.backend none */
 	struct rag_engine *eng;
 	struct generator *gen; /* NULL: extractive answers */
+	struct chroma_client *chroma; /* for collections whose index type is "chroma" */
 	const char *args[CLI_MAX_ARGS]; /* positional arguments, borrowed from argv */
 	size_t n_args;
 };

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/sbuf.h"
 #include "core/rag_error.h"
+#include "index/chroma_client.h"
 #include "model/embedder.h"
 #include "model/generator.h"
 #include "rag/rag_answer.h"
@@ -47,6 +48,8 @@ static const char *common_key(const char *flag)
 		return "log.level";
 	if (strcmp(flag, "--model") == 0)
 		return "models.embedder";
+	if (strcmp(flag, "--chroma-url") == 0)
+		return "chroma.url";
 	return NULL;
 }
 
@@ -208,6 +211,7 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	struct config *cfg = app->cfg;
 	struct store_options so = store_default_options();
 	struct rag_engine_options ro;
+	struct chroma_client_options co;
 	struct rag_err err = { 0 };
 
 	app->store = store_sqlite_open(cfg->data_dir, &so, &err);
@@ -223,6 +227,15 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 		return 0;
 	if (open_cache(app) < 0)
 		return -1;
+	co = chroma_client_default_options();
+	co.url = cfg->chroma.url;
+	co.tenant = cfg->chroma.tenant;
+	co.database = cfg->chroma.database;
+	co.timeout_ms = cfg->chroma.timeout_ms;
+	co.connect_timeout_ms = cfg->chroma.connect_timeout_ms;
+	app->chroma = chroma_client_new(&co, &err); /* contacts nothing until used */
+	if (!app->chroma)
+		return die("bad Chroma settings", &err);
 	rag_engine_default_options(&ro);
 	ro.data_dir = cfg->data_dir;
 	ro.load_indexes = load_indexes;
@@ -234,6 +247,7 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	ro.cache = app->cache;
 	ro.cache_ttl_s = cfg->cache.ttl_s;
 	ro.embedding_ttl_s = cfg->cache.embedding_ttl_s;
+	ro.chroma = app->chroma;
 	app->eng = rag_engine_new(&ro, app->store, app->emb, &err);
 	if (!app->eng)
 		return die("cannot start the engine", &err);
@@ -329,6 +343,7 @@ void cli_app_release(struct cli_app *app)
 	rag_engine_free(app->eng);
 	cache_free(app->cache);
 	generator_free(app->gen);
+	chroma_client_free(app->chroma);
 	embedder_free(app->emb);
 	store_free(app->store);
 	config_free(app->cfg);

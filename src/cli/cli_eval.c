@@ -6,8 +6,10 @@
  * judged query in each mode, folds chunk hits into documents (a document
  * ranks where its best chunk does) and prints nDCG@10, Recall@100 and
  * MRR@10 per mode with ingest and query throughput. --json FILE writes the
- * same as {"dataset", "modes": {mode: {"ndcg@10", "recall@100", "mrr@10",
- * "qps"}}, "ingest": {"docs_per_s", "chunks_per_s"}}; --run FILE writes the
+ * same as {"dataset", "index", "modes": {mode: {"ndcg@10", "recall@100",
+ * "mrr@10", "qps"}}, "ingest": {"docs_per_s", "chunks_per_s"}}; --index
+ * TYPE (or a JSON index spec) picks the collection's vector index, e.g.
+ * "--index chroma --chroma-url http://127.0.0.1:8000"; --run FILE writes the
  * rankings as a TREC run (query Q0 doc rank score mode) for checking the
  * metrics against pytrec_eval.
  *
@@ -326,8 +328,9 @@ static int run_mode(struct rag_engine *eng, const char *collection, const struct
 	return 0;
 }
 
-static int write_json(const char *path, const struct dataset *ds, const struct mode_result *r,
-		      size_t n_modes, double docs_per_s, double chunks_per_s)
+static int write_json(const char *path, const struct dataset *ds, const char *index,
+		      const struct mode_result *r, size_t n_modes, double docs_per_s,
+		      double chunks_per_s)
 {
 	json_t *modes = json_object();
 	json_t *root;
@@ -338,9 +341,9 @@ static int write_json(const char *path, const struct dataset *ds, const struct m
 				    json_pack("{s:f, s:f, s:f, s:f}", "ndcg@10", r[m].ndcg,
 					      "recall@100", r[m].recall, "mrr@10", r[m].mrr, "qps",
 					      r[m].qps));
-	root = json_pack("{s:s, s:i, s:o, s:{s:f, s:f}}", "dataset", ds->name, "queries",
-			 (int)ds->n_queries, "modes", modes, "ingest", "docs_per_s", docs_per_s,
-			 "chunks_per_s", chunks_per_s);
+	root = json_pack("{s:s, s:i, s:o, s:o, s:{s:f, s:f}}", "dataset", ds->name, "queries",
+			 (int)ds->n_queries, "index", json_loads(index, 0, NULL), "modes", modes,
+			 "ingest", "docs_per_s", docs_per_s, "chunks_per_s", chunks_per_s);
 	rc = json_dump_file(root, path, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
 	json_decref(root);
 	if (rc < 0)
@@ -391,7 +394,7 @@ int cli_eval(int argc, char **argv)
 {
 	const char *dataset = NULL, *json_path = NULL, *run_path = NULL;
 	const char *modes_s = "lexical,dense,hybrid", *threads_s = "2", *fusion_s = "weighted";
-	const char *alpha_s = "0.5", *rrf_k_s = "60", *stemming = NULL;
+	const char *alpha_s = "0.5", *rrf_k_s = "60", *stemming = NULL, *index_s = NULL;
 	int reuse = 0;
 	const struct cli_flag flags[] = {
 		{ "--dataset", &dataset, NULL }, { "--json", &json_path, NULL },
@@ -399,11 +402,13 @@ int cli_eval(int argc, char **argv)
 		{ "--threads", &threads_s, NULL }, { "--fusion", &fusion_s, NULL },
 		{ "--alpha", &alpha_s, NULL },	   { "--rrf-k", &rrf_k_s, NULL },
 		{ "--stemming", &stemming, NULL }, { "--reuse", NULL, &reuse },
+		{ "--index", &index_s, NULL },
 		{ NULL, NULL, NULL },
 	};
+	struct sbuf index_json = SBUF_INIT;
 	struct mode_result results[EVAL_MAX_MODES] = { 0 };
 	enum rag_mode modes[EVAL_MAX_MODES];
-	struct rag_collection_spec spec = { "eval", NULL, 0, -1, NULL };
+	struct rag_collection_spec spec = { .name = "eval", .chunk_overlap = -1 };
 	struct dataset ds = { 0 };
 	struct cli_app app;
 	struct rag_err err = { 0 };
@@ -416,8 +421,8 @@ int cli_eval(int argc, char **argv)
 	if (cli_setup(&app, argc, argv, 2, flags) < 0 || !dataset || app.n_args) {
 		fprintf(stderr, "usage: ragd eval --dataset DIR [--modes lexical,dense,hybrid] "
 				"[--fusion rrf|weighted] [--alpha A] [--rrf-k K] [--json FILE] "
-				"[--run FILE] [--threads N] [--stemming porter] "
-				"[--data-dir DIR [--reuse]]\n");
+				"[--run FILE] [--threads N] [--stemming porter|none] "
+				"[--data-dir DIR [--reuse]] [--index TYPE|JSON] [--chroma-url URL]\n");
 		cli_app_release(&app);
 		return 2;
 	}
@@ -434,6 +439,15 @@ int cli_eval(int argc, char **argv)
 									     : "hybrid";
 		n_modes++;
 	}
+	/* --index chroma is {"type":"chroma"}; a JSON object is taken as it is. */
+	if (index_s && index_s[0] == '{')
+		sbuf_addstr(&index_json, index_s);
+	else if (index_s) {
+		sbuf_addstr(&index_json, "{\"type\":");
+		sbuf_add_json_str(&index_json, index_s, strlen(index_s));
+		sbuf_addch(&index_json, '}');
+	}
+	spec.index_json = index_s ? index_json.buf : NULL;
 	if (load(dataset, &ds) < 0 || ds.n_docs == 0 || ds.n_queries == 0) {
 		fprintf(stderr, "ragd eval: '%s' holds no BEIR corpus with judged queries\n", dataset);
 		goto out;
@@ -448,8 +462,8 @@ int cli_eval(int argc, char **argv)
 	if (cli_open(&app, 1, 1, 0) < 0)
 		goto out;
 	spec.stemming = stemming;
-	fprintf(stderr, "ragd eval: %s: %zu documents, %zu judged queries\n", ds.name, ds.n_docs,
-		ds.n_queries);
+	fprintf(stderr, "ragd eval: %s: %zu documents, %zu judged queries, index %s\n", ds.name,
+		ds.n_docs, ds.n_queries, index_s ? index_s : "flat");
 	if (reuse && !temp && reusable(app.eng, spec.name)) {
 		fprintf(stderr, "ragd eval: reusing the collection in '%s'\n", app.cfg->data_dir);
 	} else {
@@ -481,7 +495,8 @@ int cli_eval(int argc, char **argv)
 	}
 	printf("\ningest: %.1f documents/s, %.1f chunks/s; %zu judged queries\n", docs_per_s,
 	       chunks_per_s, ds.n_queries);
-	rc = json_path && write_json(json_path, &ds, results, n_modes, docs_per_s, chunks_per_s) < 0
+	rc = json_path && write_json(json_path, &ds, index_s ? index_json.buf : "{\"type\":\"flat\"}",
+				     results, n_modes, docs_per_s, chunks_per_s) < 0
 		     ? 1
 		     : 0;
 out:
@@ -497,5 +512,6 @@ out:
 		sbuf_release(&cmd);
 	}
 	dataset_release(&ds);
+	sbuf_release(&index_json);
 	return rc;
 }

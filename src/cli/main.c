@@ -16,7 +16,8 @@ static const char usage[] =
 	"  ingest FILE...        store files as documents (--collection NAME, --id ID)\n"
 	"  search QUERY          search (--collection NAME, --top-k K, --mode M, --json)\n"
 	"  embed TEXT...         print embeddings as JSON arrays\n"
-	"  eval --dataset DIR    retrieval quality on a BEIR dataset (--modes, --json FILE)\n"
+	"  eval --dataset DIR    retrieval quality on a BEIR dataset (--modes, --json FILE,\n"
+	"                        --index TYPE|JSON: the collection's vector index)\n"
 	"  version               print the version\n"
 	"\n"
 	"options for every command:\n"
@@ -26,6 +27,7 @@ static const char usage[] =
 	"  --host ADDR           address to listen on\n"
 	"  --model FILE          embedding model GGUF\n"
 	"  --log-level LEVEL     debug, info, warn or error\n"
+	"  --chroma-url URL      Chroma server of collections whose index type is chroma\n"
 	"  --set KEY=VALUE       any configuration key, e.g. --set chunking.size=200\n";
 
 int main(int argc, char **argv)

@@ -108,6 +108,11 @@ static const struct key keys[] = {
 	{ "cache.redis.timeout_ms", T_INT, F(cache.redis_timeout_ms), 1, 60000 },
 	{ "cache.redis.pool_size", T_INT, F(cache.redis_pool_size), 1, 1024 },
 	{ "cache.http_max_age_s", T_INT, F(cache.http_max_age_s), 0, 86400 },
+	{ "chroma.url", T_STR, F(chroma.url), 0, 0 },
+	{ "chroma.tenant", T_STR, F(chroma.tenant), 0, 0 },
+	{ "chroma.database", T_STR, F(chroma.database), 0, 0 },
+	{ "chroma.timeout_ms", T_INT, F(chroma.timeout_ms), 100, 600000 },
+	{ "chroma.connect_timeout_ms", T_INT, F(chroma.connect_timeout_ms), 10, 60000 },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -179,12 +184,18 @@ struct config *config_new(void)
 	cfg->cache.redis_url = strdup("redis://127.0.0.1:6379");
 	cfg->cache.redis_timeout_ms = 100;
 	cfg->cache.redis_pool_size = 8;
+	cfg->chroma.url = strdup("http://127.0.0.1:8000");
+	cfg->chroma.tenant = strdup("default_tenant");
+	cfg->chroma.database = strdup("default_database");
+	cfg->chroma.timeout_ms = 30000;
+	cfg->chroma.connect_timeout_ms = 2000;
 	if (!cfg->data_dir || !cfg->server.host || !cfg->models.embedder || !cfg->environment ||
 	    !cfg->log.file || !cfg->cache.backend || !cfg->cache.redis_url ||
 	    !cfg->models.generator || !cfg->rag.prompt_template ||
 	    !cfg->models.dir || !cfg->models.remote.chat_model || !cfg->models.remote.urls ||
 	    !cfg->models.remote.policy || !cfg->models.remote.embed_model ||
-	    !cfg->models.remote.health_path || !cfg->models.remote.api_key_env) {
+	    !cfg->models.remote.health_path || !cfg->models.remote.api_key_env ||
+	    !cfg->chroma.url || !cfg->chroma.tenant || !cfg->chroma.database) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -544,6 +555,10 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 		return rag_err_set(err, RAG_EINVAL, "models.remote.urls",
 				   "models.remote.urls: a model is 'remote' but no instance URL is "
 				   "given");
+	if (strncmp(cfg->chroma.url, "http://", 7) != 0 && strncmp(cfg->chroma.url, "https://", 8) != 0)
+		return rag_err_set(err, RAG_EINVAL, "chroma.url",
+				   "chroma.url: '%s' must start with http:// or https://",
+				   cfg->chroma.url);
 	if (cfg->chunking.overlap >= cfg->chunking.size)
 		return rag_err_set(err, RAG_EINVAL, "chunking.overlap",
 				   "chunking.overlap: %d must be less than chunking.size (%d)",

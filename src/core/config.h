@@ -66,6 +66,11 @@
  *   cache.redis.timeout_ms      100           1..60000 (connect and command)
  *   cache.redis.pool_size       8             1..1024 idle connections per node
  *   cache.http_max_age_s        0             0..86400 (Cache-Control on GETs)
+ *   chroma.url                  "http://127.0.0.1:8000"  (collections with index type "chroma")
+ *   chroma.tenant               "default_tenant"
+ *   chroma.database             "default_database"
+ *   chroma.timeout_ms           30000         100..600000
+ *   chroma.connect_timeout_ms   2000          10..60000
  *
  * Thread-safety: a config is built by one thread at start-up and is then
  * read-only; any number of threads may read a config nobody modifies.
@@ -156,6 +161,13 @@ struct config {
 		int redis_pool_size;
 		int http_max_age_s;
 	} cache;
+	struct {
+		char *url;
+		char *tenant;
+		char *database;
+		int timeout_ms;         /* a whole request to the Chroma server */
+		int connect_timeout_ms; /* its connection set-up */
+	} chroma;
 };
 
 /* A config holding the defaults (which validate), or NULL when out of

@@ -68,25 +68,30 @@ int http_ready(struct http_req *req, struct http_resp *resp)
 
 static json_t *collection_json(const struct rag_collection_info *info)
 {
-	return json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:I, s:I, s:I, s:I}", "name",
+	char index[512];
+
+	vindex_spec_json(&info->index, index, sizeof(index));
+	return json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:I, s:I, s:I, s:I, s:o}", "name",
 			 info->c.name, "embedding_model", info->c.embed_model, "dimensions",
 			 info->c.dim,
 			 "chunk_size", info->c.chunk_size, "chunk_overlap", info->c.chunk_overlap,
 			 "stemming", info->porter ? "porter" : "none",
 			 "created_at", (json_int_t)info->c.created_at, "seq",
 			 (json_int_t)info->c.seq, "vectors", (json_int_t)info->n_vectors,
-			 "index_bytes", (json_int_t)info->index_bytes);
+			 "index_bytes", (json_int_t)info->index_bytes, "index",
+			 json_loads(index, 0, NULL));
 }
 
 int http_collection_create(struct http_req *req, struct http_resp *resp)
 {
 	static const char *const allowed[] = { "name", "embedding_model", "chunk_size",
-					       "chunk_overlap", "stemming", NULL };
+					       "chunk_overlap", "stemming", "index", NULL };
 	struct rag_engine *eng = http_engine(req, resp);
 	struct rag_collection_spec spec = { 0 };
 	struct rag_collection_info info;
 	struct rag_err err = { 0 };
 	long long size = 0, overlap = -1;
+	char *index_json = NULL;
 	json_t *body;
 
 	if (!eng)
@@ -98,8 +103,10 @@ int http_collection_create(struct http_req *req, struct http_resp *resp)
 	    http_json_string(body, "embedding_model", 0, &spec.embedding_model, NULL, resp) < 0 ||
 	    http_json_string(body, "stemming", 0, &spec.stemming, NULL, resp) < 0 ||
 	    http_json_int(body, "chunk_size", 1, 1 << 20, &size, resp) < 0 ||
-	    http_json_int(body, "chunk_overlap", 0, 1 << 20, &overlap, resp) < 0)
+	    http_json_int(body, "chunk_overlap", 0, 1 << 20, &overlap, resp) < 0 ||
+	    http_json_object_text(body, "index", &index_json, resp) < 0)
 		goto out;
+	spec.index_json = index_json;
 	spec.chunk_size = (int)size;
 	spec.chunk_overlap = (int)overlap;
 	if (rag_collection_create(eng, req->ctx->tenant, &spec, &info, &err) < 0) {
@@ -109,6 +116,7 @@ int http_collection_create(struct http_req *req, struct http_resp *resp)
 	http_json_reply(resp, 201, collection_json(&info));
 	rag_collection_info_release(&info);
 out:
+	free(index_json);
 	json_decref(body);
 	return 0;
 }

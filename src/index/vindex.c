@@ -72,3 +72,8 @@ void vindex_free(struct vindex *vi)
 	if (vi)
 		vi->ops->free(vi);
 }
+
+int vindex_drop(struct vindex *vi, struct rag_err *err)
+{
+	return vi && vi->ops->drop ? vi->ops->drop(vi, err) : 0;
+}

@@ -26,6 +26,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct chroma_client;
 struct rag_err;
 struct vindex;
 
@@ -39,6 +44,14 @@ struct vindex;
 struct vindex_filter {
 	int (*keep)(void *ctx, int64_t id);
 	void *ctx;
+	/*
+	 * Optional hint: when ids is non-NULL, the n_ids ids (ascending) are
+	 * exactly those keep accepts. A backend that cannot call keep where the
+	 * vectors are (a remote index) may send a small set instead of
+	 * over-fetching; others ignore it. Borrowed for the call.
+	 */
+	const int64_t *ids;
+	size_t n_ids;
 };
 
 /*
@@ -59,6 +72,7 @@ struct vindex_ops {
 	int (*save)(struct vindex *vi, const char *path, uint64_t seq, struct rag_err *err);
 	int (*check)(struct vindex *vi, struct rag_err *err);
 	void (*free)(struct vindex *vi);
+	int (*drop)(struct vindex *vi, struct rag_err *err); /* optional: NULL = nothing kept */
 };
 
 /*
@@ -110,7 +124,8 @@ size_t vindex_remove(struct vindex *vi, const int64_t *ids, size_t n);
  * room for k entries; *n_out receives the number written, min(k, matches).
  * k == 0 or an empty index give *n_out == 0 and return 0. Returns 0,
  * RAG_EINVAL (NULL arguments, a NaN or infinite query component) or
- * RAG_ENOMEM.
+ * RAG_ENOMEM; a remote index also RAG_EBUSY (its server is down or did not
+ * answer in time) or RAG_EIO (it answered something unexpected).
  */
 int vindex_search(struct vindex *vi, const float *query, size_t k,
 		  const struct vindex_filter *filter, int64_t *out_ids, float *out_scores,
@@ -161,6 +176,15 @@ int vindex_check(struct vindex *vi, struct rag_err *err);
 void vindex_free(struct vindex *vi);
 
 /*
+ * Deletes what the index keeps outside this process (a remote index's
+ * collection on its server) for good, when the collection it serves is
+ * deleted; the object itself stays valid until vindex_free, but searches
+ * may fail. A no-op returning 0 for in-process indexes and for NULL.
+ * Returns 0 or the backend's error (RAG_EBUSY: the server is down).
+ */
+int vindex_drop(struct vindex *vi, struct rag_err *err);
+
+/*
  * Inner product of two dim-float vectors with the fastest kernel this CPU
  * supports (the same one searches use, so scores match exactly). Thread-safe.
  */
@@ -171,5 +195,78 @@ float vindex_dot(const float *a, const float *b, size_t dim);
  * Thread-safe on distinct vectors.
  */
 void vindex_normalize(float *v, size_t dim);
+
+/* --- choosing a backend per collection (vindex_factory.c) --- */
+
+#define VINDEX_TYPE_MAX 16     /* longest type name, NUL included */
+#define VINDEX_FACTORY_MAX 128 /* longest FAISS factory string, NUL included */
+#define VINDEX_REMOTE_NAME_MAX 128 /* a remote collection's name, NUL included */
+
+/*
+ * Which index a collection uses and its parameters. type is one of
+ * "flat" (exact f32 scan), "flat_int8" (int8 scan, top candidates re-scored
+ * in f32), "hnsw" (hnswlib graph: m, ef_construction, ef_search), "faiss"
+ * (a FAISS index_factory string, exact flat until the collection is large
+ * enough to train it) or "chroma" (a collection on a Chroma server, whose
+ * HNSW takes m, ef_construction and ef_search). Fields a type does not use are ignored but still
+ * range-checked. Plain data: copy freely.
+ */
+struct vindex_spec {
+	char type[VINDEX_TYPE_MAX];
+	size_t m;		/* hnsw: links per node, 2..128 */
+	size_t ef_construction; /* hnsw: candidate list while building, 8..4096 */
+	size_t ef_search;	/* hnsw: candidate list while searching, 1..4096 */
+	size_t rescore;		/* flat_int8, faiss: candidates re-scored in f32, 1..10000 */
+	size_t nprobe;		/* faiss IVF: lists visited per query, 1..65536 */
+	char factory[VINDEX_FACTORY_MAX]; /* faiss: e.g. "IVF1024,PQ48" */
+	/*
+	 * chroma: where the vectors live. Set by the engine at run time, never
+	 * part of the JSON form: the server (borrowed; must outlive the index)
+	 * and the collection's name on it (see vindex_chroma.c).
+	 */
+	struct chroma_client *chroma;
+	char chroma_collection[VINDEX_REMOTE_NAME_MAX];
+};
+
+/*
+ * Defaults: type "flat", m 16, ef_construction 200, ef_search 64 (also a
+ * faiss HNSW's efSearch), rescore 100, nprobe 16, factory "IVF1024,PQ48".
+ */
+struct vindex_spec vindex_spec_default(void);
+
+/*
+ * Checks a spec: a known type and every parameter in range (for faiss, that
+ * FAISS accepts the factory string for dim). Returns 0 or RAG_EINVAL whose
+ * field is "index.type", "index.m", "index.ef_construction",
+ * "index.ef_search", "index.rescore", "index.nprobe" or "index.factory".
+ */
+int vindex_spec_check(const struct vindex_spec *spec, size_t dim, struct rag_err *err);
+
+/*
+ * The spec as a JSON object, e.g. {"type":"hnsw","m":16,"ef_construction":200,
+ * "ef_search":64}, holding only the fields its type uses. Writes at most len
+ * bytes (NUL included) to buf; returns the length it needed, like snprintf.
+ */
+size_t vindex_spec_json(const struct vindex_spec *spec, char *buf, size_t len);
+
+/*
+ * A new empty index of spec's type for dim-float vectors. Returns NULL with
+ * err set (RAG_EINVAL for a bad spec or dim, RAG_ENOMEM). Caller frees with
+ * vindex_free.
+ */
+struct vindex *vindex_create(const struct vindex_spec *spec, size_t dim, struct rag_err *err);
+
+/*
+ * vindex_load, then checks the snapshot holds an index of spec's type (a
+ * hnsw snapshot also keeps its m and ef_construction; ef_search is taken
+ * from spec). A snapshot of another type is rejected with RAG_EINVAL like a
+ * corrupt one, so the caller rebuilds.
+ */
+struct vindex *vindex_open(const struct vindex_spec *spec, const char *path, size_t dim,
+			   uint64_t *seq_out, struct rag_err *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -37,7 +37,7 @@
 #define FLAT_TABLE_MIN 16	    /* smallest hash table, a power of two */
 #define FLAT_PARALLEL_MIN 50000	    /* below this a scan takes < ~5 ms: not worth threads */
 
-static const struct vindex_ops flat_ops;
+static const struct vindex_ops flat_ops, flat_int8_ops;
 
 static uint64_t hash_id(int64_t id)
 {
@@ -138,6 +138,16 @@ static int reserve(struct flat *f, size_t extra, struct rag_err *err)
 		if (!vecs)
 			goto nomem;
 		f->vecs = vecs;
+		if (f->q) {
+			int8_t *q = realloc(f->q, cap * dim);
+			if (!q)
+				goto nomem;
+			f->q = q;
+			float *qs = realloc(f->qscale, cap * sizeof(*qs));
+			if (!qs)
+				goto nomem;
+			f->qscale = qs;
+		}
 		f->cap = cap;
 	}
 	if (2 * need > f->table_cap && table_build(f, need, NULL) < 0)
@@ -178,6 +188,9 @@ static int flat_add(struct vindex *vi, const int64_t *ids, const float *vecs, si
 			f->table[b] = (uint32_t)slot;
 		}
 		memcpy(f->vecs + slot * dim, vecs + i * dim, dim * sizeof(float));
+		if (f->q)
+			vindex_flat_quantize(vecs + i * dim, dim, f->q + slot * dim,
+					     &f->qscale[slot]);
 	}
 	pthread_rwlock_unlock(&f->lock);
 	return rc;
@@ -201,6 +214,10 @@ static size_t flat_remove(struct vindex *vi, const int64_t *ids, size_t n)
 			f->table[probe(f, f->ids[last])] = (uint32_t)slot;
 			f->ids[slot] = f->ids[last];
 			memcpy(f->vecs + slot * dim, f->vecs + last * dim, dim * sizeof(float));
+			if (f->q) {
+				memcpy(f->q + slot * dim, f->q + last * dim, dim);
+				f->qscale[slot] = f->qscale[last];
+			}
 		}
 		f->n--;
 		removed++;
@@ -226,6 +243,8 @@ static size_t flat_memory(struct vindex *vi)
 	pthread_rwlock_rdlock(&f->lock);
 	size_t bytes = sizeof(*f) + f->cap * (sizeof(int64_t) + vi->dim * sizeof(float)) +
 		       f->table_cap * sizeof(uint32_t);
+	if (f->q)
+		bytes += f->cap * (vi->dim + sizeof(float));
 	pthread_rwlock_unlock(&f->lock);
 	return bytes;
 }
@@ -235,8 +254,9 @@ static int flat_save(struct vindex *vi, const char *path, uint64_t seq, struct r
 	struct flat *f = (struct flat *)vi;
 
 	pthread_rwlock_rdlock(&f->lock);
-	int rc = vindex_snapshot_write(path, VINDEX_SNAPSHOT_KIND_FLAT, vi->dim, f->n, f->ids,
-				       f->vecs, seq, err);
+	uint32_t kind = f->q ? VINDEX_SNAPSHOT_KIND_FLAT_INT8 : VINDEX_SNAPSHOT_KIND_FLAT;
+	int rc = vindex_snapshot_write(path, kind, vi->dim, f->n, f->ids,
+				       f->vecs, f->n * vi->dim * sizeof(float), seq, err);
 	pthread_rwlock_unlock(&f->lock);
 	return rc;
 }
@@ -283,8 +303,41 @@ static void flat_free(struct vindex *vi)
 	free(f->ids);
 	free(f->vecs);
 	free(f->table);
+	free(f->q);
+	free(f->qscale);
 	free(f);
 }
+
+size_t vindex_flat_slot(const struct flat *f, int64_t id)
+{
+	size_t b = probe(f, id);
+
+	return f->table[b] == FLAT_SLOT_EMPTY ? SIZE_MAX : f->table[b];
+}
+
+int vindex_flat_get(struct vindex *vi, int64_t id, float *out)
+{
+	struct flat *f = (struct flat *)vi;
+
+	pthread_rwlock_rdlock(&f->lock);
+	size_t slot = vindex_flat_slot(f, id);
+	if (slot != SIZE_MAX)
+		memcpy(out, f->vecs + slot * vi->dim, vi->dim * sizeof(float));
+	pthread_rwlock_unlock(&f->lock);
+	return slot == SIZE_MAX ? RAG_ENOTFOUND : 0;
+}
+
+static const struct vindex_ops flat_int8_ops = {
+	.name = "flat_int8",
+	.add = flat_add,
+	.remove = flat_remove,
+	.search = vindex_flat_search,
+	.count = flat_count,
+	.memory = flat_memory,
+	.save = flat_save,
+	.check = flat_check,
+	.free = flat_free,
+};
 
 static const struct vindex_ops flat_ops = {
 	.name = "flat",
@@ -376,4 +429,39 @@ struct vindex *vindex_flat_adopt(size_t dim, size_t n, int64_t *ids, float *vecs
 		return NULL;
 	}
 	return vi;
+}
+
+/* Turns a flat index into the int8 variant: quantises what it holds. */
+static struct vindex *make_int8(struct vindex *vi, size_t rescore, struct rag_err *err)
+{
+	struct flat *f = (struct flat *)vi;
+	size_t cap = f->cap ? f->cap : 1, dim = vi->dim;
+
+	f->q = malloc(cap * dim);
+	f->qscale = malloc(cap * sizeof(*f->qscale));
+	if (!f->q || !f->qscale) {
+		vindex_free(vi);
+		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory quantising %zu vectors", f->n);
+		return NULL;
+	}
+	for (size_t s = 0; s < f->n; s++)
+		vindex_flat_quantize(f->vecs + s * dim, dim, f->q + s * dim, &f->qscale[s]);
+	f->rescore = rescore ? rescore : FLAT_RESCORE_DEFAULT;
+	f->base.ops = &flat_int8_ops;
+	return vi;
+}
+
+struct vindex *vindex_flat_int8_new(size_t dim, size_t rescore)
+{
+	struct vindex *vi = vindex_flat_new(dim);
+
+	return vi ? make_int8(vi, rescore, NULL) : NULL;
+}
+
+struct vindex *vindex_flat_int8_adopt(size_t dim, size_t rescore, size_t n, int64_t *ids,
+				      float *vecs, struct rag_err *err)
+{
+	struct vindex *vi = vindex_flat_adopt(dim, n, ids, vecs, err);
+
+	return vi ? make_int8(vi, rescore, err) : NULL;
 }

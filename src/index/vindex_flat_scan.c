@@ -43,6 +43,8 @@ struct topk {
 struct scan {
 	const struct flat *f;
 	const float *query;
+	const int8_t *qq; /* the query quantised (flat_int8), else NULL */
+	float qscale;
 	const struct vindex_filter *filter;
 	size_t lo, hi;
 	struct topk top;
@@ -93,7 +95,11 @@ static void scan_range(struct scan *s)
 
 	for (size_t r = s->lo; r < s->hi; r += FLAT_BLOCK) {
 		size_t m = s->hi - r < FLAT_BLOCK ? s->hi - r : FLAT_BLOCK;
-		f->kernel->dot_many(s->query, f->vecs + r * dim, m, dim, scores);
+		if (s->qq)
+			vindex_flat_dot_many_i8(s->qq, s->qscale, f->q + r * dim, f->qscale + r, m,
+						dim, scores);
+		else
+			f->kernel->dot_many(s->query, f->vecs + r * dim, m, dim, scores);
 		for (size_t i = 0; i < m; i++) {
 			float sc = isnan(scores[i]) ? -INFINITY : scores[i];
 			int64_t id = f->ids[r + i];
@@ -130,7 +136,9 @@ int vindex_flat_search(struct vindex *vi, const float *query, size_t k,
 	pthread_t tids[FLAT_THREADS_MAX];
 	int started[FLAT_THREADS_MAX] = { 0 };
 	struct hit *hits = NULL;
-	size_t n_threads = 1, n_hits = 0;
+	int8_t *qq = NULL;
+	float qscale = 0.0f;
+	size_t n_threads = 1, n_hits = 0, k_out;
 
 	if (!n_out)
 		return rag_err_set(err, RAG_EINVAL, NULL, "vindex_search: NULL n_out");
@@ -149,6 +157,18 @@ int vindex_flat_search(struct vindex *vi, const float *query, size_t k,
 		k = f->n;
 	if (k == 0)
 		goto out;
+	k_out = k;
+	if (f->q) {
+		/* flat_int8: scan for the best rescore candidates, re-score them below. */
+		qq = malloc(vi->dim);
+		if (!qq) {
+			pthread_rwlock_unlock(&f->lock);
+			return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory for a query");
+		}
+		vindex_flat_quantize(query, vi->dim, qq, &qscale);
+		if (k < f->rescore)
+			k = f->rescore < f->n ? f->rescore : f->n;
+	}
 	if (f->n >= f->opts.parallel_min && f->opts.scan_threads > 1) {
 		n_threads = f->opts.scan_threads;
 		if (n_threads > FLAT_THREADS_MAX)
@@ -157,6 +177,7 @@ int vindex_flat_search(struct vindex *vi, const float *query, size_t k,
 	hits = malloc(n_threads * k * sizeof(*hits));
 	if (!hits) {
 		pthread_rwlock_unlock(&f->lock);
+		free(qq);
 		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory for top-%zu results", k);
 	}
 	/* Ranges are whole blocks so each thread calls the kernel on full blocks. */
@@ -164,7 +185,8 @@ int vindex_flat_search(struct vindex *vi, const float *query, size_t k,
 	for (size_t t = 0; t < n_threads; t++) {
 		size_t lo = blocks * t / n_threads * FLAT_BLOCK;
 		size_t hi = blocks * (t + 1) / n_threads * FLAT_BLOCK;
-		scans[t] = (struct scan){ .f = f, .query = query, .filter = filter,
+		scans[t] = (struct scan){ .f = f, .query = query, .qq = qq, .qscale = qscale,
+					  .filter = filter,
 					  .lo = lo < f->n ? lo : f->n, .hi = hi < f->n ? hi : f->n,
 					  .top = { .h = hits + t * k, .n = 0, .k = k } };
 	}
@@ -187,9 +209,16 @@ int vindex_flat_search(struct vindex *vi, const float *query, size_t k,
 		memmove(hits + n_hits, scans[t].top.h, scans[t].top.n * sizeof(*hits));
 		n_hits += scans[t].top.n;
 	}
+	if (qq) {
+		for (size_t i = 0; i < n_hits; i++) {
+			size_t slot = vindex_flat_slot(f, hits[i].id);
+			float sc = f->kernel->dot(query, f->vecs + slot * vi->dim, vi->dim);
+			hits[i].score = isnan(sc) ? -INFINITY : sc;
+		}
+	}
 	qsort(hits, n_hits, sizeof(*hits), cmp_best_first);
-	if (n_hits > k)
-		n_hits = k;
+	if (n_hits > k_out)
+		n_hits = k_out;
 	for (size_t i = 0; i < n_hits; i++) {
 		out_ids[i] = hits[i].id;
 		if (out_scores)
@@ -199,5 +228,6 @@ int vindex_flat_search(struct vindex *vi, const float *query, size_t k,
 out:
 	pthread_rwlock_unlock(&f->lock);
 	free(hits);
+	free(qq);
 	return 0;
 }

@@ -1,5 +1,7 @@
 /*
- * Vector index snapshots: an atomic write and a validating load.
+ * Vector index snapshots: an atomic write and a validating read. The
+ * backend named by the header's kind then checks its own payload
+ * (vindex_factory.c dispatches).
  *
  * A snapshot only saves a rebuild from the store, so the loader trusts
  * nothing: every header field is range-checked, the file length must equal
@@ -21,7 +23,6 @@
  */
 #include "index/vindex_snapshot.h"
 #include "index/vindex.h"
-#include "index/vindex_flat.h"
 #include "core/rag_error.h"
 
 #include <errno.h>
@@ -138,8 +139,8 @@ static int fsync_dir(const char *path)
 }
 
 int vindex_snapshot_write(const char *path, uint32_t kind, size_t dim, size_t n,
-			  const int64_t *ids, const float *vecs, uint64_t seq,
-			  struct rag_err *err)
+			  const int64_t *ids, const void *payload, size_t payload_len,
+			  uint64_t seq, struct rag_err *err)
 {
 	unsigned char hdr[SNAP_HEADER_LEN];
 	uint32_t version = VINDEX_SNAPSHOT_VERSION;
@@ -156,7 +157,7 @@ int vindex_snapshot_write(const char *path, uint32_t kind, size_t dim, size_t n,
 	memcpy(hdr + 16, &d, 8);
 	memcpy(hdr + 24, &count, 8);
 	memcpy(hdr + 32, &seq, 8);
-	sum = file_sum(hdr, ids, n * sizeof(*ids), vecs, n * dim * sizeof(*vecs));
+	sum = file_sum(hdr, ids, n * sizeof(*ids), payload, payload_len);
 	memcpy(hdr + SNAP_SUM_OFFSET, &sum, 8);
 
 	step = "create";
@@ -165,7 +166,7 @@ int vindex_snapshot_write(const char *path, uint32_t kind, size_t dim, size_t n,
 		goto fail;
 	step = "write";
 	if (write_all(fd, hdr, sizeof(hdr)) < 0 || write_all(fd, ids, n * sizeof(*ids)) < 0 ||
-	    write_all(fd, vecs, n * dim * sizeof(*vecs)) < 0)
+	    write_all(fd, payload, payload_len) < 0)
 		goto fail_close;
 	step = "fsync";
 	if (fsync(fd) < 0)
@@ -200,37 +201,33 @@ fail:
 /* Rejects a file with a message naming it and what is wrong with it. */
 #define BAD(...)                                                               \
 	do {                                                                   \
-		rag_err_set(err, RAG_EINVAL, NULL, __VA_ARGS__);               \
+		rc = rag_err_set(err, RAG_EINVAL, NULL, __VA_ARGS__);          \
 		goto cleanup;                                                  \
 	} while (0)
 
-struct vindex *vindex_load(const char *path, size_t expect_dim, uint64_t *seq_out,
-			   struct rag_err *err)
+int vindex_snapshot_read(const char *path, size_t expect_dim, struct vindex_snapshot *out,
+			 struct rag_err *err)
 {
 	unsigned char hdr[SNAP_HEADER_LEN];
 	uint32_t version, kind;
 	uint64_t dim, n, seq, sum;
 	int64_t *ids = NULL;
-	float *vecs = NULL;
-	struct vindex *vi = NULL;
+	void *payload = NULL;
 	char ebuf[128];
 	struct stat st;
-	int fd = -1;
+	int fd = -1, rc = 0;
 
-	if (!path) {
-		rag_err_set(err, RAG_EINVAL, NULL, "vindex_load: NULL path");
-		return NULL;
-	}
+	memset(out, 0, sizeof(*out));
+	if (!path)
+		return rag_err_set(err, RAG_EINVAL, NULL, "vindex_load: NULL path");
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rag_err_set(err, errno == ENOENT ? RAG_ENOTFOUND : RAG_EIO, NULL,
-			    "cannot open vector snapshot '%s': %s", path,
-			    errstr(errno, ebuf, sizeof(ebuf)));
-		return NULL;
-	}
+	if (fd < 0)
+		return rag_err_set(err, errno == ENOENT ? RAG_ENOTFOUND : RAG_EIO, NULL,
+				   "cannot open vector snapshot '%s': %s", path,
+				   errstr(errno, ebuf, sizeof(ebuf)));
 	if (fstat(fd, &st) < 0) {
-		rag_err_set(err, RAG_EIO, NULL, "cannot stat vector snapshot '%s': %s", path,
-			    errstr(errno, ebuf, sizeof(ebuf)));
+		rc = rag_err_set(err, RAG_EIO, NULL, "cannot stat vector snapshot '%s': %s", path,
+				 errstr(errno, ebuf, sizeof(ebuf)));
 		goto cleanup;
 	}
 	if (st.st_size < SNAP_HEADER_LEN)
@@ -249,53 +246,59 @@ struct vindex *vindex_load(const char *path, size_t expect_dim, uint64_t *seq_ou
 	if (version != VINDEX_SNAPSHOT_VERSION)
 		BAD("vector snapshot '%s' has format version %u; this build reads %u", path,
 		    (unsigned)version, (unsigned)VINDEX_SNAPSHOT_VERSION);
-	if (kind != VINDEX_SNAPSHOT_KIND_FLAT)
-		BAD("vector snapshot '%s' holds unknown index kind %u", path, (unsigned)kind);
 	if (dim == 0 || dim > VINDEX_DIM_MAX)
 		BAD("vector snapshot '%s' has invalid dimension %llu", path,
 		    (unsigned long long)dim);
 	if (expect_dim && dim != expect_dim)
 		BAD("vector snapshot '%s' has dimension %llu, expected %zu", path,
 		    (unsigned long long)dim, expect_dim);
-	uint64_t row = sizeof(int64_t) + dim * sizeof(float);
 	uint64_t body = (uint64_t)st.st_size - SNAP_HEADER_LEN;
-	if (n > body / row || n * row != body)
+	if (n > body / sizeof(int64_t))
+		BAD("vector snapshot '%s' is %lld bytes, too short for %llu ids", path,
+		    (long long)st.st_size, (unsigned long long)n);
+	size_t payload_len = body - n * sizeof(int64_t);
+	/* The flat kinds' payload is the vectors: check the length before reading. */
+	if ((kind == VINDEX_SNAPSHOT_KIND_FLAT || kind == VINDEX_SNAPSHOT_KIND_FLAT_INT8) &&
+	    (n > body / (sizeof(int64_t) + dim * sizeof(float)) ||
+	     payload_len != n * dim * sizeof(float)))
 		BAD("vector snapshot '%s' is %lld bytes, but %llu vectors of dimension %llu need "
 		    "%llu",
 		    path, (long long)st.st_size, (unsigned long long)n, (unsigned long long)dim,
-		    n > body / row ? 0ULL : (unsigned long long)(SNAP_HEADER_LEN + n * row));
+		    (unsigned long long)(SNAP_HEADER_LEN + n * (sizeof(int64_t) + dim * sizeof(float))));
 	ids = malloc(n ? n * sizeof(*ids) : 1);
-	vecs = malloc(n ? n * dim * sizeof(*vecs) : 1);
-	if (!ids || !vecs) {
-		rag_err_set(err, RAG_ENOMEM, NULL,
-			    "out of memory loading %llu vectors from snapshot '%s'",
-			    (unsigned long long)n, path);
+	payload = malloc(payload_len ? payload_len : 1);
+	if (!ids || !payload) {
+		rc = rag_err_set(err, RAG_ENOMEM, NULL,
+				 "out of memory loading %llu vectors from snapshot '%s'",
+				 (unsigned long long)n, path);
 		goto cleanup;
 	}
-	if (read_all(fd, ids, n * sizeof(*ids)) < 0 ||
-	    read_all(fd, vecs, n * dim * sizeof(*vecs)) < 0)
+	if (read_all(fd, ids, n * sizeof(*ids)) < 0 || read_all(fd, payload, payload_len) < 0)
 		goto io_error;
-	if (file_sum(hdr, ids, n * sizeof(*ids), vecs, n * dim * sizeof(*vecs)) != sum)
+	if (file_sum(hdr, ids, n * sizeof(*ids), payload, payload_len) != sum)
 		BAD("vector snapshot '%s' is corrupt: checksum mismatch", path);
-	vi = vindex_flat_adopt(dim, n, ids, vecs, err);
-	ids = NULL; /* adopted, or freed by the failed adopt */
-	vecs = NULL;
-	if (!vi && err) {
-		char inner[RAG_ERR_MSG_MAX];
-		memcpy(inner, err->msg, sizeof(inner));
-		rag_err_reset(err, err->code, NULL, "vector snapshot '%s' is invalid: %s", path,
-			      inner);
-	}
-	if (vi && seq_out)
-		*seq_out = seq;
+	*out = (struct vindex_snapshot){ .kind = kind, .dim = dim, .n = n, .seq = seq,
+					 .ids = ids, .payload = payload,
+					 .payload_len = payload_len };
+	ids = NULL;
+	payload = NULL;
 	goto cleanup;
 
 io_error:
-	rag_err_set(err, errno ? RAG_EIO : RAG_EINVAL, NULL, "cannot read vector snapshot '%s': %s",
-		    path, errstr(errno, ebuf, sizeof(ebuf)));
+	rc = rag_err_set(err, errno ? RAG_EIO : RAG_EINVAL, NULL,
+			 "cannot read vector snapshot '%s': %s", path,
+			 errstr(errno, ebuf, sizeof(ebuf)));
 cleanup:
 	free(ids);
-	free(vecs);
+	free(payload);
 	close(fd);
-	return vi;
+	return rc;
+}
+
+void vindex_snapshot_release(struct vindex_snapshot *snap)
+{
+	free(snap->ids);
+	free(snap->payload);
+	snap->ids = NULL;
+	snap->payload = NULL;
 }

@@ -123,6 +123,11 @@ static struct rag_coll *coll_open(struct rag_engine *eng, struct store_collectio
 	pthread_mutex_init(&coll->apply_mu, NULL);
 	/* config_json is written by rag_collection_create alone: a fixed shape. */
 	coll->porter = coll->c.config_json && strstr(coll->c.config_json, "\"stemming\":\"porter\"");
+	if (rag_coll_index_spec(coll->c.config_json, &coll->ispec, err) < 0) {
+		rag_coll_unref(coll);
+		return NULL;
+	}
+	rag_coll_index_place(eng, coll);
 	atomic_init(&coll->applied_seq, 0);
 	atomic_init(&coll->caught_up_ms, rag_wall_ms());
 	if (eng->opts.load_indexes && rag_index_load(eng, coll, err) < 0) {
@@ -181,11 +186,11 @@ static void registry_remove(struct rag_engine *eng, const char *tenant, const ch
 	sbuf_release(&key);
 }
 
-struct rag_coll *rag_coll_acquire(struct rag_engine *eng, const char *tenant, const char *name,
-				  struct rag_err *err)
+/* The registered collection with a reference for the caller, or NULL. */
+static struct rag_coll *registry_get(struct rag_engine *eng, const char *tenant,
+				     const char *name)
 {
 	struct sbuf key = SBUF_INIT;
-	struct store_collection c;
 	struct rag_coll *coll;
 
 	key_of(&key, tenant, name);
@@ -195,12 +200,32 @@ struct rag_coll *rag_coll_acquire(struct rag_engine *eng, const char *tenant, co
 		atomic_fetch_add(&coll->refs, 1);
 	pthread_rwlock_unlock(&eng->lock);
 	sbuf_release(&key);
+	return coll;
+}
+
+struct rag_coll *rag_coll_acquire(struct rag_engine *eng, const char *tenant, const char *name,
+				  struct rag_err *err)
+{
+	struct rag_coll *coll = registry_get(eng, tenant, name);
+	struct store_collection c;
+
 	if (coll)
 		return coll;
-	if (store_collection_get(eng->store, tenant, name, &c, err) < 0)
-		return NULL;
-	coll = coll_open(eng, &c, err);
-	return coll ? registry_insert(eng, coll) : NULL;
+	/*
+	 * Collections are opened one at a time, looking again once open_mu is
+	 * held: two threads opening the same collection would each build its
+	 * index, and a remote index is built by emptying the one collection on
+	 * its server that both would share.
+	 */
+	pthread_mutex_lock(&eng->open_mu);
+	coll = registry_get(eng, tenant, name);
+	if (!coll && store_collection_get(eng->store, tenant, name, &c, err) == 0) {
+		coll = coll_open(eng, &c, err);
+		if (coll)
+			coll = registry_insert(eng, coll);
+	}
+	pthread_mutex_unlock(&eng->open_mu);
+	return coll;
 }
 
 const char *rag_engine_model(struct rag_engine *eng)
@@ -294,6 +319,7 @@ static void follow_once(struct rag_engine *eng)
 		char *path = rag_index_path(eng, seen[i]->c.id);
 
 		registry_remove(eng, seen[i]->c.tenant, seen[i]->c.name, seen[i]->c.id);
+		rag_index_drop(seen[i]);
 		if (path)
 			unlink(path);
 		free(path);
@@ -361,6 +387,7 @@ struct rag_engine *rag_engine_new(const struct rag_engine_options *opts, struct 
 	eng->store = store;
 	eng->emb = emb;
 	pthread_rwlock_init(&eng->lock, NULL);
+	pthread_mutex_init(&eng->open_mu, NULL);
 	pthread_mutex_init(&eng->stop_mu, NULL);
 	pthread_cond_init(&eng->stop_cond, NULL);
 	eng->colls = hashmap_new(16);
@@ -425,6 +452,7 @@ void rag_engine_free(struct rag_engine *eng)
 		hashmap_free(eng->colls);
 	}
 	pthread_rwlock_destroy(&eng->lock);
+	pthread_mutex_destroy(&eng->open_mu);
 	pthread_mutex_destroy(&eng->stop_mu);
 	pthread_cond_destroy(&eng->stop_cond);
 	free(eng->index_dir);

@@ -18,10 +18,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "index/vindex.h"
 #include "store/store.h"
 
 struct rag_err;
 struct cache;
+struct chroma_client;
 struct embedder;
 struct rag_engine;
 
@@ -36,6 +38,11 @@ struct rag_engine_options {
 	struct cache *cache;    /* query embeddings and search results; NULL = none; borrowed */
 	int cache_ttl_s;        /* search results (and answers) */
 	int embedding_ttl_s;    /* query embeddings: no write changes them */
+	/*
+	 * The Chroma server of collections whose index type is "chroma"
+	 * (borrowed: must outlive the engine); NULL refuses such collections.
+	 */
+	struct chroma_client *chroma;
 };
 
 void rag_engine_default_options(struct rag_engine_options *opts);
@@ -75,12 +82,19 @@ struct rag_collection_spec {
 	int chunk_size;              /* 0 = default */
 	int chunk_overlap;           /* < 0 = default */
 	const char *stemming;        /* "porter" (NULL: the default) or "none" (lexical search) */
+	/*
+	 * NULL (a flat index), or the JSON text of an object such as
+	 * {"type":"hnsw","m":16,"ef_construction":200,"ef_search":64}: see
+	 * struct vindex_spec. Absent fields take vindex_spec_default's values.
+	 */
+	const char *index_json;
 };
 
 /* A collection as clients see it; strings owned, rag_collection_info_release(). */
 struct rag_collection_info {
 	struct store_collection c;
 	int porter;           /* lexical search stems words */
+	struct vindex_spec index; /* the vector index the collection uses */
 	size_t n_vectors;     /* in this instance's index */
 	size_t index_bytes;   /* memory the index takes */
 	int64_t applied_seq;  /* change-log position of the index */
@@ -89,7 +103,8 @@ struct rag_collection_info {
 /*
  * Creates a collection. RAG_EINVAL naming the field for a bad name
  * (1-64 of [A-Za-z0-9_.-], starting alphanumeric), an unknown model or
- * chunk sizes outside the model's window; RAG_ECONFLICT if it exists.
+ * chunk sizes outside the model's window, an index spec that is not valid
+ * (field "index" or "index.<key>"); RAG_ECONFLICT if it exists.
  */
 int rag_collection_create(struct rag_engine *eng, const char *tenant,
 			  const struct rag_collection_spec *spec, struct rag_collection_info *out,

@@ -109,6 +109,31 @@ static void add_buf_free(struct add_buf *b)
 	free(b);
 }
 
+void rag_coll_index_place(struct rag_engine *eng, struct rag_coll *coll)
+{
+	char *name = coll->ispec.chroma_collection;
+	size_t len = sizeof(coll->ispec.chroma_collection);
+
+	coll->ispec.chroma = eng->opts.chroma;
+	/*
+	 * Chroma names are [A-Za-z0-9._-], start and end alphanumeric, and may
+	 * not hold "..": the id ends it, and dots (ours may repeat) become '_'.
+	 */
+	snprintf(name, len, "ragd-%s-%" PRId64, coll->c.name, coll->c.id);
+	for (char *p = name; *p; p++)
+		if (*p == '.')
+			*p = '_';
+}
+
+void rag_index_drop(struct rag_coll *coll)
+{
+	struct rag_err err = { 0 };
+
+	if (vindex_drop(coll->vi, &err) < 0)
+		log_warn("collection '%s' deleted, but not its vector index: %s", coll->c.name,
+			 err.msg);
+}
+
 char *rag_index_path(struct rag_engine *eng, int64_t collection_id)
 {
 	struct sbuf sb = SBUF_INIT;
@@ -125,8 +150,8 @@ char *rag_index_path(struct rag_engine *eng, int64_t collection_id)
 static int rebuild(struct rag_engine *eng, struct rag_coll *coll, int keep_vectors,
 		   int64_t *seq_out, struct rag_err *err)
 {
-	struct vindex *vi = keep_vectors ? NULL : vindex_flat_new((size_t)coll->c.dim);
-	struct lexical *lx = lexical_new(coll->porter, err);
+	struct vindex *vi = keep_vectors ? NULL : vindex_create(&coll->ispec, (size_t)coll->c.dim, err);
+	struct lexical *lx = (vi || keep_vectors) ? lexical_new(coll->porter, err) : NULL;
 	struct add_buf *b = (vi || keep_vectors) && lx
 				    ? add_buf_new(vi, lx, (size_t)coll->c.dim, err)
 				    : NULL;
@@ -135,7 +160,8 @@ static int rebuild(struct rag_engine *eng, struct rag_coll *coll, int keep_vecto
 	if (!b) {
 		vindex_free(vi);
 		lexical_free(lx);
-		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory building an index");
+		return rag_err_set(err, RAG_ENOMEM, NULL, "cannot build the index of collection '%s'",
+				   coll->c.name);
 	}
 	rc = store_chunks_scan(eng->store, coll->c.id, add_cb, b, seq_out, err);
 	if (rc == 0)
@@ -169,7 +195,7 @@ int rag_index_load(struct rag_engine *eng, struct rag_coll *coll, struct rag_err
 
 	pthread_mutex_lock(&coll->apply_mu);
 	if (path && access(path, F_OK) == 0)
-		vi = vindex_load(path, (size_t)coll->c.dim, &seq, &lerr);
+		vi = vindex_open(&coll->ispec, path, (size_t)coll->c.dim, &seq, &lerr);
 	if (vi && (int64_t)seq <= coll->c.seq) {
 		/*
 		 * The lexical index is rebuilt from a scan at a seq at or after

@@ -34,6 +34,7 @@ struct rag_coll {
 	struct vindex *vi;         /* NULL when the engine loads no indexes */
 	struct lexical *lx;        /* BM25 over the chunk texts; NULL with vi */
 	int porter;                /* from config_json: the lexical index stems */
+	struct vindex_spec ispec;  /* from config_json: which vector index */
 	pthread_mutex_t apply_mu;
 	_Atomic int64_t applied_seq;
 	_Atomic int64_t caught_up_ms; /* wall clock (unix ms) when applied_seq last equalled the store */
@@ -48,6 +49,7 @@ struct rag_engine {
 
 	pthread_rwlock_t lock;  /* guards colls */
 	struct hashmap *colls;  /* "tenant\x1fname" -> struct rag_coll * */
+	pthread_mutex_t open_mu; /* one collection is opened (index built) at a time */
 
 	pthread_t follower;
 	int has_follower;
@@ -62,6 +64,13 @@ struct rag_engine {
 	int gen_timeout_ms;
 	_Atomic int64_t followed_ms; /* wall clock (unix ms) of the last complete follower pass */
 };
+
+/*
+ * Reads the "index" member of a collection's config_json into spec;
+ * vindex_spec_default() when there is none (collections made before index
+ * choices existed). RAG_EINVAL if it is malformed.
+ */
+int rag_coll_index_spec(const char *config_json, struct vindex_spec *spec, struct rag_err *err);
 
 /* Ingest counters (rag_metrics.c). */
 struct rag_ingest_metrics {
@@ -80,6 +89,13 @@ struct rag_coll *rag_coll_acquire(struct rag_engine *eng, const char *tenant, co
 				  struct rag_err *err);
 void rag_coll_unref(struct rag_coll *coll);
 
+/*
+ * Fills in where a remote index of coll lives (rag_index.c): the engine's
+ * Chroma client and the collection's name there, "ragd-<name>-<id>".
+ */
+void rag_coll_index_place(struct rag_engine *eng, struct rag_coll *coll);
+/* Deletes what the collection's index keeps outside this process; logs failures. */
+void rag_index_drop(struct rag_coll *coll);
 /* Builds a collection's index from snapshot + log, or the store (rag_index.c). */
 int rag_index_load(struct rag_engine *eng, struct rag_coll *coll, struct rag_err *err);
 /* Replays the change log into the index up to the store's current seq. */

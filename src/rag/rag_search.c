@@ -341,7 +341,7 @@ int rag_search(struct rag_engine *eng, const char *tenant, const char *collectio
 	struct rag_coll *coll = NULL;
 	struct cand d = { 0 }, l = { 0 }, f = { 0 };
 	struct allowed allow = { 0 };
-	struct vindex_filter vf = { keep_allowed, &allow };
+	struct vindex_filter vf = { .keep = keep_allowed, .ctx = &allow };
 	struct ranked *tmp = NULL;
 	struct qcache qc = { 0 };
 	size_t depth;
@@ -375,6 +375,8 @@ int rag_search(struct rag_engine *eng, const char *tenant, const char *collectio
 			store_result(eng, coll, &qc, out); /* nothing matches: cache that too */
 		if (rc < 0 || allow.n == 0)
 			goto out; /* a filter that matches nothing returns nothing */
+		vf.ids = allow.ids; /* lets a remote index send the set instead */
+		vf.n_ids = allow.n;
 	}
 	depth = q->mode == RAG_MODE_HYBRID ? q->top_k * RRF_DEPTH : q->top_k;
 	if (q->mode == RAG_MODE_HYBRID && depth < RRF_MIN)

@@ -16,7 +16,9 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -91,7 +93,8 @@ def http_request(host, port, method, path, body=None, headers=None, timeout=REQU
 class RagdServer:
     """One `ragd serve` process on a data dir that outlives restarts."""
 
-    def __init__(self, data_dir, log_dir, extra_args=(), env=None):
+    def __init__(self, data_dir, log_dir, extra_args=(), env=None, default_index=None):
+        self.default_index = default_index  # the "index" of collections made by create_collection
         self.data_dir = Path(data_dir)
         self.log_dir = Path(log_dir)
         self.extra_args = list(extra_args)
@@ -228,6 +231,8 @@ class RagdServer:
 
     # -- conveniences used by several test modules ---------------------------
     def create_collection(self, name, **kw):
+        if self.default_index is not None:
+            kw.setdefault("index", self.default_index)
         status, body = self.request("POST", "/v1/collections", {"name": name, **kw})
         assert status == 201, (status, body)
         return body
@@ -264,10 +269,10 @@ class ServerFactory:
         self._tmp_dir_fn = tmp_dir_fn
         self.servers = []
 
-    def __call__(self, extra_args=(), data_dir=None, env=None):
+    def __call__(self, extra_args=(), data_dir=None, env=None, default_index=None):
         base = self._tmp_dir_fn()
         data_dir = Path(data_dir) if data_dir else base / "data"
-        srv = RagdServer(data_dir, base, extra_args, env)
+        srv = RagdServer(data_dir, base, extra_args, env, default_index)
         self.servers.append(srv)
         srv.start()
         return srv
@@ -305,6 +310,158 @@ def ragd_module_factory(tmp_path_factory):
 def ragd(ragd_module_factory):
     """A server shared by the module's tests, on its own data dir."""
     return ragd_module_factory()
+
+
+# -- Chroma, the second vector backend ----------------------------------------
+
+CHROMA_BIN = os.environ.get("RAGD_CHROMA_BIN") or str(Path(sys.executable).parent / "chroma")
+
+
+class ChromaServer:
+    """`chroma run` on a loopback port with its own data directory; keeps
+    both across stop/start so a restarted server has the same data."""
+
+    def __init__(self, base_dir):
+        self.path = Path(base_dir) / "chroma"
+        self.log_path = Path(base_dir) / "chroma.log"
+        self.port = None
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout=READY_TIMEOUT_S):
+        assert self.proc is None, "chroma already running"
+        self.port = self.port or free_port()
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [CHROMA_BIN, "run", "--path", str(self.path), "--host", "127.0.0.1",
+             "--port", str(self.port)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, \
+                f"chroma exited: {self.log_path.read_text(errors='replace')[-3000:]}"
+            try:
+                if self.api("GET", "/api/v2/heartbeat")[0] == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"chroma not answering within {timeout}s")
+
+    def stop(self):
+        if self.proc is None:
+            return
+        self.resume()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def pause(self):
+        """SIGSTOP: connections are accepted by the kernel, never answered."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)
+
+    def api(self, method, path, body=None, timeout=10):
+        """(status, parsed JSON) from Chroma's own HTTP API."""
+        status, parsed, _ = http_request("127.0.0.1", self.port, method, path, body,
+                                         timeout=timeout)
+        return status, parsed
+
+    def ragd_args(self, database=None, timeout_ms=None):
+        """ragd flags pointing at this server, in a database of its own so
+        that ragd servers sharing this Chroma never see each other's data."""
+        args = ["--set", f"chroma.url={self.url}", "--set", "chroma.tenant=ragd_e2e",
+                "--set", f"chroma.database={database or 'db_' + uuid.uuid4().hex[:12]}"]
+        if timeout_ms:
+            args += ["--set", f"chroma.timeout_ms={timeout_ms}"]
+        return args
+
+
+@pytest.fixture(scope="session")
+def chroma(tmp_path_factory):
+    """A Chroma server shared by the session (started on first use)."""
+    srv = ChromaServer(tmp_path_factory.mktemp("chroma")).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def chroma_own(tmp_path_factory):
+    """A Chroma server of the test's own, to stop, pause and restart."""
+    srv = ChromaServer(tmp_path_factory.mktemp("chroma")).start()
+    yield srv
+    srv.stop()
+
+
+class Backend:
+    """A vector index backend the search tests run on: "flat" (in process)
+    or "chroma" (collections on the session's Chroma server)."""
+
+    def __init__(self, name, chroma=None):
+        self.name, self.chroma = name, chroma
+
+    @property
+    def index(self):
+        return {"type": "chroma"} if self.name == "chroma" else None
+
+    def server_args(self):
+        return self.chroma.ragd_args() if self.chroma else []
+
+    def start(self, factory, extra_args=()):
+        """A server from factory whose create_collection uses this backend."""
+        return factory(extra_args=[*self.server_args(), *extra_args],
+                       default_index=self.index)
+
+    def __repr__(self):
+        return self.name
+
+
+BACKENDS = ("flat", "chroma")
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request):
+    """Each vector backend in turn (module-scoped: a module's tests run on
+    one backend, then on the other)."""
+    if request.param == "flat":
+        return Backend("flat")
+    return Backend("chroma", request.getfixturevalue("chroma"))
+
+
+@pytest.fixture(scope="module")
+def ragd_backend(request, backend):
+    """The module's shared server for tests that run on every backend: the
+    module's `ragd` itself for flat, a second server for chroma."""
+    if backend.name == "flat":
+        return request.getfixturevalue("ragd")
+    return backend.start(request.getfixturevalue("ragd_module_factory"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Lexical search never touches the vector index: its cases run on the
+    flat backend only, so the chroma pass does not repeat them."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        params = params.params if params else {}
+        if params.get("backend") == "chroma" and params.get("mode") == "lexical":
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 # -- CLI ---------------------------------------------------------------------

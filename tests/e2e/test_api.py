@@ -35,16 +35,17 @@ def assert_error(status, body, want_status, field="__any__"):
 
 
 @pytest.fixture(scope="module")
-def corpus(ragd, topics):
+def corpus(ragd_backend, topics):
     """The shared server with collection `topics` holding the 50 documents
     (id = topic id, metadata = {"topic": id, "n": index}). Tests must not
     modify this collection."""
-    info = ragd.create_collection(COLL)
+    srv = ragd_backend
+    info = srv.create_collection(COLL)
     assert info["vectors"] == 0 and info["seq"] == 0
     t0 = time.monotonic()
     last_seq = 0
     for n, d in enumerate(topics):
-        status, body = ragd.request("POST", f"/v1/collections/{COLL}/documents",
+        status, body = srv.request("POST", f"/v1/collections/{COLL}/documents",
                                     {"id": d["id"], "text": d["text"],
                                      "metadata": {"topic": d["id"], "n": n}})
         assert status == 201, (status, body)
@@ -54,10 +55,10 @@ def corpus(ragd, topics):
         assert body["seq"] > last_seq, body
         last_seq = body["seq"]
     print(f"\ningested {len(topics)} documents in {time.monotonic() - t0:.2f}s")
-    info = ragd.collection(COLL)
+    info = srv.collection(COLL)
     assert info["vectors"] == len(topics), info
     assert info["seq"] == last_seq, info
-    return ragd
+    return srv
 
 
 def search_all(srv, topics, top_k=5):
@@ -205,10 +206,11 @@ def test_collections_crud(ragd):
         assert status == 200, body
 
 
-def test_empty_collection_search(ragd):
-    ragd.create_collection("empty1")
-    assert ragd.search("empty1", "anything at all", top_k=10) == []
-    ragd.request("DELETE", "/v1/collections/empty1")
+def test_empty_collection_search(ragd_backend):
+    srv = ragd_backend
+    srv.create_collection("empty1")
+    assert srv.search("empty1", "anything at all", top_k=10) == []
+    srv.request("DELETE", "/v1/collections/empty1")
 
 
 # -- documents and search ------------------------------------------------------
@@ -349,16 +351,17 @@ def test_chunks_embedded_in_parallel_match_single_embeddings(ragd, topics):
     ragd.request("DELETE", "/v1/collections/sliced")
 
 
-def test_delete_document(ragd, topics):
+def test_delete_document(ragd_backend, topics):
+    srv = ragd_backend
     docs = topics[:10]
-    ragd.create_collection("deltest")
+    srv.create_collection("deltest")
     for d in docs:
-        ragd.add_doc("deltest", d["text"], d["id"], {"topic": d["id"]})
+        srv.add_doc("deltest", d["text"], d["id"], {"topic": d["id"]})
     victim = docs[2]
-    assert ragd.search("deltest", victim["query"], top_k=1)[0]["document_id"] == victim["id"]
-    seq_before = ragd.collection("deltest")["seq"]
+    assert srv.search("deltest", victim["query"], top_k=1)[0]["document_id"] == victim["id"]
+    seq_before = srv.collection("deltest")["seq"]
 
-    status, body = ragd.request("DELETE", f"/v1/collections/deltest/documents/{victim['id']}")
+    status, body = srv.request("DELETE", f"/v1/collections/deltest/documents/{victim['id']}")
     assert status == 200, body
     assert body == {"id": victim["id"], "deleted": True}
 
@@ -376,42 +379,43 @@ def test_delete_document(ragd, topics):
         hits = srv.search("deltest", victim["text"], top_k=1000)  # the doc's own text
         assert victim["id"] not in [h["document_id"] for h in hits]
 
-    check_gone(ragd)
-    assert ragd.collection("deltest")["seq"] > seq_before
-    st, b = ragd.request("DELETE", f"/v1/collections/deltest/documents/{victim['id']}")
+    check_gone(srv)
+    assert srv.collection("deltest")["seq"] > seq_before
+    st, b = srv.request("DELETE", f"/v1/collections/deltest/documents/{victim['id']}")
     assert_error(st, b, 404)
 
     # writes after the delete do not bring it back
-    ragd.add_doc("deltest", "Tulips bloom in Dutch fields every spring.", "tulips")
-    ragd.request("DELETE", "/v1/collections/deltest/documents/tulips")
-    check_gone(ragd)
+    srv.add_doc("deltest", "Tulips bloom in Dutch fields every spring.", "tulips")
+    srv.request("DELETE", "/v1/collections/deltest/documents/tulips")
+    check_gone(srv)
 
-    ragd.restart()  # from the snapshot
-    check_gone(ragd)
-    ragd.stop()
-    shutil.rmtree(ragd.data_dir / "index", ignore_errors=True)
-    ragd.start()  # rebuilt from the store
-    check_gone(ragd)
+    srv.restart()  # from the snapshot
+    check_gone(srv)
+    srv.stop()
+    shutil.rmtree(srv.data_dir / "index", ignore_errors=True)
+    srv.start()  # rebuilt from the store
+    check_gone(srv)
 
     # the id can be used again afterwards: a new document, not a replace
-    body = ragd.add_doc("deltest", victim["text"], victim["id"])
+    body = srv.add_doc("deltest", victim["text"], victim["id"])
     assert body["replaced"] is False, body
-    assert ragd.search("deltest", victim["query"], top_k=1)[0]["document_id"] == victim["id"]
-    ragd.request("DELETE", "/v1/collections/deltest")
+    assert srv.search("deltest", victim["query"], top_k=1)[0]["document_id"] == victim["id"]
+    srv.request("DELETE", "/v1/collections/deltest")
 
 
-def test_replace_document(ragd, topics):
-    ragd.create_collection("repl")
+def test_replace_document(ragd_backend, topics):
+    srv = ragd_backend
+    srv.create_collection("repl")
     old = next(d for d in topics if d["id"] == "volcanoes")
     new = next(d for d in topics if d["id"] == "jazz")
     other = next(d for d in topics if d["id"] == "penguins")
-    b1 = ragd.add_doc("repl", old["text"], "doc1", {"version": 1, "tag": "old"})
+    b1 = srv.add_doc("repl", old["text"], "doc1", {"version": 1, "tag": "old"})
     assert b1["replaced"] is False
-    ragd.add_doc("repl", other["text"], "doc2")
-    status, before = ragd.request("GET", "/v1/collections/repl/documents/doc1")
+    srv.add_doc("repl", other["text"], "doc2")
+    status, before = srv.request("GET", "/v1/collections/repl/documents/doc1")
     assert status == 200
 
-    status, b2 = ragd.request("POST", "/v1/collections/repl/documents",
+    status, b2 = srv.request("POST", "/v1/collections/repl/documents",
                               {"id": "doc1", "text": new["text"], "metadata": {"version": 2}})
     assert status == 200, b2
     assert b2["replaced"] is True and b2["id"] == "doc1" and b2["collection"] == "repl"
@@ -438,10 +442,10 @@ def test_replace_document(ragd, topics):
         assert doc["updated_at"] >= before["updated_at"]
         assert doc["chunks"] == 1
 
-    check(ragd)
-    ragd.restart()
-    check(ragd)
-    ragd.request("DELETE", "/v1/collections/repl")
+    check(srv)
+    srv.restart()
+    check(srv)
+    srv.request("DELETE", "/v1/collections/repl")
 
 
 def test_restart_gives_identical_results(corpus, topics):
@@ -469,79 +473,82 @@ def test_restart_gives_identical_results(corpus, topics):
         assert st == 200 and doc["text"] == d["text"]
 
 
-def test_deleted_collection_stays_deleted(ragd, topics):
+def test_deleted_collection_stays_deleted(ragd_backend, topics):
     """A deleted collection does not come back on restart (from a stale
     snapshot or the store), and a new one under the same name starts empty."""
-    ragd.create_collection("phoenix")
+    srv = ragd_backend
+    srv.create_collection("phoenix")
     for d in topics[:5]:
-        ragd.add_doc("phoenix", d["text"], d["id"])
-    st, body = ragd.request("DELETE", "/v1/collections/phoenix")
+        srv.add_doc("phoenix", d["text"], d["id"])
+    st, body = srv.request("DELETE", "/v1/collections/phoenix")
     assert st == 200, body
-    ragd.restart()
-    st, body = ragd.request("GET", "/v1/collections/phoenix")
+    srv.restart()
+    st, body = srv.request("GET", "/v1/collections/phoenix")
     assert_error(st, body, 404)
 
-    ragd.create_collection("phoenix")
-    ragd.add_doc("phoenix", "Hot air balloons rise because warm air is lighter.", "balloon")
-    for restart in (ragd.restart, None):
+    srv.create_collection("phoenix")
+    srv.add_doc("phoenix", "Hot air balloons rise because warm air is lighter.", "balloon")
+    for restart in (srv.restart, None):
         if restart:
             restart()
-        hits = ragd.search("phoenix", topics[0]["query"], top_k=100)
+        hits = srv.search("phoenix", topics[0]["query"], top_k=100)
         assert [h["document_id"] for h in hits] == ["balloon"], hits
-        assert ragd.collection("phoenix")["vectors"] == 1
-    ragd.stop()
-    shutil.rmtree(ragd.data_dir / "index", ignore_errors=True)
-    ragd.start()
-    assert [h["document_id"] for h in ragd.search("phoenix", "anything", 100)] == ["balloon"]
-    ragd.request("DELETE", "/v1/collections/phoenix")
+        assert srv.collection("phoenix")["vectors"] == 1
+    srv.stop()
+    shutil.rmtree(srv.data_dir / "index", ignore_errors=True)
+    srv.start()
+    assert [h["document_id"] for h in srv.search("phoenix", "anything", 100)] == ["balloon"]
+    srv.request("DELETE", "/v1/collections/phoenix")
 
 
-def test_replace_long_with_short(ragd, topics):
+def test_replace_long_with_short(ragd_backend, topics):
     """Replacing a many-chunk document with a one-chunk one leaves no stale
     chunks behind, before and after restarts."""
-    ragd.create_collection("shrink", chunk_size=16, chunk_overlap=2)
+    srv = ragd_backend
+    srv.create_collection("shrink", chunk_size=16, chunk_overlap=2)
     long_text = " ".join(d["text"] for d in topics[:5])
-    b = ragd.add_doc("shrink", long_text, "L")
+    b = srv.add_doc("shrink", long_text, "L")
     assert b["chunks"] > 5
-    assert ragd.collection("shrink")["vectors"] == b["chunks"]
-    b = ragd.add_doc("shrink", "Short note about kites.", "L")
+    assert srv.collection("shrink")["vectors"] == b["chunks"]
+    b = srv.add_doc("shrink", "Short note about kites.", "L")
     assert b["replaced"] is True and b["chunks"] == 1
 
     def check():
-        assert ragd.collection("shrink")["vectors"] == 1
-        hits = ragd.search("shrink", topics[0]["query"], top_k=1000)
+        assert srv.collection("shrink")["vectors"] == 1
+        hits = srv.search("shrink", topics[0]["query"], top_k=1000)
         assert [(h["document_id"], h["text"]) for h in hits] == [("L", "Short note about kites.")]
 
     check()
-    ragd.restart()
+    srv.restart()
     check()
-    ragd.stop()
-    shutil.rmtree(ragd.data_dir / "index", ignore_errors=True)
-    ragd.start()
+    srv.stop()
+    shutil.rmtree(srv.data_dir / "index", ignore_errors=True)
+    srv.start()
     check()
-    ragd.request("DELETE", "/v1/collections/shrink")
+    srv.request("DELETE", "/v1/collections/shrink")
 
 
-def test_concurrent_writes_and_searches(ragd, topics):
+def test_concurrent_writes_and_searches(ragd_backend, topics):
     """Parallel clients: every write lands exactly once, nothing errors, and
     concurrent replaces of one id leave exactly one version."""
+    srv = ragd_backend
     import threading
-    ragd.create_collection("conc")
+    srv.create_collection("conc")
     errors = []
 
     def writer(k):
         try:
             for i in range(4):
                 d = topics[(k * 4 + i) % len(topics)]
-                st, b = ragd.request("POST", "/v1/collections/conc/documents",
+                st, b = srv.request("POST", "/v1/collections/conc/documents",
                                      {"id": f"t{k}-{i}", "text": d["text"]})
                 if st != 201:
                     errors.append((st, b))
-                st, b = ragd.request("POST", "/v1/collections/conc/search",
+                st, b = srv.request("POST", "/v1/collections/conc/search",
                                      {"query": d["query"], "top_k": 3})
                 if st != 200:
                     errors.append((st, b))
-                st, b = ragd.request("POST", "/v1/collections/conc/documents",
+                st, b = srv.request("POST", "/v1/collections/conc/documents",
                                      {"id": "same", "text": topics[(k + i) % 50]["text"]})
                 if st not in (200, 201):
                     errors.append((st, b))
@@ -558,44 +565,45 @@ def test_concurrent_writes_and_searches(ragd, topics):
     assert not errors, errors[:5]
 
     def check():
-        hits = ragd.search("conc", "anything", top_k=1000)
+        hits = srv.search("conc", "anything", top_k=1000)
         ids = [h["document_id"] for h in hits]
         assert len(ids) == len(set(ids)) == 25, len(ids)
-        assert ragd.collection("conc")["vectors"] == 25
-        st, doc = ragd.request("GET", "/v1/collections/conc/documents/same")
+        assert srv.collection("conc")["vectors"] == 25
+        st, doc = srv.request("GET", "/v1/collections/conc/documents/same")
         same = [h for h in hits if h["document_id"] == "same"]
         assert same[0]["text"] == doc["text"]
 
     check()
-    ragd.restart()
+    srv.restart()
     check()
-    ragd.request("DELETE", "/v1/collections/conc")
+    srv.request("DELETE", "/v1/collections/conc")
 
 
-def test_crash_recovery(ragd, topics):
+def test_crash_recovery(ragd_backend, topics):
     """After SIGKILL, writes made since the last snapshot (adds, a delete, a
     replace) are all there on the next start."""
-    ragd.create_collection("crash")
+    srv = ragd_backend
+    srv.create_collection("crash")
     for d in topics[:5]:
-        ragd.add_doc("crash", d["text"], d["id"])
-    ragd.restart()  # snapshot at this point
+        srv.add_doc("crash", d["text"], d["id"])
+    srv.restart()  # snapshot at this point
     for d in topics[5:8]:
-        ragd.add_doc("crash", d["text"], d["id"])
-    ragd.request("DELETE", f"/v1/collections/crash/documents/{topics[0]['id']}")
-    ragd.add_doc("crash", topics[20]["text"], topics[1]["id"])  # replace
+        srv.add_doc("crash", d["text"], d["id"])
+    srv.request("DELETE", f"/v1/collections/crash/documents/{topics[0]['id']}")
+    srv.add_doc("crash", topics[20]["text"], topics[1]["id"])  # replace
     queries = [d["query"] for d in topics[:8]] + [topics[20]["query"]]
-    before = {q: ragd.search("crash", q, top_k=10) for q in queries}
-    info = ragd.collection("crash")
+    before = {q: srv.search("crash", q, top_k=10) for q in queries}
+    info = srv.collection("crash")
     assert info["vectors"] == 7
 
-    ragd.kill()
-    ragd.start()
-    after = {q: ragd.search("crash", q, top_k=10) for q in queries}
+    srv.kill()
+    srv.start()
+    after = {q: srv.search("crash", q, top_k=10) for q in queries}
     assert_same_results(before, after)
-    info2 = ragd.collection("crash")
+    info2 = srv.collection("crash")
     assert (info2["vectors"], info2["seq"]) == (info["vectors"], info["seq"])
-    st, body = ragd.request("GET", f"/v1/collections/crash/documents/{topics[0]['id']}")
+    st, body = srv.request("GET", f"/v1/collections/crash/documents/{topics[0]['id']}")
     assert_error(st, body, 404)
-    st, body = ragd.request("GET", f"/v1/collections/crash/documents/{topics[1]['id']}")
+    st, body = srv.request("GET", f"/v1/collections/crash/documents/{topics[1]['id']}")
     assert st == 200 and body["text"] == topics[20]["text"], body
-    ragd.request("DELETE", "/v1/collections/crash")
+    srv.request("DELETE", "/v1/collections/crash")

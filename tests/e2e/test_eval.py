@@ -66,3 +66,22 @@ def test_eval_usage_errors(tmp_path):
     assert bad.returncode == 1 and "corpus" in bad.stderr or "cannot read" in bad.stderr
     bad = run_cli("eval", "--dataset", str(ADI), "--modes", "fuzzy", expect_ok=False)
     assert bad.returncode == 2 and "mode" in bad.stderr
+
+
+@pytest.mark.skipif(not ADI.is_dir(), reason=f"BEIR dataset not found at {ADI}")
+def test_eval_on_the_chroma_backend(tmp_path, chroma):
+    """--index chroma evaluates a collection whose vectors live in Chroma:
+    on ADI it ranks as the exact flat index does."""
+    reports = {}
+    for index in ("flat", "chroma"):
+        out = tmp_path / f"{index}.json"
+        run_cli("eval", "--dataset", str(ADI), "--modes", "dense", "--index", index,
+                "--json", str(out), *chroma.ragd_args())
+        reports[index] = json.loads(out.read_text())
+    assert reports["chroma"]["index"]["type"] == "chroma"
+    assert reports["flat"]["index"] == {"type": "flat"}
+    for metric in ("ndcg@10", "recall@100", "mrr@10"):
+        assert reports["chroma"]["modes"]["dense"][metric] == pytest.approx(
+            reports["flat"]["modes"]["dense"][metric], abs=0.005), metric
+    bad = run_cli("eval", "--dataset", str(ADI), "--index", "nosuch", expect_ok=False)
+    assert bad.returncode == 1 and "index.type" in bad.stderr, bad

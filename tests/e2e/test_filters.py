@@ -253,12 +253,12 @@ def test_corpus_covers_the_cases():
 
 
 @pytest.fixture(scope="module")
-def corpus(ragd):
-    ragd.create_collection("filt")
+def corpus(ragd_backend):
+    ragd_backend.create_collection("filt")
     for doc_id, (text, meta) in DOCS.items():
-        body = ragd.add_doc("filt", text, doc_id, meta)
+        body = ragd_backend.add_doc("filt", text, doc_id, meta)
         assert body["chunks"] == 1, body
-    return ragd
+    return ragd_backend
 
 
 def search(srv, flt, mode="dense", top_k=WIDE, query=QUERY, coll="filt", expect=200):
@@ -323,11 +323,11 @@ TYPED = {"t-true": {"flag": True, "code": 2019}, "t-one": {"flag": 1, "code": "2
 
 
 @pytest.fixture(scope="module")
-def typed(ragd):
-    ragd.create_collection("typed")
+def typed(ragd_backend):
+    ragd_backend.create_collection("typed")
     for doc_id, meta in TYPED.items():
-        ragd.add_doc("typed", f"Lighthouse typed {doc_id}.", doc_id, meta)
-    return ragd
+        ragd_backend.add_doc("typed", f"Lighthouse typed {doc_id}.", doc_id, meta)
+    return ragd_backend
 
 
 TYPED_CASES = [{"flag": 1}, {"flag": 0}, {"flag": True}, {"flag": False}, {"flag": "1"},
@@ -375,17 +375,17 @@ RARE = ["a recipe for plum cake with cinnamon", "the rules of underwater hockey"
 
 
 @pytest.fixture(scope="module")
-def many(ragd):
+def many(ragd_backend):
     """A bigger collection in which the filter keeps 5 of 300 documents, far
     from the query: an implementation that over-fetches a few times top_k
     and then filters comes back short."""
-    ragd.create_collection("many")
+    ragd_backend.create_collection("many")
     for i in range(MANY):
         subj = SUBJECTS[i % 30]
         text = f"Lighthouse log {i}, variant {i // 30}: {subj}."
         meta = {"n": i, "group": "common"}
-        ragd.add_doc("many", text, f"m{i:03d}", meta)
-    return ragd
+        ragd_backend.add_doc("many", text, f"m{i:03d}", meta)
+    return ragd_backend
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -577,8 +577,8 @@ def test_filters_follow_replace_and_delete(corpus):
     check_sets(srv, "mut", [({"lang": "en"}, []), ({"lang": {"$ne": "en"}}, ["a"])])
 
 
-def test_filters_survive_restart(ragd_factory):
-    srv = ragd_factory()
+def test_filters_survive_restart(ragd_factory, backend):
+    srv = backend.start(ragd_factory)
     srv.create_collection("rs")
     meta = {}
     for i in range(8):

@@ -169,10 +169,12 @@ def strict(spec):
 
 
 @pytest.fixture(scope="module")
-def ragd(ragd_module_factory):
-    """Extractive answers (models.generator empty): each of schemathesis' /query
-    requests would otherwise wait for the model, up to its max_tokens."""
-    return ragd_module_factory(extra_args=["--set", "models.generator="])
+def ragd(ragd_module_factory, chroma):
+    """The module's server, with a Chroma server behind it (the spec allows
+    collections of index type chroma, and generated requests create them),
+    and extractive answers (models.generator empty): each of schemathesis'
+    /query requests would otherwise wait for the model, up to its max_tokens."""
+    return ragd_module_factory(extra_args=[*chroma.ragd_args(), "--set", "models.generator="])
 
 
 @pytest.fixture(scope="module")

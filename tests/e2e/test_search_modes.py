@@ -1,7 +1,8 @@
 """
 Search modes: dense (embeddings), lexical (BM25 over FTS5) and hybrid
 (reciprocal rank fusion), and that the lexical index follows deletes,
-replacements and restarts like the vector index.
+replacements and restarts like the vector index. The searches run on both
+vector backends (flat, chroma).
 """
 import pytest
 
@@ -17,11 +18,12 @@ DOCS = {
 
 
 @pytest.fixture(scope="module")
-def modes(ragd):
-    ragd.create_collection("modes")
+def modes(ragd_backend):
+    """The five documents, on each vector backend in turn."""
+    ragd_backend.create_collection("modes")
     for doc_id, text in DOCS.items():
-        ragd.add_doc("modes", text, doc_id)
-    return ragd
+        ragd_backend.add_doc("modes", text, doc_id)
+    return ragd_backend
 
 
 def search(srv, query, mode, top_k=5, coll="modes"):
@@ -79,8 +81,8 @@ def test_fts_syntax_in_queries_is_plain_text(modes, query):
         search(modes, query, mode)
 
 
-def test_lexical_follows_deletes_replacements_and_restarts(ragd_factory):
-    srv = ragd_factory()
+def test_lexical_follows_deletes_replacements_and_restarts(ragd_factory, backend):
+    srv = backend.start(ragd_factory)
     srv.create_collection("lx")
     srv.add_doc("lx", "The zyxquark protocol handshake uses three messages.", "q")
     srv.add_doc("lx", "Chess openings such as the Sicilian defence.", "c")

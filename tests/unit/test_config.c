@@ -401,6 +401,10 @@ static void test_dump_json(void **state)
 		assert_null(strstr(first + 1, *sec));
 	}
 	assert_non_null(strstr(sb.buf, "\"remote.policy\":\"round_robin\""));
+	assert_non_null(strstr(sb.buf, "\"chroma\":{\"url\":\"http://127.0.0.1:8000\","
+					"\"tenant\":\"default_tenant\","
+					"\"database\":\"default_database\",\"timeout_ms\":30000,"
+					"\"connect_timeout_ms\":2000}"));
 	sbuf_release(&sb);
 	config_free(cfg);
 }
@@ -427,6 +431,26 @@ static void test_remote_models(void **state)
 	config_free(cfg);
 }
 
+static void test_chroma_keys(void **state)
+{
+	struct config *cfg = config_new();
+	struct rag_err err = { 0 };
+	char *env[] = { "RAGD_CHROMA_URL=https://chroma.example:8443", NULL };
+
+	(void)state;
+	assert_int_equal(config_apply_env(cfg, env, &err), 0);
+	assert_string_equal(cfg->chroma.url, "https://chroma.example:8443");
+	assert_int_equal(config_set(cfg, "chroma.timeout_ms", "99", "test", &err), RAG_EINVAL);
+	assert_string_equal(err.field, "chroma.timeout_ms");
+	assert_int_equal(config_set(cfg, "chroma.database", "ragd", "test", NULL), 0);
+	assert_int_equal(config_validate(cfg, NULL), 0);
+	assert_int_equal(config_set(cfg, "chroma.url", "chroma:8000", "test", NULL), 0);
+	rag_err_clear(&err);
+	assert_int_equal(config_validate(cfg, &err), RAG_EINVAL);
+	assert_string_equal(err.field, "chroma.url");
+	config_free(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -445,6 +469,7 @@ int main(void)
 		cmocka_unit_test(test_dump_json),
 		cmocka_unit_test(test_remote_models),
 		cmocka_unit_test(test_answer_keys),
+		cmocka_unit_test(test_chroma_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -311,7 +311,7 @@ static void test_filter(void **state)
 	const size_t n = 1000, dim = 24;
 	int64_t *ids = malloc(n * sizeof(*ids)), out[10];
 	float *vecs = malloc(n * dim * sizeof(*vecs)), q[24];
-	struct vindex_filter mod10 = { keep_mod10, NULL }, none = { keep_none, NULL };
+	struct vindex_filter mod10 = { .keep = keep_mod10 }, none = { .keep = keep_none };
 	struct vindex_flat_options par = { .scan_threads = 2, .parallel_min = 0 };
 	size_t n_out = 7;
 

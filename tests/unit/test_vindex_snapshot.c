@@ -182,7 +182,7 @@ static void test_snapshot(void **state)
 	/* A well-formed file with a repeated id is rejected too. */
 	int64_t dup_ids[3] = { 4, 8, 4 };
 	assert_int_equal(vindex_snapshot_write(path, VINDEX_SNAPSHOT_KIND_FLAT, dim, 3, dup_ids,
-					       vecs, 1, NULL),
+					       vecs, 3 * dim * sizeof(float), 1, NULL),
 			 0);
 	expect_reject(path, dim, RAG_EINVAL, "duplicate id 4");
 
