@@ -172,6 +172,10 @@ static int insert_chunks(struct store_sqlite_conn *c, int64_t cid, const struct 
 		store_sqlite_bind_int(s, 5, (int64_t)ch->end_byte, &brc);
 		store_sqlite_bind_text(s, 6, ch->text, &brc);
 		store_sqlite_bind_blob(s, 7, put->vecs + i * (size_t)put->dim, vec_len, &brc);
+		store_sqlite_bind_int(s, 8, (int64_t)ch->page, &brc);
+		store_sqlite_bind_text(s, 9, ch->section ? ch->section : "", &brc);
+		store_sqlite_bind_text(s, 10, ch->hash ? ch->hash : "", &brc);
+		store_sqlite_bind_text(s, 11, put->model ? put->model : "", &brc);
 		rc = brc ? store_sqlite_fail(c, brc, err) : store_sqlite_step(c, s, err);
 		sqlite3_reset(s);
 		if (rc < 0)
@@ -306,7 +310,7 @@ out:
 	return rc;
 }
 
-static int read_hit(sqlite3_stmt *s, struct store_hit *h, struct rag_err *err)
+int store_sqlite_read_hit(sqlite3_stmt *s, struct store_hit *h, struct rag_err *err)
 {
 	int rc;
 
@@ -319,6 +323,13 @@ static int read_hit(sqlite3_stmt *s, struct store_hit *h, struct rag_err *err)
 		rc = store_sqlite_col_str(s, 4, &h->text, err);
 	if (!rc)
 		rc = store_sqlite_col_str(s, 5, &h->metadata_json, err);
+	h->page = (unsigned)sqlite3_column_int64(s, 6);
+	if (!rc)
+		rc = store_sqlite_col_str(s, 7, &h->section, err);
+	if (!rc)
+		rc = store_sqlite_col_str(s, 8, &h->hash, err);
+	if (!rc)
+		rc = store_sqlite_col_str(s, 9, &h->model, err);
 	return rc;
 }
 
@@ -344,7 +355,7 @@ int store_sqlite_chunks_get(struct store *st, int64_t collection_id, const int64
 		store_sqlite_bind_int(s, 2, ids[i], &brc);
 		rc = brc ? store_sqlite_fail(c, brc, err) : store_sqlite_step(c, s, err);
 		if (rc == 1)
-			rc = read_hit(s, &out[i], err);
+			rc = store_sqlite_read_hit(s, &out[i], err);
 		sqlite3_reset(s);
 	}
 	rc = store_sqlite_txn_end(ss, c, 0, rc, err);

@@ -113,7 +113,7 @@ static int put_doc(struct store *st, int64_t cid, const char *doc_id, size_t n,
 		   struct store_put_result *res, struct rag_err *err)
 {
 	static const char *const letters[] = { "a", "b", "c", "d", "e", "f", "g", "h" };
-	struct store_chunk chunks[8];
+	struct store_chunk chunks[8] = { 0 };
 	float vecs[8 * DIM] = { 0 };
 	struct store_doc doc = { .id = doc_id, .text = "abcdefgh" };
 	struct store_put put = { .doc = &doc, .chunks = chunks, .n_chunks = n, .vecs = vecs,
