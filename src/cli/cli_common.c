@@ -172,6 +172,9 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	ro.max_top_k = (size_t)cfg->limits.max_top_k;
 	ro.chunk_size = cfg->chunking.size;
 	ro.chunk_overlap = cfg->chunking.overlap;
+	ro.max_doc_bytes = cfg->ingest.max_file_bytes;
+	ro.job_workers = follow ? cfg->ingest.job_workers : 0;
+	ro.job_lease_ms = cfg->ingest.job_lease_ms;
 	app->eng = rag_engine_new(&ro, app->store, app->emb, &err);
 	if (!app->eng)
 		return die("cannot start the engine", &err);

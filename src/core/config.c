@@ -70,6 +70,10 @@ static const struct key keys[] = {
 	{ "chunking.overlap", T_INT, F(chunking.overlap), 0, 4096 },
 	{ "index.snapshot", T_BOOL, F(index.snapshot), 0, 0 },
 	{ "index.follow_interval_ms", T_INT, F(index.follow_interval_ms), 10, 600000 },
+	{ "ingest.max_file_bytes", T_SIZE, F(ingest.max_file_bytes), KIB, 4 * KIB * KIB * KIB },
+	{ "ingest.root", T_STR, F(ingest.root), 0, 0 },
+	{ "ingest.job_workers", T_INT, F(ingest.job_workers), 0, 64 },
+	{ "ingest.job_lease_ms", T_INT, F(ingest.job_lease_ms), 100, 3600000 },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -107,7 +111,11 @@ struct config *config_new(void)
 	cfg->chunking.overlap = 16;
 	cfg->index.snapshot = true;
 	cfg->index.follow_interval_ms = 500;
-	if (!cfg->data_dir || !cfg->server.host || !cfg->models.embedder || !cfg->environment ||
+	cfg->ingest.max_file_bytes = 64 * KIB * KIB;
+	cfg->ingest.root = strdup("");
+	cfg->ingest.job_workers = 1;
+	cfg->ingest.job_lease_ms = 30000;
+	if (!cfg->ingest.root || !cfg->data_dir || !cfg->server.host || !cfg->models.embedder || !cfg->environment ||
 	    !cfg->log.file) {
 		config_free(cfg);
 		return NULL;

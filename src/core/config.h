@@ -29,6 +29,10 @@
  *   chunking.overlap            16            0..4096, less than chunking.size
  *   index.snapshot              true
  *   index.follow_interval_ms    500           10..600000
+ *   ingest.max_file_bytes       64m           1k..4g; one document's bytes
+ *   ingest.root                 ""            server-side paths allowed below it; "" = none
+ *   ingest.job_workers          1             0..64
+ *   ingest.job_lease_ms         30000         100..3600000
  *
  * Thread-safety: a config is built by one thread at start-up and is then
  * read-only; any number of threads may read a config nobody modifies.
@@ -77,6 +81,12 @@ struct config {
 		bool snapshot;
 		int follow_interval_ms;
 	} index;
+	struct {
+		size_t max_file_bytes; /* one document's bytes (upload, batch item, CLI file) */
+		char *root;            /* server-side paths only below this; "" = not accepted */
+		int job_workers;       /* threads running ingest jobs in `ragd serve` */
+		int job_lease_ms;      /* a dead worker's job is resumed after this */
+	} ingest;
 };
 
 /* A config holding the defaults (which validate), or NULL when out of

@@ -19,6 +19,14 @@ int http_document_get(struct http_req *req, struct http_resp *resp);
 int http_document_delete(struct http_req *req, struct http_resp *resp);
 int http_search(struct http_req *req, struct http_resp *resp);
 
+/* Bulk ingest, jobs and document browsing (http_handlers_ingest.c). */
+int http_documents_batch(struct http_req *req, struct http_resp *resp);
+int http_documents_upload(struct http_req *req, struct http_resp *resp);
+int http_documents_list(struct http_req *req, struct http_resp *resp);
+int http_document_chunks(struct http_req *req, struct http_resp *resp);
+int http_job_get(struct http_req *req, struct http_resp *resp);
+int http_job_cancel(struct http_req *req, struct http_resp *resp);
+
 /*
  * GET /openapi.json (always) and the docs pages GET /docs, GET /redoc and
  * GET /docs/assets/{file}, which answer 404 when ctx->docs_enabled is 0 or

@@ -17,7 +17,7 @@
 
 int http_document_put(struct http_req *req, struct http_resp *resp)
 {
-	static const char *const allowed[] = { "id", "text", "metadata", NULL };
+	static const char *const allowed[] = { "id", "text", "metadata", "format", NULL };
 	struct rag_engine *eng = http_engine(req, resp);
 	struct rag_doc_in doc = { 0 };
 	struct rag_ingest_result res;
@@ -32,17 +32,20 @@ int http_document_put(struct http_req *req, struct http_resp *resp)
 		return 0;
 	if (http_json_string(body, "id", 0, &doc.id, NULL, resp) < 0 ||
 	    http_json_string(body, "text", 1, &doc.text, &doc.text_len, resp) < 0 ||
-	    http_json_object_text(body, "metadata", &meta, resp) < 0)
+	    http_json_object_text(body, "metadata", &meta, resp) < 0 ||
+	    http_json_string(body, "format", 0, &doc.format, NULL, resp) < 0)
 		goto out;
 	doc.metadata_json = meta;
 	if (rag_ingest(eng, req->ctx->tenant, req->params[0], &doc, &res, &err) < 0) {
 		http_error(resp, &err);
 		goto out;
 	}
-	http_json_reply(resp, res.replaced ? 200 : 201,
-			json_pack("{s:s, s:s, s:I, s:b, s:I}", "id", res.id, "collection",
-				  req->params[0], "chunks", (json_int_t)res.n_chunks, "replaced",
-				  res.replaced, "seq", (json_int_t)res.seq));
+	http_json_reply(resp, res.replaced || res.unchanged ? 200 : 201,
+			json_pack("{s:s, s:s, s:I, s:b, s:I, s:b, s:I, s:s}", "id", res.id,
+				  "collection", req->params[0], "chunks", (json_int_t)res.n_chunks,
+				  "replaced", res.replaced, "seq", (json_int_t)res.seq, "unchanged",
+				  res.unchanged, "embedded", (json_int_t)res.n_embedded,
+				  "content_hash", res.content_hash));
 out:
 	free(meta);
 	json_decref(body);

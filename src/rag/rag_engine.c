@@ -358,6 +358,7 @@ struct rag_engine *rag_engine_new(const struct rag_engine_options *opts, struct 
 	pthread_rwlock_init(&eng->lock, NULL);
 	pthread_mutex_init(&eng->stop_mu, NULL);
 	pthread_cond_init(&eng->stop_cond, NULL);
+	pthread_cond_init(&eng->jobs_cond, NULL);
 	eng->colls = hashmap_new(16);
 	if (!eng->colls) {
 		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
@@ -379,6 +380,8 @@ struct rag_engine *rag_engine_new(const struct rag_engine_options *opts, struct 
 		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
 		goto fail;
 	}
+	if (opts->job_workers > 0 && rag_jobs_start(eng, err) < 0)
+		goto fail;
 	if (opts->load_indexes && opts->follow_interval_ms > 0) {
 		if (pthread_create(&eng->follower, NULL, follower_main, eng) != 0) {
 			rag_err_set(err, RAG_EINTERNAL, NULL, "cannot start the follower thread");
@@ -401,6 +404,8 @@ void rag_engine_free(struct rag_engine *eng)
 	if (!eng)
 		return;
 	rag_metrics_detach(eng);
+	if (eng->workers)
+		rag_jobs_stop(eng);
 	if (eng->has_follower) {
 		pthread_mutex_lock(&eng->stop_mu);
 		eng->stop = 1;
@@ -422,6 +427,7 @@ void rag_engine_free(struct rag_engine *eng)
 	pthread_rwlock_destroy(&eng->lock);
 	pthread_mutex_destroy(&eng->stop_mu);
 	pthread_cond_destroy(&eng->stop_cond);
+	pthread_cond_destroy(&eng->jobs_cond);
 	free(eng->index_dir);
 	free(eng);
 }

@@ -54,11 +54,23 @@ struct rag_engine {
 	int stop;
 	atomic_int ready;
 	_Atomic int64_t followed_ms; /* wall clock (unix ms) of the last complete follower pass */
+
+	/* Jobs (rag_jobs.c). jobs_cond and jobs_pending are guarded by stop_mu. */
+	pthread_cond_t jobs_cond;
+	int jobs_pending;
+	char job_owner[128]; /* host/pid/random: this engine's leases */
+	pthread_t *workers;
+	int n_workers;
 };
+
+/* Starts opts.job_workers job threads; rag_jobs_stop joins them (rag_jobs.c). */
+int rag_jobs_start(struct rag_engine *eng, struct rag_err *err);
+void rag_jobs_stop(struct rag_engine *eng);
 
 /* Ingest counters (rag_metrics.c). */
 struct rag_ingest_metrics {
 	struct metric_child *documents, *chunks, *bytes, *failures;
+	struct metric_child *embedded, *unchanged;
 };
 extern struct rag_ingest_metrics rag_metrics;
 
@@ -83,5 +95,27 @@ int rag_index_snapshot(struct rag_engine *eng, struct rag_coll *coll, struct rag
 char *rag_index_path(struct rag_engine *eng, int64_t collection_id);
 
 double rag_now_ms(void);
+
+struct extract_document;
+
+/* One chunk-to-be (rag_chunk.c): a byte range of the extracted text. */
+struct rag_piece {
+	size_t start, end;
+	unsigned page;
+	const char *section; /* borrowed from the extracted document */
+	char hash[33];       /* content address: HASH_HEX_LEN hex digits */
+};
+
+/*
+ * Cuts xd's text with the collection's chunker into *out (caller frees),
+ * *n_out pieces in order (0 for a text with no words). RAG_ENOMEM or the
+ * chunker's error.
+ */
+int rag_chunk_document(struct rag_engine *eng, struct rag_coll *coll,
+		       const struct extract_document *xd, struct rag_piece **out, size_t *n_out,
+		       struct rag_err *err);
+
+/* The collection's chunker settings as one string, part of every content address. */
+void rag_chunker_settings(const struct rag_coll *coll, char *out, size_t size);
 
 #endif

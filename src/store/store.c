@@ -364,7 +364,7 @@ int store_job_create(struct store *st, const struct store_job *job,
 int store_job_get(struct store *st, const char *tenant, const char *id, struct store_job *out,
 		  struct rag_err *err)
 {
-	assert(st && tenant && id && out);
+	assert(st && id && out);
 	memset(out, 0, sizeof(*out));
 	return st->ops->job_get ? st->ops->job_get(st, tenant, id, out, err) : no_jobs(err);
 }

@@ -481,7 +481,7 @@ struct store_job_item {
 int store_job_create(struct store *st, const struct store_job *job,
 		     const struct store_job_item *items, size_t n_items, struct rag_err *err);
 
-/* The job; RAG_ENOTFOUND. Release with store_job_release(). */
+/* The job (of tenant; NULL: any); RAG_ENOTFOUND. Release with store_job_release(). */
 int store_job_get(struct store *st, const char *tenant, const char *id, struct store_job *out,
 		  struct rag_err *err);
 void store_job_release(struct store_job *job);
@@ -495,7 +495,7 @@ int store_job_errors(struct store *st, const char *id, size_t limit,
 
 /*
  * Claims one job to work on: queued, or running with a lease that expired
- * (its worker died). Sets it running, owned by owner until now + lease_ms.
+ * (its worker died) and that another owner held. Sets it running, owned by owner until now + lease_ms.
  * *id_out (caller frees) is NULL when there is none.
  */
 int store_job_claim(struct store *st, const char *owner, int64_t lease_ms, char **id_out,

@@ -141,11 +141,13 @@ int store_sqlite_job_get(struct store *st, const char *tenant, const char *id,
 	struct store_sqlite_conn *c = store_sqlite_conn_get(ss, "get job");
 	sqlite3_stmt *s = NULL;
 	int brc = SQLITE_OK;
-	int rc = prep(c, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND tenant = ?2", &s, err);
+	int rc = prep(c, tenant ? "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND tenant = ?2"
+				: "SELECT " JOB_COLS " FROM jobs WHERE id = ?1", &s, err);
 
 	if (!rc) {
 		store_sqlite_bind_text(s, 1, id, &brc);
-		store_sqlite_bind_text(s, 2, tenant, &brc);
+		if (tenant)
+			store_sqlite_bind_text(s, 2, tenant, &brc);
 		rc = brc ? store_sqlite_fail(c, brc, err) : store_sqlite_step(c, s, err);
 		if (rc == 1)
 			rc = read_job(s, out, err);
@@ -266,10 +268,12 @@ int store_sqlite_job_claim(struct store *st, const char *owner, int64_t lease_ms
 	rc = store_sqlite_txn_begin(ss, c, 1, err);
 	if (rc)
 		goto out;
-	rc = prep(c, "SELECT id FROM jobs WHERE state = 0 OR (state = 1 AND lease_until < ?1)"
+	rc = prep(c, "SELECT id FROM jobs WHERE state = 0"
+		     " OR (state = 1 AND lease_until < ?1 AND owner <> ?2)"
 		     " ORDER BY created_at LIMIT 1", &s, err);
 	if (!rc) {
 		store_sqlite_bind_int(s, 1, now, &brc);
+		store_sqlite_bind_text(s, 2, owner, &brc);
 		rc = brc ? store_sqlite_fail(c, brc, err) : store_sqlite_step(c, s, err);
 		if (rc == 1)
 			rc = store_sqlite_col_str(s, 0, (const char **)&id, err);
