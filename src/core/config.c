@@ -421,7 +421,8 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 
 		switch (k->type) {
 		case T_STR:
-			if (!*(char *const *)field || !(*(char *const *)field)[0])
+			if (!*(char *const *)field ||
+			    (!(*(char *const *)field)[0] && strcmp(k->key, "ingest.root") != 0))
 				return rag_err_set(err, RAG_EINVAL, k->key, "%s: must not be empty",
 						   k->key);
 			break;

@@ -274,7 +274,7 @@ ROUTES_405 = [
     ("DELETE", "/ready"),
     ("PATCH", f"/v1/collections/{COLL}"),
     ("POST", f"/v1/collections/{COLL}"),
-    ("GET", f"/v1/collections/{COLL}/documents"),
+    ("PUT", f"/v1/collections/{COLL}/documents"),  # GET lists them
     ("DELETE", f"/v1/collections/{COLL}/documents"),
     ("PUT", f"/v1/collections/{COLL}/documents/keep1"),
     ("GET", f"/v1/collections/{COLL}/search"),
