@@ -383,7 +383,7 @@ int cli_eval(int argc, char **argv)
 	};
 	struct mode_result results[EVAL_MAX_MODES] = { 0 };
 	enum rag_mode modes[EVAL_MAX_MODES];
-	struct rag_collection_spec spec = { "eval", NULL, 0, -1, NULL };
+	struct rag_collection_spec spec = { "eval", NULL, 0, -1, NULL, NULL };
 	struct dataset ds = { 0 };
 	struct cli_app app;
 	struct rag_err err = { 0 };

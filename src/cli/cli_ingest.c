@@ -62,7 +62,7 @@ static void id_from_path(const char *path, char *out, size_t size)
 static int ensure_collection(struct cli_app *app, const char *name)
 {
 	struct rag_collection_info info;
-	struct rag_collection_spec spec = { name, NULL, 0, -1, NULL };
+	struct rag_collection_spec spec = { name, NULL, 0, -1, NULL, NULL };
 	struct rag_err err = { 0 };
 
 	if (rag_collection_get(app->eng, STORE_DEFAULT_TENANT, name, &info, &err) == 0) {

@@ -60,11 +60,11 @@ int http_ready(struct http_req *req, struct http_resp *resp)
 
 static json_t *collection_json(const struct rag_collection_info *info)
 {
-	return json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:I, s:I, s:I, s:I}", "name",
+	return json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:s, s:I, s:I, s:I, s:I}", "name",
 			 info->c.name, "embedding_model", info->c.embed_model, "dimensions",
 			 info->c.dim,
 			 "chunk_size", info->c.chunk_size, "chunk_overlap", info->c.chunk_overlap,
-			 "stemming", info->porter ? "porter" : "none",
+			 "stemming", info->porter ? "porter" : "none", "chunker", info->chunker,
 			 "created_at", (json_int_t)info->c.created_at, "seq",
 			 (json_int_t)info->c.seq, "vectors", (json_int_t)info->n_vectors,
 			 "index_bytes", (json_int_t)info->index_bytes);
@@ -73,7 +73,7 @@ static json_t *collection_json(const struct rag_collection_info *info)
 int http_collection_create(struct http_req *req, struct http_resp *resp)
 {
 	static const char *const allowed[] = { "name", "embedding_model", "chunk_size",
-					       "chunk_overlap", "stemming", NULL };
+					       "chunk_overlap", "stemming", "chunker", NULL };
 	struct rag_engine *eng = http_engine(req, resp);
 	struct rag_collection_spec spec = { 0 };
 	struct rag_collection_info info;
@@ -89,6 +89,7 @@ int http_collection_create(struct http_req *req, struct http_resp *resp)
 	if (http_json_string(body, "name", 1, &spec.name, NULL, resp) < 0 ||
 	    http_json_string(body, "embedding_model", 0, &spec.embedding_model, NULL, resp) < 0 ||
 	    http_json_string(body, "stemming", 0, &spec.stemming, NULL, resp) < 0 ||
+	    http_json_string(body, "chunker", 0, &spec.chunker, NULL, resp) < 0 ||
 	    http_json_int(body, "chunk_size", 1, 1 << 20, &size, resp) < 0 ||
 	    http_json_int(body, "chunk_overlap", 0, 1 << 20, &overlap, resp) < 0)
 		goto out;

@@ -3,7 +3,10 @@
  * byte range of the extracted text with the page and section path of the
  * block it starts in, plus its content address.
  *
- * The chunker is chosen per collection (config_json "chunker"); pieces are
+ * The chunker is chosen per collection (config_json "chunker": structured,
+ * the default for new collections, recursive or fixed; collections made
+ * before chunkers were selectable have none and keep "fixed", the one they
+ * were built with, so their content addresses stay valid); pieces are
  * measured in the embedding model's tokens. A piece's content address is
  * BLAKE2b(text, chunker settings, model fingerprint): the same words cut
  * the same way by the same model always have the same vector, so a vector
@@ -30,23 +33,8 @@ static int count_cb(void *ctx, const char *text, size_t len)
 
 void rag_chunker_settings(const struct rag_coll *coll, char *out, size_t size)
 {
-	snprintf(out, size, "fixed/%d/%d", coll->c.chunk_size, coll->c.chunk_overlap);
-}
-
-/* The block that holds byte offset at (blocks are in text order). */
-static const struct extract_block *block_at(const struct extract_document *xd, size_t at)
-{
-	size_t lo = 0, hi = xd->n_blocks;
-
-	while (hi - lo > 1) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (xd->blocks[mid].start <= at)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return xd->n_blocks ? &xd->blocks[lo] : NULL;
+	snprintf(out, size, "%s/%d/%d", chunk_strategy_name((enum chunk_strategy)coll->chunker),
+		 coll->c.chunk_size, coll->c.chunk_overlap);
 }
 
 int rag_chunk_document(struct rag_engine *eng, struct rag_coll *coll,
@@ -55,7 +43,7 @@ int rag_chunk_document(struct rag_engine *eng, struct rag_coll *coll,
 {
 	struct chunk_options co = { (size_t)coll->c.chunk_size, (size_t)coll->c.chunk_overlap,
 				    count_cb, eng->emb };
-	struct chunk_span *spans = NULL;
+	struct chunk_piece *spans = NULL;
 	struct rag_piece *pieces;
 	char settings[64];
 	size_t n = 0;
@@ -63,7 +51,7 @@ int rag_chunk_document(struct rag_engine *eng, struct rag_coll *coll,
 
 	*out = NULL;
 	*n_out = 0;
-	rc = chunk_fixed(xd->text, xd->text_len, &co, &spans, &n, err);
+	rc = chunk_document(xd, &co, (enum chunk_strategy)coll->chunker, &spans, &n, err);
 	if (rc < 0)
 		return rc;
 	if (n == 0)
@@ -75,7 +63,6 @@ int rag_chunk_document(struct rag_engine *eng, struct rag_coll *coll,
 	}
 	rag_chunker_settings(coll, settings, sizeof(settings));
 	for (size_t i = 0; i < n; i++) {
-		const struct extract_block *b = block_at(xd, spans[i].start);
 		const void *parts[3] = { xd->text + spans[i].start, settings,
 					 eng->emb->fingerprint };
 		size_t lens[3] = { spans[i].end - spans[i].start, strlen(settings),
@@ -83,8 +70,8 @@ int rag_chunk_document(struct rag_engine *eng, struct rag_coll *coll,
 
 		pieces[i].start = spans[i].start;
 		pieces[i].end = spans[i].end;
-		pieces[i].page = b ? b->page : 0;
-		pieces[i].section = b && b->section ? b->section : "";
+		pieces[i].page = spans[i].page_first;
+		pieces[i].section = spans[i].section ? spans[i].section : "";
 		hash_hex(parts, lens, 3, pieces[i].hash);
 	}
 	free(spans);

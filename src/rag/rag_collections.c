@@ -13,6 +13,7 @@
 #include "core/rag_error.h"
 #include "index/vindex.h"
 #include "model/embedder.h"
+#include "text/chunk.h"
 
 #include "core/banned.h"
 
@@ -28,6 +29,7 @@ static int copy_info(struct rag_coll *coll, struct rag_collection_info *out, str
 	out->c.config_json = strdup(coll->c.config_json ? coll->c.config_json : "{}");
 	out->applied_seq = atomic_load(&coll->applied_seq);
 	out->porter = coll->porter;
+	out->chunker = chunk_strategy_name((enum chunk_strategy)coll->chunker);
 	out->c.seq = out->applied_seq > coll->c.seq ? out->applied_seq : coll->c.seq;
 	if (coll->vi) {
 		out->n_vectors = vindex_count(coll->vi);
@@ -58,6 +60,8 @@ int rag_collection_create(struct rag_engine *eng, const char *tenant,
 			  struct rag_err *err)
 {
 	struct store_collection c = { 0 };
+	enum chunk_strategy chunker = CHUNK_DEFAULT_STRATEGY;
+	char config_json[96];
 	struct rag_coll *coll;
 	int window = (int)(eng->emb->max_tokens - eng->emb->n_special);
 	int rc;
@@ -89,9 +93,15 @@ int rag_collection_create(struct rag_engine *eng, const char *tenant,
 	if (spec->stemming && strcmp(spec->stemming, "porter") != 0 &&
 	    strcmp(spec->stemming, "none") != 0)
 		return rag_err_set(err, RAG_EINVAL, "stemming", "stemming must be 'porter' or 'none'");
-	c.config_json = spec->stemming && strcmp(spec->stemming, "porter") == 0
-				? "{\"stemming\":\"porter\"}"
-				: "{}";
+	if (spec->chunker && chunk_strategy_parse(spec->chunker, &chunker) < 0)
+		return rag_err_set(err, RAG_EINVAL, "chunker",
+				   "chunker must be 'structured', 'recursive' or 'fixed'");
+	snprintf(config_json, sizeof(config_json), "{%s\"chunker\":\"%s\"}",
+		 spec->stemming && strcmp(spec->stemming, "porter") == 0
+			 ? "\"stemming\":\"porter\","
+			 : "",
+		 chunk_strategy_name(chunker));
+	c.config_json = config_json;
 	rc = store_collection_create(eng->store, tenant, &c, NULL, err);
 	if (rc < 0)
 		return rc;

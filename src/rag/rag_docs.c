@@ -152,8 +152,9 @@ static int plain_text(const struct rag_doc_in *doc, struct extract_document *xd,
 static int extract(struct rag_engine *eng, const struct rag_doc_in *doc,
 		   struct extract_document *xd, struct rag_err *err)
 {
-	struct extract_options xo = { EXTRACT_AUTO, doc->name, doc->content_type,
-				      eng->opts.max_doc_bytes };
+	struct extract_options xo = { .format = EXTRACT_AUTO, .name = doc->name,
+				      .content_type = doc->content_type,
+				      .max_bytes = eng->opts.max_doc_bytes };
 
 	if (eng->opts.max_doc_bytes && doc->text_len > eng->opts.max_doc_bytes)
 		return rag_err_set(err, RAG_ETOOBIG, doc->format ? "file" : "text",

@@ -25,6 +25,7 @@
 #include "index/lexical.h"
 #include "index/vindex.h"
 #include "model/embedder.h"
+#include "text/chunk.h"
 #include "text/utf8.h"
 
 #include "core/banned.h"
@@ -123,6 +124,11 @@ static struct rag_coll *coll_open(struct rag_engine *eng, struct store_collectio
 	pthread_mutex_init(&coll->apply_mu, NULL);
 	/* config_json is written by rag_collection_create alone: a fixed shape. */
 	coll->porter = coll->c.config_json && strstr(coll->c.config_json, "\"stemming\":\"porter\"");
+	coll->chunker = CHUNK_FIXED;
+	if (coll->c.config_json && strstr(coll->c.config_json, "\"chunker\":\"structured\""))
+		coll->chunker = CHUNK_STRUCTURED;
+	else if (coll->c.config_json && strstr(coll->c.config_json, "\"chunker\":\"recursive\""))
+		coll->chunker = CHUNK_RECURSIVE;
 	atomic_init(&coll->applied_seq, 0);
 	atomic_init(&coll->caught_up_ms, rag_wall_ms());
 	if (eng->opts.load_indexes && rag_index_load(eng, coll, err) < 0) {

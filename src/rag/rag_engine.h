@@ -74,12 +74,14 @@ struct rag_collection_spec {
 	int chunk_size;              /* 0 = default */
 	int chunk_overlap;           /* < 0 = default */
 	const char *stemming;        /* NULL or "none", or "porter" (lexical search) */
+	const char *chunker;         /* NULL (structured), "structured", "recursive", "fixed" */
 };
 
 /* A collection as clients see it; strings owned, rag_collection_info_release(). */
 struct rag_collection_info {
 	struct store_collection c;
 	int porter;           /* lexical search stems words */
+	const char *chunker;  /* "structured", "recursive" or "fixed"; static */
 	size_t n_vectors;     /* in this instance's index */
 	size_t index_bytes;   /* memory the index takes */
 	int64_t applied_seq;  /* change-log position of the index */

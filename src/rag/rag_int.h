@@ -32,6 +32,7 @@ struct rag_coll {
 	struct vindex *vi;         /* NULL when the engine loads no indexes */
 	struct lexical *lx;        /* BM25 over the chunk texts; NULL with vi */
 	int porter;                /* from config_json: the lexical index stems */
+	int chunker;               /* from config_json: enum chunk_strategy */
 	pthread_mutex_t apply_mu;
 	_Atomic int64_t applied_seq;
 	_Atomic int64_t caught_up_ms; /* wall clock (unix ms) when applied_seq last equalled the store */

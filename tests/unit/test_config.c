@@ -322,7 +322,9 @@ static void test_dump_json(void **state)
 	assert_non_null(strstr(sb.buf, "\"max_body_bytes\":16777216"));
 	assert_non_null(strstr(sb.buf, "\"log\":{\"level\":\"info\",\"access\":true,\"file\":\"-\"}"));
 	assert_non_null(strstr(sb.buf, "\"index\":{\"snapshot\":true,"
-					"\"follow_interval_ms\":500}}"));
+					"\"follow_interval_ms\":500},"));
+	assert_non_null(strstr(sb.buf, "\"ingest\":{\"max_file_bytes\":67108864,\"root\":\"\","
+					"\"job_workers\":1,\"job_lease_ms\":30000}}"));
 	sbuf_release(&sb);
 	config_free(cfg);
 }
