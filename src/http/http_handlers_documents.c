@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/rag_error.h"
 #include "http/http_json.h"
@@ -15,6 +16,70 @@
 
 #define HTTP_DEFAULT_TOP_K 5 /* what a person reads at a glance */
 
+static void reply_ingest(struct http_req *req, struct http_resp *resp,
+			 const struct rag_ingest_result *res)
+{
+	http_json_reply(resp, res->replaced || res->unchanged ? 200 : 201,
+			json_pack("{s:s, s:s, s:I, s:b, s:I, s:b, s:I, s:s}", "id", res->id,
+				  "collection", req->params[0], "chunks", (json_int_t)res->n_chunks,
+				  "replaced", res->replaced, "seq", (json_int_t)res->seq, "unchanged",
+				  res->unchanged, "embedded", (json_int_t)res->n_embedded,
+				  "content_hash", res->content_hash));
+}
+
+/*
+ * A document sent as its own bytes (any Content-Type but JSON): id, format,
+ * name and metadata (URL-encoded JSON object) come from the query string;
+ * the format is sniffed unless forced. Binary or unsupported input: 415.
+ */
+static int document_put_raw(struct http_req *req, struct http_resp *resp, const char *ctype)
+{
+	struct rag_engine *eng = http_engine(req, resp);
+	const char *meta_s = http_query(req, "metadata");
+	struct rag_doc_in doc = { 0 };
+	struct rag_ingest_result res;
+	struct rag_err err = { 0 };
+	char *meta = NULL;
+
+	if (!eng)
+		return 0;
+	if (meta_s) {
+		json_error_t jerr;
+		json_t *m = json_loads(meta_s, 0, &jerr);
+
+		if (!json_is_object(m)) {
+			json_decref(m);
+			http_errorf(resp, RAG_EINVAL, "metadata",
+				    "query parameter 'metadata' must be a JSON object");
+			return 0;
+		}
+		meta = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(m);
+	}
+	if (req->body_len > req->ctx->max_file_bytes) {
+		free(meta);
+		http_errorf(resp, RAG_ETOOBIG, "body",
+			    "document is %zu bytes, over ingest.max_file_bytes (%zu)", req->body_len,
+			    req->ctx->max_file_bytes);
+		return 0;
+	}
+	doc.id = http_query(req, "id");
+	doc.text = req->body;
+	doc.text_len = req->body_len;
+	doc.metadata_json = meta;
+	doc.format = http_query(req, "format");
+	if (!doc.format)
+		doc.format = "auto";
+	doc.name = http_query(req, "name");
+	doc.content_type = ctype;
+	if (rag_ingest(eng, req->ctx->tenant, req->params[0], &doc, &res, &err) < 0)
+		http_error(resp, &err);
+	else
+		reply_ingest(req, resp, &res);
+	free(meta);
+	return 0;
+}
+
 int http_document_put(struct http_req *req, struct http_resp *resp)
 {
 	static const char *const allowed[] = { "id", "text", "metadata", "format", NULL };
@@ -22,11 +87,15 @@ int http_document_put(struct http_req *req, struct http_resp *resp)
 	struct rag_doc_in doc = { 0 };
 	struct rag_ingest_result res;
 	struct rag_err err = { 0 };
+	const char *ctype;
 	char *meta = NULL;
 	json_t *body;
 
 	if (!eng)
 		return 0;
+	ctype = http_header(req, "Content-Type");
+	if (ctype && strncasecmp(ctype, "application/json", 16) != 0)
+		return document_put_raw(req, resp, ctype);
 	body = http_json_body(req, resp, allowed);
 	if (!body)
 		return 0;
@@ -40,12 +109,7 @@ int http_document_put(struct http_req *req, struct http_resp *resp)
 		http_error(resp, &err);
 		goto out;
 	}
-	http_json_reply(resp, res.replaced || res.unchanged ? 200 : 201,
-			json_pack("{s:s, s:s, s:I, s:b, s:I, s:b, s:I, s:s}", "id", res.id,
-				  "collection", req->params[0], "chunks", (json_int_t)res.n_chunks,
-				  "replaced", res.replaced, "seq", (json_int_t)res.seq, "unchanged",
-				  res.unchanged, "embedded", (json_int_t)res.n_embedded,
-				  "content_hash", res.content_hash));
+	reply_ingest(req, resp, &res);
 out:
 	free(meta);
 	json_decref(body);
