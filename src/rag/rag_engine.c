@@ -240,6 +240,23 @@ int rag_engine_health(struct rag_engine *eng, struct rag_err *err)
 	return 0;
 }
 
+#define LEXICAL_PURGE_BATCH 256 /* FTS5 rows deleted per lock hold: ~80 ms here */
+#define LEXICAL_PURGE_MS 50     /* per collection per follower pass */
+
+/* Deletes removed chunks from the lexical index a few at a time (see lexical.h). */
+static void purge_lexical(struct rag_coll *coll)
+{
+	double t0 = rag_now_ms();
+
+	if (!coll->lx)
+		return;
+	pthread_mutex_lock(&coll->apply_mu);
+	while (lexical_purge(coll->lx, LEXICAL_PURGE_BATCH) > 0 &&
+	       rag_now_ms() - t0 < LEXICAL_PURGE_MS)
+		;
+	pthread_mutex_unlock(&coll->apply_mu);
+}
+
 /* One follower pass: discover collections, drop deleted ones, replay logs. */
 static void follow_once(struct rag_engine *eng)
 {
@@ -273,6 +290,7 @@ static void follow_once(struct rag_engine *eng)
 			log_warn("change-log follower: %s", err.msg);
 			rag_err_clear(&err);
 		}
+		purge_lexical(coll);
 		rag_coll_unref(coll);
 	}
 	/* Drop what the store no longer has. */

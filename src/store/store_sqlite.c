@@ -92,7 +92,7 @@ static const char *const sql[S_N_STMT] = {
 	[S_DOC_DEL] = "DELETE FROM documents WHERE collection_id = ?1 AND id = ?2",
 	[S_DOC_CHUNK_RANGE] = "SELECT min(id), max(id), count(*) FROM chunks"
 			      " WHERE collection_id = ?1 AND document_id = ?2",
-	[S_DOC_DEL_CHUNKS] = "DELETE FROM chunks WHERE collection_id = ?1 AND document_id = ?2",
+	[S_DOC_DEL_CHUNKS] = "DELETE FROM chunks WHERE id BETWEEN ?2 AND ?3 AND collection_id = ?1",
 	[S_CHUNK_INSERT] = "INSERT INTO chunks (collection_id, document_id, ordinal, start_byte,"
 			   " end_byte, text, embedding, page, section, hash, model)"
 			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",

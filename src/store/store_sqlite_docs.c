@@ -86,6 +86,23 @@ static int chunk_range(struct store_sqlite_conn *c, int64_t cid, const char *doc
 	return rc;
 }
 
+static int store_sqlite_run3(struct store_sqlite_conn *c, enum store_sqlite_stmt id, int64_t a1,
+			     int64_t a2, int64_t a3, struct rag_err *err)
+{
+	sqlite3_stmt *s;
+	int brc = SQLITE_OK;
+	int rc = store_sqlite_prep(c, id, &s, err);
+
+	if (rc)
+		return rc;
+	store_sqlite_bind_int(s, 1, a1, &brc);
+	store_sqlite_bind_int(s, 2, a2, &brc);
+	store_sqlite_bind_int(s, 3, a3, &brc);
+	rc = brc ? store_sqlite_fail(c, brc, err) : store_sqlite_step(c, s, err);
+	sqlite3_reset(s);
+	return rc < 0 ? rc : 0;
+}
+
 static int write_change(struct store_sqlite_conn *c, int64_t cid, const struct store_change *ch,
 			struct rag_err *err)
 {
@@ -117,7 +134,8 @@ static int drop_chunks(struct store_sqlite_conn *c, int64_t cid, const char *doc
 
 	if (rc || n == 0)
 		return rc;
-	rc = run_doc(c, S_DOC_DEL_CHUNKS, cid, doc_id, err);
+	/* One range delete over the rowid: the chunks' ids are contiguous (checked above). */
+	rc = store_sqlite_run3(c, S_DOC_DEL_CHUNKS, cid, ch.first_chunk, ch.last_chunk, err);
 	if (rc < 0)
 		return rc;
 	ch.seq = *seq + 1;
