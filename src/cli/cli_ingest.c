@@ -20,8 +20,9 @@
  * Output: a JSON line per file on stdout. Progress on stderr: a bar
  * redrawn in place on a terminal, else a log line every couple of seconds.
  * A file that fails (unreadable, unsupported, malformed, too big) is
- * reported at the end with its reason; the others go on. Exit status 1 if
- * any file failed.
+ * reported at the end with its reason; the others go on. SIGINT or SIGTERM
+ * stops after the file in progress, still printing the summary. Exit status
+ * 1 if any file failed or the run was interrupted.
  */
 #include "cli/cli.h"
 
@@ -669,9 +670,23 @@ int cli_ingest(int argc, char **argv)
 		goto out;
 	if (gather(&in, roots, &n_roots) < 0)
 		goto out;
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_signal;
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+	}
 	in.t0 = now_ms();
-	for (size_t i = 0; i < in.n_files; i++)
+	for (size_t i = 0; i < in.n_files && !stop_requested; i++)
 		ingest_one(&in, &in.files[i]);
+	if (stop_requested) {
+		fprintf(stderr, "ragd ingest: interrupted after %zu of %zu files\n", in.done,
+			in.n_files);
+		in.watch = 0;
+		in.sync = 0; /* files not visited are not gone */
+	}
 	if (in.sync)
 		for (size_t i = 0; i < n_roots; i++)
 			sync_root(&in, roots[i]);
@@ -686,7 +701,7 @@ int cli_ingest(int argc, char **argv)
 	if (in.watch)
 		rc = cli_ingest_watch(&in, roots, n_roots);
 	else
-		rc = in.n_failed ? 1 : 0;
+		rc = in.n_failed || stop_requested ? 1 : 0;
 out:
 	files_clear(&in);
 	free(in.files);

@@ -80,6 +80,22 @@ static int document_put_raw(struct http_req *req, struct http_resp *resp, const 
 	return 0;
 }
 
+/*
+ * The body is the document itself for text types, PDF, XHTML and octet-stream
+ * bodies; anything else (JSON, none, or the form type curl -d sends) is
+ * read as the JSON request, as before raw bodies were accepted.
+ */
+static int is_document_type(const char *ctype)
+{
+	static const char *const types[] = { "text/", "application/pdf", "application/xhtml",
+					     "application/octet-stream", NULL };
+
+	for (size_t i = 0; ctype && types[i]; i++)
+		if (strncasecmp(ctype, types[i], strlen(types[i])) == 0)
+			return 1;
+	return 0;
+}
+
 int http_document_put(struct http_req *req, struct http_resp *resp)
 {
 	static const char *const allowed[] = { "id", "text", "metadata", "format", NULL };
@@ -94,7 +110,7 @@ int http_document_put(struct http_req *req, struct http_resp *resp)
 	if (!eng)
 		return 0;
 	ctype = http_header(req, "Content-Type");
-	if (ctype && strncasecmp(ctype, "application/json", 16) != 0)
+	if (is_document_type(ctype))
 		return document_put_raw(req, resp, ctype);
 	body = http_json_body(req, resp, allowed);
 	if (!body)

@@ -264,12 +264,14 @@ static int ingest(struct rag_engine *eng, const char *tenant, const char *collec
 	if (!coll)
 		return err && err->code ? err->code : RAG_ENOTFOUND;
 	doc_hash(eng, coll, doc, res->content_hash);
-	if (doc->id && store_doc_hash(eng->store, coll->c.id, doc->id, &stored, NULL) == 0 &&
+	if (doc->id &&
+	    store_doc_hash(eng->store, coll->c.id, doc->id, &stored, &res->n_chunks, NULL) == 0 &&
 	    strcmp(stored, res->content_hash) == 0) {
 		res->unchanged = 1;
 		store_collection_seq(eng->store, coll->c.id, &res->seq, NULL);
 		goto out;
 	}
+	res->n_chunks = 0;
 	t0 = rag_now_ms();
 	rc = extract(eng, doc, &w.xd, err);
 	res->extract_ms = rag_now_ms() - t0;
@@ -407,7 +409,7 @@ int rag_doc_hash(struct rag_engine *eng, const char *tenant, const char *collect
 	*hash_out = NULL;
 	if (rc < 0)
 		return rc;
-	rc = store_doc_hash(eng->store, coll->c.id, doc_id, hash_out, err);
+	rc = store_doc_hash(eng->store, coll->c.id, doc_id, hash_out, NULL, err);
 	rag_coll_unref(coll);
 	return rc;
 }

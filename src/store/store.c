@@ -302,11 +302,14 @@ void store_doc_list_free(struct store_doc *docs, size_t n)
 }
 
 int store_doc_hash(struct store *st, int64_t collection_id, const char *doc_id, char **hash_out,
-		   struct rag_err *err)
+		   size_t *n_chunks_out, struct rag_err *err)
 {
+	size_t ignored;
+
 	assert(st && doc_id && hash_out);
 	*hash_out = NULL;
-	return st->ops->doc_hash(st, collection_id, doc_id, hash_out, err);
+	return st->ops->doc_hash(st, collection_id, doc_id, hash_out,
+				 n_chunks_out ? n_chunks_out : &ignored, err);
 }
 
 int store_vectors_by_hash(struct store *st, int64_t collection_id, const char *const *hashes,

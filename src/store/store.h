@@ -209,7 +209,7 @@ struct store_ops {
 	int (*filter_ids)(struct store *st, int64_t collection_id, const struct store_filter *f,
 			  int64_t **ids_out, size_t *n_out, struct rag_err *err);
 	int (*doc_hash)(struct store *st, int64_t collection_id, const char *doc_id,
-			char **hash_out, struct rag_err *err);
+			char **hash_out, size_t *n_chunks_out, struct rag_err *err);
 	int (*vectors_by_hash)(struct store *st, int64_t collection_id, const char *const *hashes,
 			       size_t n, int dim, float *vecs, unsigned char *found,
 			       struct rag_err *err);
@@ -394,11 +394,11 @@ int store_filter_ids(struct store *st, int64_t collection_id, const struct store
 
 /*
  * The stored content_hash of a document in *hash_out (caller frees with
- * free()): RAG_ENOTFOUND when there is no such document. Cheap: no text is
+ * free()) and its chunk count in *n_chunks_out (may be NULL): RAG_ENOTFOUND when there is no such document. Cheap: no text is
  * read. Lets an upsert skip a document that did not change.
  */
 int store_doc_hash(struct store *st, int64_t collection_id, const char *doc_id, char **hash_out,
-		   struct rag_err *err);
+		   size_t *n_chunks_out, struct rag_err *err);
 
 /*
  * Content-addressed reuse: for each hashes[i] (i < n), if a chunk of the

@@ -108,7 +108,7 @@ static const char *const sql[S_N_STMT] = {
 			    " first_chunk, last_chunk, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[S_CHANGES] = "SELECT seq, op, document_id, first_chunk, last_chunk, at FROM changes"
 		      " WHERE collection_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-	[S_DOC_HASH] = "SELECT content_hash FROM documents WHERE collection_id = ?1 AND id = ?2",
+	[S_DOC_HASH] = "SELECT content_hash, n_chunks FROM documents WHERE collection_id = ?1 AND id = ?2",
 	[S_VEC_BY_HASH] = "SELECT embedding FROM chunks WHERE collection_id = ?1 AND hash = ?2"
 			  " LIMIT 1",
 	[S_DOC_CHUNKS] = "SELECT c.document_id, c.ordinal, c.start_byte, c.end_byte, c.text,"

@@ -24,7 +24,7 @@
 #include "core/banned.h"
 
 int store_sqlite_doc_hash(struct store *st, int64_t collection_id, const char *doc_id,
-			  char **hash_out, struct rag_err *err)
+			  char **hash_out, size_t *n_chunks_out, struct rag_err *err)
 {
 	struct store_sqlite *ss = st->impl;
 	struct store_sqlite_conn *c = store_sqlite_conn_get(ss, "read document hash");
@@ -39,8 +39,10 @@ int store_sqlite_doc_hash(struct store *st, int64_t collection_id, const char *d
 	}
 	if (rc == 0)
 		rc = rag_err_set(err, RAG_ENOTFOUND, NULL, "document '%s' not found", doc_id);
-	if (rc == 1)
+	if (rc == 1) {
+		*n_chunks_out = (size_t)sqlite3_column_int64(s, 1);
 		rc = store_sqlite_col_str(s, 0, (const char **)hash_out, err);
+	}
 	if (!rc)
 		sqlite3_reset(s);
 	store_sqlite_conn_put(ss, c);

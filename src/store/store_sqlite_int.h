@@ -168,7 +168,7 @@ int store_sqlite_read_hit(struct sqlite3_stmt *s, struct store_hit *h, struct ra
 
 /* v2 reads: store_sqlite_docs2.c. */
 int store_sqlite_doc_hash(struct store *st, int64_t collection_id, const char *doc_id,
-			  char **hash_out, struct rag_err *err);
+			  char **hash_out, size_t *n_chunks_out, struct rag_err *err);
 int store_sqlite_vectors_by_hash(struct store *st, int64_t collection_id,
 				 const char *const *hashes, size_t n, int dim, float *vecs,
 				 unsigned char *found, struct rag_err *err);

@@ -227,6 +227,7 @@ def test_unchanged_and_chunk_reuse(srv):
     before = metric(srv, "ragd_embed_texts_total")
     again = srv.add_doc("reuse", text, "doc")
     assert again["unchanged"] and again["embedded"] == 0, again
+    assert again["chunks"] == first["chunks"]
     assert metric(srv, "ragd_embed_texts_total") == before
     # edit one paragraph: only the chunks that changed are embedded again
     paras[3] = "Paragraph three now speaks of something completely different instead."

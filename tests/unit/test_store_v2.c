@@ -183,7 +183,7 @@ static void test_upgrade_from_v1(void **state)
 	assert_string_equal(hits[0].hash, "");
 	store_hits_release(hits, n);
 	free(hits);
-	assert_int_equal(store_doc_hash(f->st, 1, "old", &hash, NULL), 0);
+	assert_int_equal(store_doc_hash(f->st, 1, "old", &hash, NULL, NULL), 0);
 	assert_string_equal(hash, "fnv");
 	free(hash);
 	assert_int_equal(store_doc_get(f->st, 1, "old", &doc, NULL), 0);
@@ -221,15 +221,17 @@ static void test_hashes_and_reuse(void **state)
 	const char *want[3] = { "h:beta", "h:nope", "" };
 	unsigned char found[3];
 	float vecs[3 * DIM] = { 0 };
+	size_t n_chunks = 0;
 	char *hash = NULL;
 	struct rag_err err = { 0 };
 
 	open_store(f);
 	put(f, "d", "alpha beta", NULL, "hash-1");
-	assert_int_equal(store_doc_hash(f->st, f->cid, "d", &hash, NULL), 0);
+	assert_int_equal(store_doc_hash(f->st, f->cid, "d", &hash, &n_chunks, NULL), 0);
 	assert_string_equal(hash, "hash-1");
+	assert_int_equal(n_chunks, 2);
 	free(hash);
-	assert_int_equal(store_doc_hash(f->st, f->cid, "none", &hash, &err), RAG_ENOTFOUND);
+	assert_int_equal(store_doc_hash(f->st, f->cid, "none", &hash, NULL, &err), RAG_ENOTFOUND);
 	assert_null(hash);
 	assert_int_equal(store_vectors_by_hash(f->st, f->cid, want, 3, DIM, vecs, found, NULL), 0);
 	assert_int_equal(found[0], 1);
