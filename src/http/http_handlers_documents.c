@@ -99,6 +99,7 @@ static int is_document_type(const char *ctype)
 int http_document_put(struct http_req *req, struct http_resp *resp)
 {
 	static const char *const allowed[] = { "id", "text", "metadata", "format", NULL };
+	static const char *const raw_params[] = { "id", "format", "name", "metadata", NULL };
 	struct rag_engine *eng = http_engine(req, resp);
 	struct rag_doc_in doc = { 0 };
 	struct rag_ingest_result res;
@@ -112,6 +113,14 @@ int http_document_put(struct http_req *req, struct http_resp *resp)
 	ctype = http_header(req, "Content-Type");
 	if (is_document_type(ctype))
 		return document_put_raw(req, resp, ctype);
+	for (size_t i = 0; raw_params[i]; i++) {
+		if (http_query(req, raw_params[i])) {
+			http_errorf(resp, RAG_EINVAL, raw_params[i],
+				    "query parameter '%s' is for raw document bodies; with JSON,"
+				    " send it in the body", raw_params[i]);
+			return 0;
+		}
+	}
 	body = http_json_body(req, resp, allowed);
 	if (!body)
 		return 0;
