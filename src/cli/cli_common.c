@@ -135,6 +135,18 @@ int cli_setup(struct cli_app *app, int argc, char **argv, int first, const struc
 	return 0;
 }
 
+/* The options the default embedder was loaded with, for models.embedders' models. */
+static struct embedder_llama_options load_opts;
+
+static struct embedder *load_embedder(void *ctx, const char *path, struct rag_err *err)
+{
+	struct embedder_llama_options o = load_opts;
+
+	(void)ctx;
+	o.model_path = path;
+	return embedder_llama_new(&o, err);
+}
+
 int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 {
 	struct config *cfg = app->cfg;
@@ -159,6 +171,7 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	if (eo.n_threads < 1)
 		eo.n_threads = 1;
 	eo.batch_size = cfg->models.embed_batch;
+	load_opts = eo;
 	app->emb = embedder_llama_new(&eo, &err);
 	if (!app->emb)
 		return die("cannot load the embedding model", &err);
@@ -175,6 +188,8 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	ro.max_doc_bytes = cfg->ingest.max_file_bytes;
 	ro.job_workers = follow ? cfg->ingest.job_workers : 0;
 	ro.job_lease_ms = cfg->ingest.job_lease_ms;
+	ro.embedders = cfg->models.embedders;
+	ro.load_embedder = load_embedder;
 	app->eng = rag_engine_new(&ro, app->store, app->emb, &err);
 	if (!app->eng)
 		return die("cannot start the engine", &err);

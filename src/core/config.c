@@ -63,6 +63,7 @@ static const struct key keys[] = {
 	{ "log.access", T_BOOL, F(log.access), 0, 0 },
 	{ "log.file", T_STR, F(log.file), 0, 0 },
 	{ "models.embedder", T_STR, F(models.embedder), 0, 0 },
+	{ "models.embedders", T_STR, F(models.embedders), 0, 0 },
 	{ "models.embed_batch", T_INT, F(models.embed_batch), 1, 4096 },
 	{ "models.embed_threads", T_INT, F(models.embed_threads), 0, 256 },
 	{ "models.embed_contexts", T_INT, F(models.embed_contexts), 0, 256 },
@@ -113,9 +114,10 @@ struct config *config_new(void)
 	cfg->index.follow_interval_ms = 500;
 	cfg->ingest.max_file_bytes = 64 * KIB * KIB;
 	cfg->ingest.root = strdup("");
+	cfg->models.embedders = strdup("");
 	cfg->ingest.job_workers = 1;
 	cfg->ingest.job_lease_ms = 30000;
-	if (!cfg->ingest.root || !cfg->data_dir || !cfg->server.host || !cfg->models.embedder || !cfg->environment ||
+	if (!cfg->ingest.root || !cfg->models.embedders || !cfg->data_dir || !cfg->server.host || !cfg->models.embedder || !cfg->environment ||
 	    !cfg->log.file) {
 		config_free(cfg);
 		return NULL;
@@ -422,7 +424,8 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 		switch (k->type) {
 		case T_STR:
 			if (!*(char *const *)field ||
-			    (!(*(char *const *)field)[0] && strcmp(k->key, "ingest.root") != 0))
+			    (!(*(char *const *)field)[0] && strcmp(k->key, "ingest.root") != 0 &&
+			     strcmp(k->key, "models.embedders") != 0))
 				return rag_err_set(err, RAG_EINVAL, k->key, "%s: must not be empty",
 						   k->key);
 			break;

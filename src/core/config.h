@@ -22,6 +22,7 @@
  *   limits.max_top_k            1000          1..100000
  *   log.level                   info          debug|info|warn|error
  *   models.embedder             "models/all-MiniLM-L6-v2.gguf"
+ *   models.embedders            ""            name=path,... loaded on first use
  *   models.embed_batch          32            1..4096
  *   models.embed_threads        0 = CPUs      0..256
  *   models.embed_contexts       0 = CPUs      0..256
@@ -69,6 +70,7 @@ struct config {
 	} log;
 	struct {
 		char *embedder;
+		char *embedders; /* "name=path,name=path": more models collections may use */
 		int embed_batch;
 		int embed_threads;
 		int embed_contexts;

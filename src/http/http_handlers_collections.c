@@ -3,6 +3,7 @@
  */
 #include "http/http_handlers.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,6 +102,35 @@ int http_collection_create(struct http_req *req, struct http_resp *resp)
 	}
 	http_json_reply(resp, 201, collection_json(&info));
 	rag_collection_info_release(&info);
+out:
+	json_decref(body);
+	return 0;
+}
+
+int http_collection_update(struct http_req *req, struct http_resp *resp)
+{
+	static const char *const allowed[] = { "embedding_model", NULL };
+	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_err err = { 0 };
+	const char *model = NULL;
+	char job_id[RAG_JOB_ID_MAX + 1], link[64];
+	json_t *body;
+
+	if (!eng)
+		return 0;
+	body = http_json_body(req, resp, allowed);
+	if (!body)
+		return 0;
+	if (http_json_string(body, "embedding_model", 1, &model, NULL, resp) < 0)
+		goto out;
+	if (rag_collection_change_model(eng, req->ctx->tenant, req->params[0], model, job_id,
+					&err) < 0) {
+		http_error(resp, &err);
+		goto out;
+	}
+	snprintf(link, sizeof(link), "/v1/jobs/%s", job_id);
+	http_json_reply(resp, 202, json_pack("{s:s, s:s, s:s, s:s}", "job_id", job_id, "state",
+					     "queued", "embedding_model", model, "status_url", link));
 out:
 	json_decref(body);
 	return 0;

@@ -26,6 +26,7 @@ static const struct route routes[] = {
 	{ "GET", "/v1/collections", http_collection_list },
 	{ "GET", "/v1/collections/{name}", http_collection_get },
 	{ "DELETE", "/v1/collections/{name}", http_collection_delete },
+	{ "PATCH", "/v1/collections/{name}", http_collection_update },
 	{ "POST", "/v1/collections/{name}/documents", http_document_put },
 	{ "GET", "/v1/collections/{name}/documents", http_documents_list },
 	{ "POST", "/v1/collections/{name}/documents:batch", http_documents_batch },

@@ -42,7 +42,7 @@ int rag_chunk_document(struct rag_engine *eng, struct rag_coll *coll,
 		       struct rag_err *err)
 {
 	struct chunk_options co = { (size_t)coll->c.chunk_size, (size_t)coll->c.chunk_overlap,
-				    count_cb, eng->emb };
+				    count_cb, coll->emb };
 	struct chunk_piece *spans = NULL;
 	struct rag_piece *pieces;
 	char settings[64];
@@ -51,6 +51,9 @@ int rag_chunk_document(struct rag_engine *eng, struct rag_coll *coll,
 
 	*out = NULL;
 	*n_out = 0;
+	(void)eng;
+	if (!rag_coll_embedder(coll, err))
+		return err && err->code ? err->code : RAG_EBUSY;
 	rc = chunk_document(xd, &co, (enum chunk_strategy)coll->chunker, &spans, &n, err);
 	if (rc < 0)
 		return rc;
@@ -64,9 +67,9 @@ int rag_chunk_document(struct rag_engine *eng, struct rag_coll *coll,
 	rag_chunker_settings(coll, settings, sizeof(settings));
 	for (size_t i = 0; i < n; i++) {
 		const void *parts[3] = { xd->text + spans[i].start, settings,
-					 eng->emb->fingerprint };
+					 coll->emb->fingerprint };
 		size_t lens[3] = { spans[i].end - spans[i].start, strlen(settings),
-				   strlen(eng->emb->fingerprint) };
+				   strlen(coll->emb->fingerprint) };
 
 		pieces[i].start = spans[i].start;
 		pieces[i].end = spans[i].end;

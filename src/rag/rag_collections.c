@@ -63,19 +63,22 @@ int rag_collection_create(struct rag_engine *eng, const char *tenant,
 	enum chunk_strategy chunker = CHUNK_DEFAULT_STRATEGY;
 	char config_json[96];
 	struct rag_coll *coll;
-	int window = (int)(eng->emb->max_tokens - eng->emb->n_special);
+	struct embedder *emb;
+	int window;
 	int rc;
 
 	rc = rag_check_name(spec->name, "name", "collection name", err);
 	if (rc < 0)
 		return rc;
-	if (spec->embedding_model && strcmp(spec->embedding_model, eng->emb->name) != 0)
-		return rag_err_set(err, RAG_EINVAL, "embedding_model",
-				   "embedding model '%s' is not loaded (this server has '%s')",
-				   spec->embedding_model, eng->emb->name);
+	emb = spec->embedding_model
+		      ? rag_embedder(eng, spec->embedding_model, "embedding_model", err)
+		      : eng->emb;
+	if (!emb)
+		return err && err->code ? err->code : RAG_EINVAL;
+	window = (int)(emb->max_tokens - emb->n_special);
 	c.name = spec->name;
-	c.embed_model = eng->emb->name;
-	c.dim = (int)eng->emb->dim;
+	c.embed_model = spec->embedding_model ? spec->embedding_model : eng->emb->name;
+	c.dim = (int)emb->dim;
 	c.chunk_size = spec->chunk_size > 0 ? spec->chunk_size : eng->opts.chunk_size;
 	if (c.chunk_size > window)
 		c.chunk_size = spec->chunk_size > 0 ? c.chunk_size : window;
@@ -83,7 +86,7 @@ int rag_collection_create(struct rag_engine *eng, const char *tenant,
 	if (spec->chunk_size < 0 || c.chunk_size < RAG_CHUNK_MIN || c.chunk_size > window)
 		return rag_err_set(err, RAG_EINVAL, "chunk_size",
 				   "chunk_size must be between %d and %d tokens for model '%s'",
-				   RAG_CHUNK_MIN, window, eng->emb->name);
+				   RAG_CHUNK_MIN, window, c.embed_model);
 	if (spec->chunk_overlap >= 0 && c.chunk_overlap >= c.chunk_size)
 		return rag_err_set(err, RAG_EINVAL, "chunk_overlap",
 				   "chunk_overlap must be at least 0 and smaller than chunk_size (%d)",
@@ -145,7 +148,11 @@ int rag_collection_list(struct rag_engine *eng, const char *tenant,
 		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct rag_coll *coll = rag_coll_acquire(eng, tenant, list[i].name, NULL);
+		struct rag_coll *coll;
+
+		if (list[i].name[0] == '.')
+			continue; /* a job's staging collection (rag_reembed.c) */
+		coll = rag_coll_acquire(eng, tenant, list[i].name, NULL);
 
 		if (!coll)
 			continue; /* deleted between the list and now */

@@ -71,7 +71,7 @@ static void new_id(char *out, size_t size)
  * model's fingerprint. Equal hashes mean an upsert would store exactly
  * what is there.
  */
-static void doc_hash(struct rag_engine *eng, struct rag_coll *coll, const struct rag_doc_in *doc,
+static void doc_hash(struct rag_coll *coll, const struct rag_doc_in *doc,
 		     char out[HASH_HEX_LEN + 1])
 {
 	char settings[64];
@@ -92,8 +92,8 @@ static void doc_hash(struct rag_engine *eng, struct rag_coll *coll, const struct
 	lens[3] = strlen(meta);
 	parts[4] = settings;
 	lens[4] = strlen(settings);
-	parts[5] = eng->emb->fingerprint;
-	lens[5] = strlen(eng->emb->fingerprint);
+	parts[5] = coll->emb->fingerprint;
+	lens[5] = strlen(coll->emb->fingerprint);
 	hash_hex(parts, lens, 6, out);
 }
 
@@ -230,7 +230,7 @@ static int prepare(struct rag_engine *eng, struct rag_coll *coll, struct ingest_
 	if (k == 0)
 		return 0;
 	t0 = rag_now_ms();
-	rc = embedder_embed(eng->emb, w->texts, w->lens, k, w->fresh, err);
+	rc = embedder_embed(coll->emb, w->texts, w->lens, k, w->fresh, err);
 	res->embed_ms = rag_now_ms() - t0;
 	for (size_t j = 0; rc == 0 && j < k; j++)
 		memcpy(w->vecs + w->slot[j] * dim, w->fresh + j * dim, dim * sizeof(float));
@@ -263,7 +263,11 @@ static int ingest(struct rag_engine *eng, const char *tenant, const char *collec
 	coll = rag_coll_acquire(eng, tenant, collection, err);
 	if (!coll)
 		return err && err->code ? err->code : RAG_ENOTFOUND;
-	doc_hash(eng, coll, doc, res->content_hash);
+	if (!rag_coll_embedder(coll, err)) {
+		rag_coll_unref(coll);
+		return RAG_EBUSY;
+	}
+	doc_hash(coll, doc, res->content_hash);
 	if (doc->id &&
 	    store_doc_hash(eng->store, coll->c.id, doc->id, &stored, &res->n_chunks, NULL) == 0 &&
 	    strcmp(stored, res->content_hash) == 0) {
@@ -289,7 +293,7 @@ static int ingest(struct rag_engine *eng, const char *tenant, const char *collec
 	put.n_chunks = w.n_pieces;
 	put.vecs = w.vecs;
 	put.dim = coll->c.dim;
-	put.model = eng->emb->fingerprint;
+	put.model = coll->emb->fingerprint;
 	t0 = rag_now_ms();
 	rc = store_doc_put(eng->store, coll->c.id, &put, &pr, err);
 	if (rc < 0)
@@ -422,7 +426,11 @@ int rag_doc_content_hash(struct rag_engine *eng, const char *tenant, const char 
 
 	if (rc < 0)
 		return rc;
-	doc_hash(eng, coll, doc, out);
+	if (!rag_coll_embedder(coll, err)) {
+		rag_coll_unref(coll);
+		return RAG_EBUSY;
+	}
+	doc_hash(coll, doc, out);
 	rag_coll_unref(coll);
 	return 0;
 }

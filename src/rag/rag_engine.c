@@ -131,6 +131,13 @@ static struct rag_coll *coll_open(struct rag_engine *eng, struct store_collectio
 		coll->chunker = CHUNK_RECURSIVE;
 	atomic_init(&coll->applied_seq, 0);
 	atomic_init(&coll->caught_up_ms, rag_wall_ms());
+	{
+		struct rag_err merr = { 0 };
+
+		coll->emb = rag_embedder(eng, coll->c.embed_model, NULL, &merr);
+		if (!coll->emb)
+			log_warn("collection '%s': %s", coll->c.name, merr.msg);
+	}
 	if (eng->opts.load_indexes && rag_index_load(eng, coll, err) < 0) {
 		rag_coll_unref(coll);
 		return NULL;
@@ -185,6 +192,11 @@ static void registry_remove(struct rag_engine *eng, const char *tenant, const ch
 	pthread_rwlock_unlock(&eng->lock);
 	rag_coll_unref(have);
 	sbuf_release(&key);
+}
+
+void rag_coll_forget(struct rag_engine *eng, const char *tenant, const char *name)
+{
+	registry_remove(eng, tenant, name, 0);
 }
 
 struct rag_coll *rag_coll_acquire(struct rag_engine *eng, const char *tenant, const char *name,
@@ -388,7 +400,7 @@ struct rag_engine *rag_engine_new(const struct rag_engine_options *opts, struct 
 		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
 		goto fail;
 	}
-	if (make_index_dir(eng, err) < 0)
+	if (make_index_dir(eng, err) < 0 || rag_models_init(eng, err) < 0)
 		goto fail;
 	if (opts->load_indexes) {
 		double t0 = rag_now_ms();
@@ -452,6 +464,8 @@ void rag_engine_free(struct rag_engine *eng)
 	pthread_mutex_destroy(&eng->stop_mu);
 	pthread_cond_destroy(&eng->stop_cond);
 	pthread_cond_destroy(&eng->jobs_cond);
+	if (eng->models)
+		rag_models_release(eng);
 	free(eng->index_dir);
 	free(eng);
 }

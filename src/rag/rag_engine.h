@@ -35,6 +35,14 @@ struct rag_engine_options {
 	size_t max_doc_bytes;   /* one document's bytes at most; 0 = no limit */
 	int job_workers;        /* threads running jobs (batch ingests); 0 = none */
 	int job_lease_ms;       /* a job's worker renews this at each document; 0 = default */
+	/*
+	 * More embedding models a collection may use besides the engine's own:
+	 * "name=path,name=path" (models.embedders), loaded on first use by
+	 * load_embedder(load_ctx, path) (NULL: none can be loaded).
+	 */
+	const char *embedders;
+	struct embedder *(*load_embedder)(void *ctx, const char *path, struct rag_err *err);
+	void *load_ctx;
 };
 
 #define RAG_JOB_LEASE_MS 30000 /* a dead worker's job is taken over this long after its last item */
@@ -177,6 +185,18 @@ int rag_doc_hash(struct rag_engine *eng, const char *tenant, const char *collect
  */
 int rag_doc_content_hash(struct rag_engine *eng, const char *tenant, const char *collection,
 			 const struct rag_doc_in *doc, char *out, struct rag_err *err);
+
+/*
+ * Moves the collection to another embedding model (one of models.embedder
+ * and models.embedders) as a background job: every document's chunks are
+ * embedded again into a staging collection while the current one keeps
+ * serving, then the two are swapped in one transaction. Writes *job_id_out
+ * (RAG_JOB_ID_MAX + 1 bytes). RAG_EINVAL naming embedding_model for an
+ * unknown model or the current one; RAG_ENOTFOUND for no collection.
+ */
+int rag_collection_change_model(struct rag_engine *eng, const char *tenant, const char *name,
+				const char *embedding_model, char *job_id_out,
+				struct rag_err *err);
 
 /* --- jobs --- */
 

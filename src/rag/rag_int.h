@@ -31,6 +31,7 @@ struct rag_coll {
 	struct store_collection c; /* owned strings */
 	struct vindex *vi;         /* NULL when the engine loads no indexes */
 	struct lexical *lx;        /* BM25 over the chunk texts; NULL with vi */
+	struct embedder *emb;      /* the collection's model (owned by the engine); NULL if unavailable */
 	int porter;                /* from config_json: the lexical index stems */
 	int chunker;               /* from config_json: enum chunk_strategy */
 	pthread_mutex_t apply_mu;
@@ -56,6 +57,11 @@ struct rag_engine {
 	atomic_int ready;
 	_Atomic int64_t followed_ms; /* wall clock (unix ms) of the last complete follower pass */
 
+	/* Embedding models by name (rag_models.c); models_mu guards the loads. */
+	pthread_mutex_t models_mu;
+	struct rag_model *models;
+	size_t n_models;
+
 	/* Jobs (rag_jobs.c). jobs_cond and jobs_pending are guarded by stop_mu. */
 	pthread_cond_t jobs_cond;
 	int jobs_pending;
@@ -64,8 +70,34 @@ struct rag_engine {
 	int n_workers;
 };
 
+struct rag_model {
+	char *name;
+	char *path;            /* NULL for the engine's own */
+	struct embedder *emb;  /* NULL until loaded */
+	int owned;
+};
+
+/* Parses opts.embedders into the registry, the engine's own model first (rag_models.c). */
+int rag_models_init(struct rag_engine *eng, struct rag_err *err);
+void rag_models_release(struct rag_engine *eng);
+
+/*
+ * The embedder called name, loading it on first use; borrowed for the
+ * engine's life. NULL with err: RAG_EINVAL naming field for an unknown
+ * name, the loader's error otherwise.
+ */
+struct embedder *rag_embedder(struct rag_engine *eng, const char *name, const char *field,
+			      struct rag_err *err);
+
+/* The collection's embedder, or NULL with RAG_EBUSY "model 'x' is not configured here". */
+struct embedder *rag_coll_embedder(struct rag_coll *coll, struct rag_err *err);
+
 /* Starts opts.job_workers job threads; rag_jobs_stop joins them (rag_jobs.c). */
 int rag_jobs_start(struct rag_engine *eng, struct rag_err *err);
+/* Wakes the workers: a job was queued. */
+void rag_jobs_wake(struct rag_engine *eng);
+/* n_bytes random bytes (at most 16) as 2 * n_bytes hex digits and a NUL into out. */
+void rag_random_hex(char *out, size_t n_bytes);
 void rag_jobs_stop(struct rag_engine *eng);
 
 /* Ingest counters (rag_metrics.c). */
@@ -85,6 +117,15 @@ int64_t rag_wall_ms(void);
 struct rag_coll *rag_coll_acquire(struct rag_engine *eng, const char *tenant, const char *name,
 				  struct rag_err *err);
 void rag_coll_unref(struct rag_coll *coll);
+/* Drops tenant's collection `name` from the registry; the next acquire reloads it. */
+void rag_coll_forget(struct rag_engine *eng, const char *tenant, const char *name);
+
+/* The model-change job's steps (rag_reembed.c), called by the job worker. */
+struct store_job;
+int rag_reembed_prepare(struct rag_engine *eng, const struct store_job *job, struct rag_err *err);
+int rag_reembed_item(struct rag_engine *eng, const struct store_job *job, const char *doc_id,
+		     int64_t *n_chunks, struct rag_err *err);
+int rag_reembed_finish(struct rag_engine *eng, const struct store_job *job, struct rag_err *err);
 
 /* Builds a collection's index from snapshot + log, or the store (rag_index.c). */
 int rag_index_load(struct rag_engine *eng, struct rag_coll *coll, struct rag_err *err);

@@ -39,7 +39,7 @@
 #define JOB_POLL_MS 1000       /* look for jobs of other processes and expired leases */
 #define JOB_MAX_ITEMS 100000   /* documents in one job: bounds a request's transaction */
 
-static void random_hex(char *out, size_t n_bytes)
+void rag_random_hex(char *out, size_t n_bytes)
 {
 	unsigned char raw[16];
 
@@ -72,7 +72,7 @@ int rag_job_submit(struct rag_engine *eng, const char *tenant, const char *colle
 	if (!coll)
 		return err && err->code ? err->code : RAG_ENOTFOUND;
 	rag_coll_unref(coll);
-	random_hex(id + 4, 12);
+	rag_random_hex(id + 4, 12);
 	job.id = id;
 	job.tenant = tenant;
 	job.collection = collection;
@@ -82,11 +82,16 @@ int rag_job_submit(struct rag_engine *eng, const char *tenant, const char *colle
 	if (rc < 0)
 		return rc;
 	snprintf(id_out, RAG_JOB_ID_MAX + 1, "%s", id);
+	rag_jobs_wake(eng);
+	return 0;
+}
+
+void rag_jobs_wake(struct rag_engine *eng)
+{
 	pthread_mutex_lock(&eng->stop_mu);
 	eng->jobs_pending++;
 	pthread_cond_broadcast(&eng->jobs_cond);
 	pthread_mutex_unlock(&eng->stop_mu);
-	return 0;
 }
 
 /* Runs one item; returns the state to record (1 done, 2 failed, 3 unchanged). */
@@ -105,6 +110,13 @@ static int run_item(struct rag_engine *eng, const struct store_job *job,
 	doc.name = it->name && *it->name ? it->name : NULL;
 	doc.content_type = it->content_type && *it->content_type ? it->content_type : NULL;
 	*n_chunks = 0;
+	if (strcmp(job->kind, "reembed") == 0) {
+		if (rag_reembed_item(eng, job, it->doc_id, n_chunks, &err) < 0) {
+			snprintf(why, why_len, "%s", err.msg);
+			return 2;
+		}
+		return 1;
+	}
 	if (rag_ingest(eng, job->tenant, job->collection, &doc, &res, &err) < 0) {
 		snprintf(why, why_len, "%s", err.msg);
 		return 2;
@@ -134,8 +146,14 @@ static void run_job(struct rag_engine *eng, const char *id)
 		log_warn("job '%s': %s", id, err.msg);
 		return;
 	}
-	log_info("job '%s' running: %lld documents into '%s'", id, (long long)job.n_total,
-		 job.collection);
+	log_info("job '%s' running (%s): %lld documents of '%s'", id, job.kind,
+		 (long long)job.n_total, job.collection);
+	if (strcmp(job.kind, "reembed") == 0 && rag_reembed_prepare(eng, &job, &err) < 0) {
+		store_job_finish(eng->store, id, STORE_JOB_FAILED, err.msg, NULL);
+		log_warn("job '%s' failed: %s", id, err.msg);
+		store_job_release(&job);
+		return;
+	}
 	while (!cancelled && !stopping(eng)) {
 		struct store_job_item *items = NULL;
 		size_t n = 0;
@@ -152,9 +170,23 @@ static void run_job(struct rag_engine *eng, const char *id)
 			if (store_job_get(eng->store, NULL, id, &now, &err) < 0)
 				break;
 			all_failed = now.n_total > 0 && now.n_failed == now.n_total;
+			if (strcmp(now.kind, "reembed") == 0) {
+				/* A document that failed would be missing after the switch. */
+				all_failed = now.n_failed > 0;
+				if (!all_failed && rag_reembed_finish(eng, &now, &err) < 0) {
+					store_job_finish(eng->store, id, STORE_JOB_FAILED, err.msg, NULL);
+					log_warn("job '%s' failed: %s", id, err.msg);
+					store_job_release(&now);
+					return;
+				}
+			}
 			store_job_finish(eng->store, id,
 					 all_failed ? STORE_JOB_FAILED : STORE_JOB_SUCCEEDED,
-					 all_failed ? "every document failed" : NULL, NULL);
+					 !all_failed ? NULL
+					 : strcmp(now.kind, "reembed") == 0
+						 ? "some documents failed: the collection was not switched"
+						 : "every document failed",
+					 NULL);
 			log_info("job '%s' %s: %lld done, %lld unchanged, %lld failed", id,
 				 all_failed ? "failed" : "succeeded", (long long)now.n_done,
 				 (long long)now.n_skipped, (long long)now.n_failed);
@@ -222,7 +254,7 @@ int rag_jobs_start(struct rag_engine *eng, struct rag_err *err)
 
 	gethostname(host, sizeof(host) - 1);
 	snprintf(eng->job_owner, sizeof(eng->job_owner), "%.64s/%d/", host, (int)getpid());
-	random_hex(eng->job_owner + strlen(eng->job_owner), 6);
+	rag_random_hex(eng->job_owner + strlen(eng->job_owner), 6);
 	if (eng->opts.job_lease_ms <= 0)
 		eng->opts.job_lease_ms = RAG_JOB_LEASE_MS;
 	eng->workers = calloc((size_t)(eng->opts.job_workers > 0 ? eng->opts.job_workers : 1),

@@ -171,9 +171,11 @@ static int dense(struct rag_engine *eng, struct rag_coll *coll, const struct rag
 	double t0 = rag_now_ms();
 	int rc;
 
+	(void)eng; /* the collection's own model embeds its queries */
 	if (!qv)
 		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
-	rc = embedder_embed(eng->emb, &q->text, &q->len, 1, qv, err);
+	rc = rag_coll_embedder(coll, err) ? embedder_embed(coll->emb, &q->text, &q->len, 1, qv, err)
+					  : RAG_EBUSY;
 	out->embed_ms = rag_now_ms() - t0;
 	if (rc == 0)
 		rc = vindex_search(coll->vi, qv, depth, vf, c->ids, c->scores, &c->n, err);

@@ -446,6 +446,15 @@ int store_job_finish(struct store *st, const char *id, enum store_job_state stat
 				   : no_jobs(err);
 }
 
+int store_collection_swap(struct store *st, const char *tenant, const char *name,
+			  const char *staged, const char *retired, struct rag_err *err)
+{
+	assert(st && tenant && name && staged && retired);
+	return st->ops->collection_swap
+		       ? st->ops->collection_swap(st, tenant, name, staged, retired, err)
+		       : rag_err_set(err, RAG_EUNSUPPORTED, NULL, "this store cannot swap collections");
+}
+
 int store_job_cancel(struct store *st, const char *tenant, const char *id, struct rag_err *err)
 {
 	assert(st && tenant && id);

@@ -234,6 +234,8 @@ struct store_ops {
 			  const char *error, struct rag_err *err);
 	int (*job_cancel)(struct store *st, const char *tenant, const char *id,
 			  struct rag_err *err);
+	int (*collection_swap)(struct store *st, const char *tenant, const char *name,
+			       const char *staged, const char *retired, struct rag_err *err);
 };
 
 /*
@@ -526,6 +528,15 @@ int store_job_finish(struct store *st, const char *id, enum store_job_state stat
 int store_job_cancel(struct store *st, const char *tenant, const char *id, struct rag_err *err);
 
 const char *store_job_state_name(enum store_job_state s);
+
+/*
+ * In one transaction: tenant's collection `name` is renamed `retired` and
+ * collection `staged` is renamed `name`; a reader sees either the old or
+ * the new collection under `name`, never none. RAG_ENOTFOUND when either
+ * is missing, RAG_ECONFLICT when `retired` exists.
+ */
+int store_collection_swap(struct store *st, const char *tenant, const char *name,
+			  const char *staged, const char *retired, struct rag_err *err);
 
 /*
  * Readiness probe: 0 when the store answers and is the one opened, else

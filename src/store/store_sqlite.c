@@ -661,6 +661,7 @@ static const struct store_ops sqlite_ops = {
 	.job_item_finish = store_sqlite_job_item_finish,
 	.job_finish = store_sqlite_job_finish,
 	.job_cancel = store_sqlite_job_cancel,
+	.collection_swap = store_sqlite_collection_swap,
 };
 
 struct store *store_sqlite_open(const char *data_dir, const struct store_options *opts,

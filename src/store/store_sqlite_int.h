@@ -196,6 +196,8 @@ int store_sqlite_job_finish(struct store *st, const char *id, int state, const c
 			    struct rag_err *err);
 int store_sqlite_job_cancel(struct store *st, const char *tenant, const char *id,
 			    struct rag_err *err);
+int store_sqlite_collection_swap(struct store *st, const char *tenant, const char *name,
+				 const char *staged, const char *retired, struct rag_err *err);
 
 struct store_filter;
 

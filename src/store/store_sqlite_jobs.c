@@ -438,3 +438,47 @@ out:
 	store_sqlite_conn_put(ss, c);
 	return rc;
 }
+
+/* Renames tenant's collection from -> to inside the caller's transaction. */
+static int rename_coll(struct store_sqlite_conn *c, const char *tenant, const char *from,
+		       const char *to, struct rag_err *err)
+{
+	sqlite3_stmt *s = NULL;
+	int brc = SQLITE_OK;
+	int rc = prep(c, "UPDATE collections SET name = ?3 WHERE tenant = ?1 AND name = ?2", &s,
+		      err);
+
+	if (rc)
+		return rc;
+	store_sqlite_bind_text(s, 1, tenant, &brc);
+	store_sqlite_bind_text(s, 2, from, &brc);
+	store_sqlite_bind_text(s, 3, to, &brc);
+	rc = brc ? store_sqlite_fail(c, brc, err) : store_sqlite_step(c, s, err);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == RAG_ECONFLICT)
+		return rag_err_set(err, RAG_ECONFLICT, NULL, "collection '%s' already exists", to);
+	if (rc < 0)
+		return rc;
+	if (sqlite3_changes(c->db) != 1)
+		return rag_err_set(err, RAG_ENOTFOUND, NULL, "collection '%s' not found", from);
+	return 0;
+}
+
+int store_sqlite_collection_swap(struct store *st, const char *tenant, const char *name,
+				 const char *staged, const char *retired, struct rag_err *err)
+{
+	struct store_sqlite *ss = st->impl;
+	struct store_sqlite_conn *c = store_sqlite_conn_get(ss, "swap collections");
+	int rc;
+
+	rc = store_sqlite_txn_begin(ss, c, 1, err);
+	if (rc)
+		goto out;
+	rc = rename_coll(c, tenant, name, retired, err);
+	if (!rc)
+		rc = rename_coll(c, tenant, staged, name, err);
+	rc = store_sqlite_txn_end(ss, c, 1, rc, err);
+out:
+	store_sqlite_conn_put(ss, c);
+	return rc;
+}

@@ -272,7 +272,7 @@ ROUTES_405 = [
     ("DELETE", "/v1/collections"),
     ("POST", "/health"),
     ("DELETE", "/ready"),
-    ("PATCH", f"/v1/collections/{COLL}"),
+    ("PUT", f"/v1/collections/{COLL}"),  # PATCH changes the model
     ("POST", f"/v1/collections/{COLL}"),
     ("PUT", f"/v1/collections/{COLL}/documents"),  # GET lists them
     ("DELETE", f"/v1/collections/{COLL}/documents"),

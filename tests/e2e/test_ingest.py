@@ -475,3 +475,43 @@ def test_cli_ingest_watch(tmp_path):
     ids = [l["id"] for l in lines]
     assert "sub:second.txt" in ids, lines
     assert {"id": "first.txt", "deleted": True} in lines, lines
+
+
+def test_change_embedding_model(ragd_factory, tmp_path):
+    """PATCH embedding_model: a job re-embeds every chunk with the other model
+    into a staging collection while the old one serves, then swaps them;
+    nothing is uploaded again, offsets/pages/sections are kept, and the
+    stored vectors record the new model's fingerprint."""
+    other = tmp_path / "other-minilm.gguf"
+    other.write_bytes(open(RAGD_MODEL, "rb").read())
+    s = ragd_factory(extra_args=("--set", f"models.embedders=other={other}"))
+    s.create_collection("move", chunk_size=24, chunk_overlap=0)
+    for i in range(6):
+        s.add_doc("move", MARKDOWN.replace("pump", f"pump{i}"), f"m{i}", metadata={"i": i})
+    _, before = s.request("GET", "/v1/collections/move/documents/m0/chunks")
+    status, body = s.request("PATCH", "/v1/collections/move", {"embedding_model": "nope"})
+    assert status == 400 and body["error"]["field"] == "embedding_model", body
+    status, body = s.request("PATCH", "/v1/collections/move",
+                             {"embedding_model": s.collection("move")["embedding_model"]})
+    assert status == 400, body
+    status, job = s.request("PATCH", "/v1/collections/move", {"embedding_model": "other"})
+    assert status == 202, job
+    # the old collection keeps serving meanwhile
+    assert s.search("move", "replace the seals")
+    job = wait_job(s, job["job_id"])
+    assert job["state"] == "succeeded" and job["counts"]["done"] == 6, job
+    coll = s.collection("move")
+    assert coll["embedding_model"] == "other", coll
+    _, after = s.request("GET", "/v1/collections/move/documents/m0/chunks")
+    assert [(c["start"], c["end"], c["section"], c["text"]) for c in after["chunks"]] == \
+        [(c["start"], c["end"], c["section"], c["text"]) for c in before["chunks"]]
+    assert all(c["model"].startswith("other-minilm@") for c in after["chunks"]), after
+    hits = s.search("move", "how often to replace the seals")
+    assert hits and hits[0]["metadata"]["i"] in range(6)
+    _, listing = s.request("GET", "/v1/collections")
+    assert [c["name"] for c in listing["collections"]] == ["move"]  # no staging leftovers
+    # the model change survives a restart, and new documents use the new model
+    s.restart()
+    body = s.add_doc("move", "a brand new document about kettles", "new")
+    _, ch = s.request("GET", "/v1/collections/move/documents/new/chunks")
+    assert ch["chunks"][0]["model"].startswith("other-minilm@")
