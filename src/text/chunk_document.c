@@ -197,9 +197,7 @@ static int split(struct splitter *sp, size_t start, size_t end, const enum level
 		end--;
 	if (start == end)
 		return 0;
-	if (*lv == LV_CHAR)
-		return cut_chars(sp, start, end, total);
-	if (!known_over && (end - start) / RANGE_COUNT_BYTES <= max) {
+	if (!known_over && (*lv == LV_CHAR || (end - start) / RANGE_COUNT_BYTES <= max)) {
 		rc = count(sp, start, end);
 		if (rc < 0)
 			return rc;
@@ -209,6 +207,8 @@ static int split(struct splitter *sp, size_t start, size_t end, const enum level
 		}
 		known_over = 1;
 	}
+	if (*lv == LV_CHAR)
+		return cut_chars(sp, start, end, total);
 	mark = sp->n;
 	for (i = start; i < end;) {
 		size_t e = part_end(sp->t, i, end, *lv), n;

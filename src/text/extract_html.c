@@ -7,7 +7,9 @@
  * with role="main"), else the only <article>, else <body>. Elements that are
  * not content are skipped whole: script, style, nav, header, footer, aside,
  * noscript, template, form, iframe, svg, button, select, and anything with
- * role navigation, banner, contentinfo, complementary or search. Text is
+ * role navigation, banner, contentinfo, complementary or search, or with a
+ * class generators use for navigation (DocBook's navheader and navfooter,
+ * Sphinx's sphinxsidebar, breadcrumbs, ...). Text is
  * gathered into the current block with runs of whitespace collapsed; block
  * elements (p, div, li, ...) end a block; h1-h6 become HEADING blocks and the
  * section path; <pre> becomes a CODE block with its whitespace kept; a table
@@ -51,6 +53,12 @@ static const char *const dropped_roles[] = {
 	"navigation", "banner", "contentinfo", "complementary", "search",
 };
 
+/* Class names that generators use for navigation (DocBook, Sphinx, common sites). */
+static const char *const dropped_classes[] = {
+	"navheader", "navfooter", "navbar",	  "navigation", "breadcrumb", "breadcrumbs",
+	"sidebar",   "sphinxsidebar", "skip-link", "site-header", "site-footer", "headerlink",
+};
+
 static const char *const blocks[] = {
 	"p",	  "div",     "section", "article", "main",	 "li",	   "ul",     "ol",
 	"dl",	  "dt",	     "dd",	"blockquote", "figure", "figcaption", "address", "hr",
@@ -82,12 +90,34 @@ static int attr_is(xmlNode *n, const char *attr, const char *const *list, size_t
 	return hit;
 }
 
+/* 1 when one of the space-separated classes of n is in the list. */
+static int class_in(xmlNode *n, const char *const *list, size_t n_list)
+{
+	xmlChar *v = xmlGetProp(n, (const xmlChar *)"class");
+	const char *p = (const char *)v;
+	int hit = 0;
+
+	while (p && *p && !hit) {
+		size_t len;
+
+		while (*p && is_ws((unsigned char)*p))
+			p++;
+		len = strcspn(p, " \t\n\r\f");
+		for (size_t i = 0; len && i < n_list && !hit; i++)
+			hit = strlen(list[i]) == len && strncasecmp(p, list[i], len) == 0;
+		p += len;
+	}
+	xmlFree(v);
+	return hit;
+}
+
 static int skipped(xmlNode *n)
 {
 	const char *name = (const char *)n->name;
 
 	return IN(name, dropped) ||
-	       attr_is(n, "role", dropped_roles, sizeof(dropped_roles) / sizeof(dropped_roles[0]));
+	       attr_is(n, "role", dropped_roles, sizeof(dropped_roles) / sizeof(dropped_roles[0])) ||
+	       class_in(n, dropped_classes, sizeof(dropped_classes) / sizeof(dropped_classes[0]));
 }
 
 /* Appends text with whitespace runs collapsed to one space. */

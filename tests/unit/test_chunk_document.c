@@ -271,6 +271,9 @@ static void test_counts_each_byte_about_once(void **state)
 			len += (size_t)snprintf(md + len, 200000 - len, "\n\n");
 		}
 	}
+	/* And a sentence far over the limit: its words are counted once each. */
+	for (int w = 0; w < 2000; w++)
+		len += (size_t)snprintf(md + len, 200000 - len, "run%d ", w);
 	assert_int_equal(extract_document(md, len, &eo, &d, NULL), 0);
 	assert_int_equal(chunk_document(&d, &o, CHUNK_STRUCTURED, &p, &n, NULL), 0);
 	check_pieces(&d, p, n, 64);

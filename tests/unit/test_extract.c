@@ -320,8 +320,8 @@ static const char page[] =
 	"<!DOCTYPE html>\n<html><head><title> The  Manual </title>"
 	"<style>body { color: red }</style><script>var secret = 1;</script></head>"
 	"<body><header>SITE HEADER</header><nav><a href=/>Home</a> NAVLINK</nav>"
-	"<div role=\"navigation\">SIDEBAR</div>"
-	"<main><h1>Chapter &amp; One</h1><p>Tom &amp; Jerry\n   caf&eacute;&nbsp;ok.</p>"
+	"<div role=\"navigation\">SIDEBAR</div><div class=\"x navheader\">PREVNEXT</div>"
+	"<main><h1>Chapter &amp; One<a class=\"headerlink\" href=\"#c\">¶</a></h1><p>Tom &amp; Jerry\n   caf&eacute;&nbsp;ok.</p>"
 	"<h2>Details <small>(more)</small></h2><p>First<br>second</p>"
 	"<pre>int main(void)\n{\n    return 0;\n}</pre>"
 	"<table><tr><th>Name</th><th>Value</th></tr><tr><td>a</td><td> 1 </td></tr></table>"
@@ -339,9 +339,9 @@ static void test_html_main_content(void **state)
 	assert_int_equal(run(page, strlen(page), &o, &d, NULL), 0);
 	check_doc(&d);
 	assert_string_equal(d.title, "The Manual");
-	for (size_t i = 0; i < 8; i++) {
-		static const char *const gone[] = { "secret", "color", "SITE", "NAVLINK",
-						    "SIDEBAR", "NOSCRIPT", "ASIDE", "FOOTER" };
+	for (size_t i = 0; i < 9; i++) {
+		static const char *const gone[] = { "secret",	"color", "SITE",  "NAVLINK", "SIDEBAR",
+						    "NOSCRIPT", "ASIDE", "FOOTER", "PREVNEXT" };
 
 		assert_null(strstr(d.text, gone[i]));
 	}

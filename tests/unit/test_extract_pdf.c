@@ -19,9 +19,11 @@
 #ifdef RAGD_HAVE_CAIRO
 #include <cairo-pdf.h>
 #include <cairo.h>
+#include <fontconfig/fontconfig.h>
 #endif
 
 #include "core/rag_error.h"
+#include "text/chunk.h"
 #include "text/extract.h"
 #include "text/utf8.h"
 
@@ -62,6 +64,9 @@ static int make_pdf(void **state)
 	cairo_destroy(cr);
 	cairo_surface_finish(s);
 	cairo_surface_destroy(s);
+	/* Fontconfig's caches would otherwise show as leaks under ASan. */
+	cairo_debug_reset_static_data();
+	FcFini();
 	f = fopen(pdf_path, "rb");
 	if (!f)
 		return -1;
@@ -115,6 +120,21 @@ static unsigned page_of(const struct extract_document *d, const char *s)
 	return 0;
 }
 
+/* One token per word: enough to see pages carried into chunks. */
+static int count_words(void *ctx, const char *s, size_t len)
+{
+	int n = 0, in = 0;
+
+	(void)ctx;
+	for (size_t i = 0; i < len; i++) {
+		int sp = s[i] == ' ' || s[i] == '\n' || s[i] == '\t';
+
+		n += !sp && !in;
+		in = !sp;
+	}
+	return n;
+}
+
 static void test_pdf_pages(void **state)
 {
 	struct extract_options o = { .name = "report.pdf" };
@@ -130,6 +150,25 @@ static void test_pdf_pages(void **state)
 	assert_int_equal(page_of(&d, "Page 1 says hello"), 1);
 	assert_int_equal(page_of(&d, "Page 2 says hello again"), 2);
 	assert_int_equal(page_of(&d, "Second paragraph of page 3."), 3);
+	{
+		struct chunk_options co = { 6, 0, count_words, NULL };
+		struct chunk_piece *p = NULL;
+		size_t n = 0;
+
+		assert_int_equal(chunk_document(&d, &co, CHUNK_STRUCTURED, &p, &n, NULL), 0);
+		assert_true(n >= N_PAGES);
+		assert_int_equal(p[0].page_first, 1);
+		assert_int_equal(p[n - 1].page_last, N_PAGES);
+		for (size_t i = 0; i < n; i++) {
+			const char *page = strstr(d.text + p[i].start, "page ");
+
+			assert_true(p[i].page_first <= p[i].page_last);
+			/* Each chunk here names its page in its own words. */
+			if (page && page < d.text + p[i].end && page[5] >= '1' && page[5] <= '3')
+				assert_int_equal(p[i].page_first, (unsigned)(page[5] - '0'));
+		}
+		free(p);
+	}
 	extract_document_release(&d);
 
 	/* Sniffed from the bytes alone. */
