@@ -404,37 +404,6 @@ int rag_doc_chunks(struct rag_engine *eng, const char *tenant, const char *colle
 	return rc;
 }
 
-int rag_doc_hash(struct rag_engine *eng, const char *tenant, const char *collection,
-		 const char *doc_id, char **hash_out, struct rag_err *err)
-{
-	struct rag_coll *coll;
-	int rc = with_coll(eng, tenant, collection, &coll, err);
-
-	*hash_out = NULL;
-	if (rc < 0)
-		return rc;
-	rc = store_doc_hash(eng->store, coll->c.id, doc_id, hash_out, NULL, err);
-	rag_coll_unref(coll);
-	return rc;
-}
-
-int rag_doc_content_hash(struct rag_engine *eng, const char *tenant, const char *collection,
-			 const struct rag_doc_in *doc, char *out, struct rag_err *err)
-{
-	struct rag_coll *coll;
-	int rc = with_coll(eng, tenant, collection, &coll, err);
-
-	if (rc < 0)
-		return rc;
-	if (!rag_coll_embedder(coll, err)) {
-		rag_coll_unref(coll);
-		return RAG_EBUSY;
-	}
-	doc_hash(coll, doc, out);
-	rag_coll_unref(coll);
-	return 0;
-}
-
 void rag_doc_id_from_name(const char *name, char *out, size_t size)
 {
 	const char *base = strrchr(name, '/');

@@ -174,17 +174,6 @@ int rag_doc_list(struct rag_engine *eng, const char *tenant, const char *collect
 int rag_doc_chunks(struct rag_engine *eng, const char *tenant, const char *collection,
 		   const char *doc_id, struct store_hit **out, size_t *n_out, struct rag_err *err);
 
-/* The stored content hash of a document (caller frees); RAG_ENOTFOUND. */
-int rag_doc_hash(struct rag_engine *eng, const char *tenant, const char *collection,
-		 const char *doc_id, char **hash_out, struct rag_err *err);
-
-/*
- * The content hash rag_ingest would give doc in this collection, in out
- * (at least 33 bytes): lets a client (ragd ingest DIR) skip unchanged files
- * before reading them twice. RAG_ENOTFOUND for no collection.
- */
-int rag_doc_content_hash(struct rag_engine *eng, const char *tenant, const char *collection,
-			 const struct rag_doc_in *doc, char *out, struct rag_err *err);
 
 /*
  * Moves the collection to another embedding model (one of models.embedder
