@@ -79,7 +79,7 @@ static void put(struct fixture *f, const char *id, const char *text, const char 
 		const char *doc_hash)
 {
 	struct store_chunk chunks[8] = { 0 };
-	char hashes[8][32], words[8][32];
+	char hashes[8][40], words[8][32];
 	float vecs[8 * DIM];
 	struct store_doc doc = { .id = id, .text = text, .metadata_json = meta,
 				 .content_hash = doc_hash };
