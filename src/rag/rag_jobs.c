@@ -121,7 +121,7 @@ static int run_item(struct rag_engine *eng, const struct store_job *job,
 		snprintf(why, why_len, "%s", err.msg);
 		return 2;
 	}
-	*n_chunks = (int64_t)res.n_chunks;
+	*n_chunks = res.unchanged ? 0 : (int64_t)res.n_chunks; /* chunks this job wrote */
 	return res.unchanged ? 3 : 1;
 }
 
