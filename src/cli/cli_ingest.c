@@ -310,7 +310,7 @@ static void ingest_one(struct ingest *in, const struct file *f)
 		goto out;
 	}
 	in->bytes += text.len;
-	in->n_chunks += res.n_chunks;
+	in->n_chunks += res.unchanged ? 0 : res.n_chunks; /* chunks written by this run */
 	in->extract_ms += res.extract_ms;
 	in->chunk_ms += res.chunk_ms;
 	in->embed_ms += res.embed_ms;
