@@ -25,6 +25,7 @@
 #include "core/rag_error.h"
 #include "core/vec.h"
 #include "text/extract_int.h"
+#include "text/utf8.h"
 
 #include "core/banned.h"
 
@@ -464,6 +465,9 @@ int extract_document(const void *data, size_t len, const struct extract_options 
 		rc = rag_err_set(err, RAG_EINTERNAL, NULL, "no extractor for format %d", (int)f);
 		break;
 	}
+	/* Whatever a parser let through, the text handed on is valid UTF-8. */
+	if (rc == 0 && !utf8_valid(b.text.buf, b.text.len, NULL))
+		rc = rag_err_set(err, RAG_EINVAL, "file", "extracted text is not valid UTF-8");
 	if (rc == 0)
 		rc = xb_finish(&b, f, doc, err);
 	xb_release(&b);

@@ -124,7 +124,7 @@ static int spawn(const char *path, const struct extract_options *o, struct run *
 	return 0;
 }
 
-/* Feeds data and collects output until EOF; RAG_EBUSY on timeout. */
+/* Feeds data and collects output until EOF; RAG_EINVAL at the deadline. */
 static int exchange(struct run *r, const char *data, size_t len, unsigned timeout_ms,
 		    struct rag_err *err)
 {
