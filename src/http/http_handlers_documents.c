@@ -180,12 +180,13 @@ int http_document_delete(struct http_req *req, struct http_resp *resp)
 
 static json_t *hit_json(const struct rag_hit *h)
 {
-	return json_pack("{s:s, s:I, s:f, s:s, s:o, s:I, s:I, s:I}", "document_id",
+	return json_pack("{s:s, s:I, s:f, s:s, s:o, s:I, s:I, s:I, s:I, s:s}", "document_id",
 			 h->chunk.document_id, "chunk_id", (json_int_t)h->chunk.id, "score",
 			 (double)h->score, "text", h->chunk.text, "metadata",
 			 http_json_parse_object(h->chunk.metadata_json), "ordinal",
 			 (json_int_t)h->chunk.ordinal, "start", (json_int_t)h->chunk.start_byte,
-			 "end", (json_int_t)h->chunk.end_byte);
+			 "end", (json_int_t)h->chunk.end_byte, "page", (json_int_t)h->chunk.page,
+			 "section", h->chunk.section ? h->chunk.section : "");
 }
 
 int http_search(struct http_req *req, struct http_resp *resp)

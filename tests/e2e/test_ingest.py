@@ -155,6 +155,9 @@ def test_formats_and_attribution(srv):
     # searches carry the document's metadata
     hits = srv.search("fmt", "how often to replace the seals")
     assert hits[0]["document_id"] == "manual.md" and hits[0]["metadata"] == {"team": "docs"}
+    assert "Maintenance" in hits[0]["section"] and hits[0]["page"] == 0, hits[0]
+    hits = srv.search("fmt", "mountains and rocks")
+    assert hits[0]["document_id"] == "report.pdf" and hits[0]["page"] == 2, hits[0]
 
 
 def test_format_forced_and_binary_refused(srv):
