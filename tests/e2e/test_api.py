@@ -247,7 +247,7 @@ def test_search_result_shape(corpus, topics):
         assert len({r["document_id"] for r in results}) == len(results)
         for r in results:
             assert set(r) == {"document_id", "chunk_id", "score", "text", "metadata",
-                              "ordinal", "start", "end"}, r
+                              "ordinal", "start", "end", "page", "section"}, r
             n, d = by_id[r["document_id"]]
             assert r["text"] == d["text"]
             assert r["metadata"] == {"topic": d["id"], "n": n}
