@@ -142,6 +142,18 @@ int cli_setup(struct cli_app *app, int argc, char **argv, int first, const struc
 	return 0;
 }
 
+/* The options the default embedder was loaded with, for models.embedders' models. */
+static struct embedder_llama_options load_opts;
+
+static struct embedder *load_embedder(void *ctx, const char *path, struct rag_err *err)
+{
+	struct embedder_llama_options o = load_opts;
+
+	(void)ctx;
+	o.model_path = path;
+	return embedder_llama_new(&o, err);
+}
+
 /* The configured cache; a Redis that is down now is not an error (it is bypassed). */
 static int open_cache(struct cli_app *app)
 {
@@ -181,6 +193,7 @@ static struct embedder *open_llama_embedder(const struct config *cfg, struct rag
 	if (eo.n_threads < 1)
 		eo.n_threads = 1;
 	eo.batch_size = cfg->models.embed_batch;
+	load_opts = eo;
 	e = embedder_llama_new(&eo, err);
 	if (!e || !cfg->models.micro_batch)
 		return e;
@@ -248,6 +261,11 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	ro.cache_ttl_s = cfg->cache.ttl_s;
 	ro.embedding_ttl_s = cfg->cache.embedding_ttl_s;
 	ro.chroma = app->chroma;
+	ro.max_doc_bytes = cfg->ingest.max_file_bytes;
+	ro.job_workers = follow ? cfg->ingest.job_workers : 0;
+	ro.job_lease_ms = cfg->ingest.job_lease_ms;
+	ro.embedders = cfg->models.embedders;
+	ro.load_embedder = load_embedder;
 	app->eng = rag_engine_new(&ro, app->store, app->emb, &err);
 	if (!app->eng)
 		return die("cannot start the engine", &err);

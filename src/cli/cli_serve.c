@@ -199,6 +199,8 @@ int cli_serve(int argc, char **argv)
 	ctx.instance = host;
 	ctx.tenant = STORE_DEFAULT_TENANT;
 	ctx.max_body_bytes = app.cfg->server.max_body_bytes;
+	ctx.ingest_root = app.cfg->ingest.root;
+	ctx.max_file_bytes = app.cfg->ingest.max_file_bytes;
 	ctx.access_log = app.cfg->log.access;
 	ctx.docs_enabled = strcmp(app.cfg->environment, "production") != 0;
 	ctx.http_max_age_s = app.cfg->cache.http_max_age_s;

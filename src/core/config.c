@@ -63,6 +63,7 @@ static const struct key keys[] = {
 	{ "log.access", T_BOOL, F(log.access), 0, 0 },
 	{ "log.file", T_STR, F(log.file), 0, 0 },
 	{ "models.embedder", T_STR, F(models.embedder), 0, 0 },
+	{ "models.embedders", T_STR, F(models.embedders), 0, 0 },
 	{ "models.embed_batch", T_INT, F(models.embed_batch), 1, 4096 },
 	{ "models.embed_threads", T_INT, F(models.embed_threads), 0, 256 },
 	{ "models.embed_contexts", T_INT, F(models.embed_contexts), 0, 256 },
@@ -113,6 +114,10 @@ static const struct key keys[] = {
 	{ "chroma.database", T_STR, F(chroma.database), 0, 0 },
 	{ "chroma.timeout_ms", T_INT, F(chroma.timeout_ms), 100, 600000 },
 	{ "chroma.connect_timeout_ms", T_INT, F(chroma.connect_timeout_ms), 10, 60000 },
+	{ "ingest.max_file_bytes", T_SIZE, F(ingest.max_file_bytes), KIB, 4 * KIB * KIB * KIB },
+	{ "ingest.root", T_STR, F(ingest.root), 0, 0 },
+	{ "ingest.job_workers", T_INT, F(ingest.job_workers), 0, 64 },
+	{ "ingest.job_lease_ms", T_INT, F(ingest.job_lease_ms), 100, 3600000 },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -189,13 +194,19 @@ struct config *config_new(void)
 	cfg->chroma.database = strdup("default_database");
 	cfg->chroma.timeout_ms = 30000;
 	cfg->chroma.connect_timeout_ms = 2000;
+	cfg->ingest.max_file_bytes = 64 * KIB * KIB;
+	cfg->ingest.root = strdup("");
+	cfg->models.embedders = strdup("");
+	cfg->ingest.job_workers = 1;
+	cfg->ingest.job_lease_ms = 30000;
 	if (!cfg->data_dir || !cfg->server.host || !cfg->models.embedder || !cfg->environment ||
 	    !cfg->log.file || !cfg->cache.backend || !cfg->cache.redis_url ||
 	    !cfg->models.generator || !cfg->rag.prompt_template ||
 	    !cfg->models.dir || !cfg->models.remote.chat_model || !cfg->models.remote.urls ||
 	    !cfg->models.remote.policy || !cfg->models.remote.embed_model ||
 	    !cfg->models.remote.health_path || !cfg->models.remote.api_key_env ||
-	    !cfg->chroma.url || !cfg->chroma.tenant || !cfg->chroma.database) {
+	    !cfg->chroma.url || !cfg->chroma.tenant || !cfg->chroma.database ||
+	    !cfg->ingest.root || !cfg->models.embedders) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -513,7 +524,9 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 
 		switch (k->type) {
 		case T_STR:
-			if (!*(char *const *)field || !(*(char *const *)field)[0])
+			if (!*(char *const *)field ||
+			    (!(*(char *const *)field)[0] && strcmp(k->key, "ingest.root") != 0 &&
+			     strcmp(k->key, "models.embedders") != 0))
 				return rag_err_set(err, RAG_EINVAL, k->key, "%s: must not be empty",
 						   k->key);
 			break;

@@ -22,6 +22,7 @@
  *   limits.max_top_k            1000          1..100000
  *   log.level                   info          debug|info|warn|error
  *   models.embedder             "models/all-MiniLM-L6-v2.gguf"
+ *   models.embedders            ""            name=path,... loaded on first use
  *   models.embed_batch          32            1..4096
  *   models.embed_threads        0 = CPUs      0..256
  *   models.embed_contexts       0 = CPUs      0..256
@@ -71,6 +72,10 @@
  *   chroma.database             "default_database"
  *   chroma.timeout_ms           30000         100..600000
  *   chroma.connect_timeout_ms   2000          10..60000
+ *   ingest.max_file_bytes       64m           1k..4g; one document's bytes
+ *   ingest.root                 ""            server-side paths allowed below it; "" = none
+ *   ingest.job_workers          1             0..64
+ *   ingest.job_lease_ms         30000         100..3600000
  *
  * Thread-safety: a config is built by one thread at start-up and is then
  * read-only; any number of threads may read a config nobody modifies.
@@ -107,6 +112,7 @@ struct config {
 	} log;
 	struct {
 		char *embedder;
+		char *embedders; /* "name=path,name=path": more models collections may use */
 		int embed_batch;
 		int embed_threads;
 		int embed_contexts;
@@ -168,6 +174,12 @@ struct config {
 		int timeout_ms;         /* a whole request to the Chroma server */
 		int connect_timeout_ms; /* its connection set-up */
 	} chroma;
+	struct {
+		size_t max_file_bytes; /* one document's bytes (upload, batch item, CLI file) */
+		char *root;            /* server-side paths only below this; "" = not accepted */
+		int job_workers;       /* threads running ingest jobs in `ragd serve` */
+		int job_lease_ms;      /* a dead worker's job is resumed after this */
+	} ingest;
 };
 
 /* A config holding the defaults (which validate), or NULL when out of

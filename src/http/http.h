@@ -27,6 +27,8 @@ struct http_ctx {
 	const char *instance;                /* host name, for /health */
 	const char *tenant;                  /* the embedded default's one tenant */
 	size_t max_body_bytes;
+	const char *ingest_root;    /* server-side paths allowed under this directory; "" = none */
+	size_t max_file_bytes;      /* one uploaded or server-side file at most */
 	int access_log;        /* one log line per request */
 	int docs_enabled; /* environment != production */
 	int http_max_age_s;    /* Cache-Control max-age of cacheable GETs (cache.http_max_age_s) */
@@ -53,6 +55,7 @@ struct http_req {
 	const char *body; /* body_len bytes, NUL-terminated; "" when none */
 	size_t body_len;
 	struct http_ctx *ctx;
+	void *conn;       /* the server's connection: for http_query and http_header only */
 };
 
 /* How errors are written: ragd's own shape, or OpenAI's on the OpenAI-compatible routes. */
@@ -62,6 +65,30 @@ enum http_error_style {
 };
 
 struct http_stream;
+/* The URL query parameter key, decoded, or NULL; borrowed for the request. */
+const char *http_query_param(struct http_req *req, const char *key);
+
+/* The request header name (case-insensitive), or NULL; borrowed for the request. */
+const char *http_header(struct http_req *req, const char *name);
+
+/* One part of a multipart/form-data body; borrowed for the callback. */
+struct http_part {
+	const char *name;         /* the form field's name */
+	const char *filename;     /* NULL for a plain field */
+	const char *content_type; /* NULL when the part has none */
+	const char *data;         /* len bytes, NUL-terminated */
+	size_t len;
+};
+
+/*
+ * Calls cb for each part of the request's multipart/form-data body, in
+ * order; cb returns 0 to go on or a negative RAG_E* code to stop. Returns
+ * RAG_EINVAL (with a message in err) when the body is not multipart or is
+ * malformed, else what cb returned last.
+ */
+int http_multipart_each(struct http_req *req,
+			int (*cb)(void *ctx, const struct http_part *part, struct rag_err *err),
+			void *ctx, struct rag_err *err);
 
 struct http_resp {
 	int status;

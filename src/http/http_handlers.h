@@ -14,6 +14,8 @@ int http_collection_create(struct http_req *req, struct http_resp *resp);
 int http_collection_list(struct http_req *req, struct http_resp *resp);
 int http_collection_get(struct http_req *req, struct http_resp *resp);
 int http_collection_delete(struct http_req *req, struct http_resp *resp);
+/* PATCH: a new embedding model, applied by a background job (202). */
+int http_collection_update(struct http_req *req, struct http_resp *resp);
 int http_document_put(struct http_req *req, struct http_resp *resp);
 int http_document_get(struct http_req *req, struct http_resp *resp);
 int http_document_delete(struct http_req *req, struct http_resp *resp);
@@ -31,6 +33,14 @@ int http_oai_embeddings(struct http_req *req, struct http_resp *resp);
 
 /* POST /v1/chat/completions (http_handlers_chat.c): generation or RAG, streamed on request. */
 int http_oai_chat(struct http_req *req, struct http_resp *resp);
+
+/* Bulk ingest, jobs and document browsing (http_handlers_ingest.c). */
+int http_documents_batch(struct http_req *req, struct http_resp *resp);
+int http_documents_upload(struct http_req *req, struct http_resp *resp);
+int http_documents_list(struct http_req *req, struct http_resp *resp);
+int http_document_chunks(struct http_req *req, struct http_resp *resp);
+int http_job_get(struct http_req *req, struct http_resp *resp);
+int http_job_cancel(struct http_req *req, struct http_resp *resp);
 
 /*
  * GET /openapi.json (always) and the docs pages GET /docs, GET /redoc and

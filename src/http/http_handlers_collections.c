@@ -71,11 +71,11 @@ static json_t *collection_json(const struct rag_collection_info *info)
 	char index[512];
 
 	vindex_spec_json(&info->index, index, sizeof(index));
-	return json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:I, s:I, s:I, s:I, s:o}", "name",
+	return json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:o}", "name",
 			 info->c.name, "embedding_model", info->c.embed_model, "dimensions",
 			 info->c.dim,
 			 "chunk_size", info->c.chunk_size, "chunk_overlap", info->c.chunk_overlap,
-			 "stemming", info->porter ? "porter" : "none",
+			 "stemming", info->porter ? "porter" : "none", "chunker", info->chunker,
 			 "created_at", (json_int_t)info->c.created_at, "seq",
 			 (json_int_t)info->c.seq, "vectors", (json_int_t)info->n_vectors,
 			 "index_bytes", (json_int_t)info->index_bytes, "index",
@@ -85,7 +85,7 @@ static json_t *collection_json(const struct rag_collection_info *info)
 int http_collection_create(struct http_req *req, struct http_resp *resp)
 {
 	static const char *const allowed[] = { "name", "embedding_model", "chunk_size",
-					       "chunk_overlap", "stemming", "index", NULL };
+					       "chunk_overlap", "stemming", "chunker", "index", NULL };
 	struct rag_engine *eng = http_engine(req, resp);
 	struct rag_collection_spec spec = { 0 };
 	struct rag_collection_info info;
@@ -102,6 +102,7 @@ int http_collection_create(struct http_req *req, struct http_resp *resp)
 	if (http_json_string(body, "name", 1, &spec.name, NULL, resp) < 0 ||
 	    http_json_string(body, "embedding_model", 0, &spec.embedding_model, NULL, resp) < 0 ||
 	    http_json_string(body, "stemming", 0, &spec.stemming, NULL, resp) < 0 ||
+	    http_json_string(body, "chunker", 0, &spec.chunker, NULL, resp) < 0 ||
 	    http_json_int(body, "chunk_size", 1, 1 << 20, &size, resp) < 0 ||
 	    http_json_int(body, "chunk_overlap", 0, 1 << 20, &overlap, resp) < 0 ||
 	    http_json_object_text(body, "index", &index_json, resp) < 0)
@@ -117,6 +118,35 @@ int http_collection_create(struct http_req *req, struct http_resp *resp)
 	rag_collection_info_release(&info);
 out:
 	free(index_json);
+	json_decref(body);
+	return 0;
+}
+
+int http_collection_update(struct http_req *req, struct http_resp *resp)
+{
+	static const char *const allowed[] = { "embedding_model", NULL };
+	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_err err = { 0 };
+	const char *model = NULL;
+	char job_id[RAG_JOB_ID_MAX + 1], link[64];
+	json_t *body;
+
+	if (!eng)
+		return 0;
+	body = http_json_body(req, resp, allowed);
+	if (!body)
+		return 0;
+	if (http_json_string(body, "embedding_model", 1, &model, NULL, resp) < 0)
+		goto out;
+	if (rag_collection_change_model(eng, req->ctx->tenant, req->params[0], model, job_id,
+					&err) < 0) {
+		http_error(resp, &err);
+		goto out;
+	}
+	snprintf(link, sizeof(link), "/v1/jobs/%s", job_id);
+	http_json_reply(resp, 202, json_pack("{s:s, s:s, s:s, s:s}", "job_id", job_id, "state",
+					     "queued", "embedding_model", model, "status_url", link));
+out:
 	json_decref(body);
 	return 0;
 }

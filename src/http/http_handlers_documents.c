@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/rag_error.h"
 #include "http/http_json.h"
@@ -15,34 +16,125 @@
 
 #define HTTP_DEFAULT_TOP_K 5 /* what a person reads at a glance */
 
+static void reply_ingest(struct http_req *req, struct http_resp *resp,
+			 const struct rag_ingest_result *res)
+{
+	http_json_reply(resp, res->replaced || res->unchanged ? 200 : 201,
+			json_pack("{s:s, s:s, s:I, s:b, s:I, s:b, s:I, s:s}", "id", res->id,
+				  "collection", req->params[0], "chunks", (json_int_t)res->n_chunks,
+				  "replaced", res->replaced, "seq", (json_int_t)res->seq, "unchanged",
+				  res->unchanged, "embedded", (json_int_t)res->n_embedded,
+				  "content_hash", res->content_hash));
+}
+
+/*
+ * A document sent as its own bytes (any Content-Type but JSON): id, format,
+ * name and metadata (URL-encoded JSON object) come from the query string;
+ * the format is sniffed unless forced. Binary or unsupported input: 415.
+ */
+static int document_put_raw(struct http_req *req, struct http_resp *resp, const char *ctype)
+{
+	struct rag_engine *eng = http_engine(req, resp);
+	const char *meta_s = http_query_param(req, "metadata");
+	struct rag_doc_in doc = { 0 };
+	struct rag_ingest_result res;
+	struct rag_err err = { 0 };
+	char *meta = NULL;
+
+	if (!eng)
+		return 0;
+	if (meta_s) {
+		json_error_t jerr;
+		json_t *m = json_loads(meta_s, 0, &jerr);
+
+		if (!json_is_object(m)) {
+			json_decref(m);
+			http_errorf(resp, RAG_EINVAL, "metadata",
+				    "query parameter 'metadata' must be a JSON object");
+			return 0;
+		}
+		meta = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(m);
+	}
+	if (req->body_len > req->ctx->max_file_bytes) {
+		free(meta);
+		http_errorf(resp, RAG_ETOOBIG, "body",
+			    "document is %zu bytes, over ingest.max_file_bytes (%zu)", req->body_len,
+			    req->ctx->max_file_bytes);
+		return 0;
+	}
+	doc.id = http_query_param(req, "id");
+	doc.text = req->body;
+	doc.text_len = req->body_len;
+	doc.metadata_json = meta;
+	doc.format = http_query_param(req, "format");
+	if (!doc.format)
+		doc.format = "auto";
+	doc.name = http_query_param(req, "name");
+	doc.content_type = ctype;
+	if (rag_ingest(eng, req->ctx->tenant, req->params[0], &doc, &res, &err) < 0)
+		http_error(resp, &err);
+	else
+		reply_ingest(req, resp, &res);
+	free(meta);
+	return 0;
+}
+
+/*
+ * The body is the document itself for text types, PDF, XHTML and octet-stream
+ * bodies; anything else (JSON, none, or the form type curl -d sends) is
+ * read as the JSON request, as before raw bodies were accepted.
+ */
+static int is_document_type(const char *ctype)
+{
+	static const char *const types[] = { "text/", "application/pdf", "application/xhtml",
+					     "application/octet-stream", NULL };
+
+	for (size_t i = 0; ctype && types[i]; i++)
+		if (strncasecmp(ctype, types[i], strlen(types[i])) == 0)
+			return 1;
+	return 0;
+}
+
 int http_document_put(struct http_req *req, struct http_resp *resp)
 {
-	static const char *const allowed[] = { "id", "text", "metadata", NULL };
+	static const char *const allowed[] = { "id", "text", "metadata", "format", NULL };
+	static const char *const raw_params[] = { "id", "format", "name", "metadata", NULL };
 	struct rag_engine *eng = http_engine(req, resp);
 	struct rag_doc_in doc = { 0 };
 	struct rag_ingest_result res;
 	struct rag_err err = { 0 };
+	const char *ctype;
 	char *meta = NULL;
 	json_t *body;
 
 	if (!eng)
 		return 0;
+	ctype = http_header(req, "Content-Type");
+	if (is_document_type(ctype))
+		return document_put_raw(req, resp, ctype);
+	for (size_t i = 0; raw_params[i]; i++) {
+		if (http_query_param(req, raw_params[i])) {
+			http_errorf(resp, RAG_EINVAL, raw_params[i],
+				    "query parameter '%s' is for raw document bodies; with JSON,"
+				    " send it in the body", raw_params[i]);
+			return 0;
+		}
+	}
 	body = http_json_body(req, resp, allowed);
 	if (!body)
 		return 0;
 	if (http_json_string(body, "id", 0, &doc.id, NULL, resp) < 0 ||
 	    http_json_string(body, "text", 1, &doc.text, &doc.text_len, resp) < 0 ||
-	    http_json_object_text(body, "metadata", &meta, resp) < 0)
+	    http_json_object_text(body, "metadata", &meta, resp) < 0 ||
+	    http_json_string(body, "format", 0, &doc.format, NULL, resp) < 0)
 		goto out;
 	doc.metadata_json = meta;
 	if (rag_ingest(eng, req->ctx->tenant, req->params[0], &doc, &res, &err) < 0) {
 		http_error(resp, &err);
 		goto out;
 	}
-	http_json_reply(resp, res.replaced ? 200 : 201,
-			json_pack("{s:s, s:s, s:I, s:b, s:I}", "id", res.id, "collection",
-				  req->params[0], "chunks", (json_int_t)res.n_chunks, "replaced",
-				  res.replaced, "seq", (json_int_t)res.seq));
+	reply_ingest(req, resp, &res);
 out:
 	free(meta);
 	json_decref(body);
@@ -89,12 +181,13 @@ int http_document_delete(struct http_req *req, struct http_resp *resp)
 
 static json_t *hit_json(const struct rag_hit *h)
 {
-	return json_pack("{s:s, s:I, s:f, s:s, s:o, s:I, s:I, s:I}", "document_id",
+	return json_pack("{s:s, s:I, s:f, s:s, s:o, s:I, s:I, s:I, s:I, s:s}", "document_id",
 			 h->chunk.document_id, "chunk_id", (json_int_t)h->chunk.id, "score",
 			 (double)h->score, "text", h->chunk.text, "metadata",
 			 http_json_parse_object(h->chunk.metadata_json), "ordinal",
 			 (json_int_t)h->chunk.ordinal, "start", (json_int_t)h->chunk.start_byte,
-			 "end", (json_int_t)h->chunk.end_byte);
+			 "end", (json_int_t)h->chunk.end_byte, "page", (json_int_t)h->chunk.page,
+			 "section", h->chunk.section ? h->chunk.section : "");
 }
 
 int http_search(struct http_req *req, struct http_resp *resp)

@@ -35,8 +35,20 @@ void lexical_free(struct lexical *lx);
 int lexical_add(struct lexical *lx, const int64_t *ids, const char *const *texts,
 		const size_t *lens, size_t n, struct rag_err *err);
 
-/* Removes the chunks first..last (inclusive); absent ones are ignored. */
+/*
+ * Removes the chunks first..last (inclusive); absent ones are ignored. O(1):
+ * the range is noted and hidden from searches at once, its rows deleted
+ * later by lexical_purge (until then BM25's corpus statistics still count
+ * them).
+ */
 int lexical_remove_range(struct lexical *lx, int64_t first, int64_t last, struct rag_err *err);
+
+/*
+ * Deletes up to max_rows ids of removed ranges from FTS5; returns how many
+ * ids of removed ranges are left to purge (0: nothing pending). Call it
+ * often with a small budget: it holds the index's mutex while it works.
+ */
+size_t lexical_purge(struct lexical *lx, size_t max_rows);
 
 /*
  * The k best chunks for a free-text query, best first, scores normalised

@@ -28,6 +28,12 @@ struct embedder_ops {
 struct embedder {
 	const struct embedder_ops *ops;
 	char name[128];    /* model name, e.g. "all-MiniLM-L6-v2" */
+	/*
+	 * Identifies the exact weights: "name@hash of the model file". Stored
+	 * with every vector, and part of every chunk's content address, so a
+	 * vector is reused only for the model that made it.
+	 */
+	char fingerprint[192];
 	size_t dim;        /* length of every vector */
 	size_t max_tokens; /* the model reads at most this many tokens, specials included */
 	size_t n_special;  /* tokens the model adds to every text (e.g. [CLS] and [SEP]) */

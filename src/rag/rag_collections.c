@@ -15,6 +15,7 @@
 #include "index/chroma_client.h"
 #include "index/vindex.h"
 #include "model/embedder.h"
+#include "text/chunk.h"
 
 #include "core/banned.h"
 
@@ -98,7 +99,7 @@ int rag_coll_index_spec(const char *config_json, struct vindex_spec *spec, struc
 
 /* The collection's config_json: {"stemming":"porter","index":{...}}. */
 static int make_config(const struct rag_collection_spec *spec, const struct vindex_spec *ispec,
-		       char *buf, size_t len)
+		       enum chunk_strategy chunker, char *buf, size_t len)
 {
 	char index[RAG_CONFIG_MAX];
 	/*
@@ -111,8 +112,8 @@ static int make_config(const struct rag_collection_spec *spec, const struct vind
 
 	if (vindex_spec_json(ispec, index, sizeof(index)) >= sizeof(index))
 		return -1;
-	n = snprintf(buf, len, "{\"stemming\":\"%s\",\"index\":%s}", porter ? "porter" : "none",
-		     index);
+	n = snprintf(buf, len, "{\"stemming\":\"%s\",\"chunker\":\"%s\",\"index\":%s}",
+		     porter ? "porter" : "none", chunk_strategy_name(chunker), index);
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
@@ -127,6 +128,7 @@ static int copy_info(struct rag_coll *coll, struct rag_collection_info *out, str
 	out->applied_seq = atomic_load(&coll->applied_seq);
 	out->porter = coll->porter;
 	out->index = coll->ispec;
+	out->chunker = chunk_strategy_name((enum chunk_strategy)coll->chunker);
 	out->c.seq = out->applied_seq > coll->c.seq ? out->applied_seq : coll->c.seq;
 	if (coll->vi) {
 		out->n_vectors = vindex_count(coll->vi);
@@ -158,21 +160,25 @@ int rag_collection_create(struct rag_engine *eng, const char *tenant,
 {
 	struct store_collection c = { 0 };
 	struct vindex_spec ispec = vindex_spec_default();
+	enum chunk_strategy chunker = CHUNK_DEFAULT_STRATEGY;
 	char config[RAG_CONFIG_MAX];
 	struct rag_coll *coll;
-	int window = (int)(eng->emb->max_tokens - eng->emb->n_special);
+	struct embedder *emb;
+	int window;
 	int rc;
 
 	rc = rag_check_name(spec->name, "name", "collection name", err);
 	if (rc < 0)
 		return rc;
-	if (spec->embedding_model && strcmp(spec->embedding_model, eng->emb->name) != 0)
-		return rag_err_set(err, RAG_EINVAL, "embedding_model",
-				   "embedding model '%s' is not loaded (this server has '%s')",
-				   spec->embedding_model, eng->emb->name);
+	emb = spec->embedding_model
+		      ? rag_embedder(eng, spec->embedding_model, "embedding_model", err)
+		      : eng->emb;
+	if (!emb)
+		return err && err->code ? err->code : RAG_EINVAL;
+	window = (int)(emb->max_tokens - emb->n_special);
 	c.name = spec->name;
-	c.embed_model = eng->emb->name;
-	c.dim = (int)eng->emb->dim;
+	c.embed_model = spec->embedding_model ? spec->embedding_model : eng->emb->name;
+	c.dim = (int)emb->dim;
 	c.chunk_size = spec->chunk_size > 0 ? spec->chunk_size : eng->opts.chunk_size;
 	if (c.chunk_size > window)
 		c.chunk_size = spec->chunk_size > 0 ? c.chunk_size : window;
@@ -180,7 +186,7 @@ int rag_collection_create(struct rag_engine *eng, const char *tenant,
 	if (spec->chunk_size < 0 || c.chunk_size < RAG_CHUNK_MIN || c.chunk_size > window)
 		return rag_err_set(err, RAG_EINVAL, "chunk_size",
 				   "chunk_size must be between %d and %d tokens for model '%s'",
-				   RAG_CHUNK_MIN, window, eng->emb->name);
+				   RAG_CHUNK_MIN, window, c.embed_model);
 	if (spec->chunk_overlap >= 0 && c.chunk_overlap >= c.chunk_size)
 		return rag_err_set(err, RAG_EINVAL, "chunk_overlap",
 				   "chunk_overlap must be at least 0 and smaller than chunk_size (%d)",
@@ -211,7 +217,10 @@ int rag_collection_create(struct rag_engine *eng, const char *tenant,
 		if (rc < 0)
 			return rc;
 	}
-	if (make_config(spec, &ispec, config, sizeof(config)) < 0)
+	if (spec->chunker && chunk_strategy_parse(spec->chunker, &chunker) < 0)
+		return rag_err_set(err, RAG_EINVAL, "chunker",
+				   "chunker must be 'structured', 'recursive' or 'fixed'");
+	if (make_config(spec, &ispec, chunker, config, sizeof(config)) < 0)
 		return rag_err_set(err, RAG_EINVAL, "index", "index settings are too long");
 	c.config_json = config;
 	rc = store_collection_create(eng->store, tenant, &c, NULL, err);
@@ -257,7 +266,11 @@ int rag_collection_list(struct rag_engine *eng, const char *tenant,
 		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct rag_coll *coll = rag_coll_acquire(eng, tenant, list[i].name, NULL);
+		struct rag_coll *coll;
+
+		if (list[i].name[0] == '.')
+			continue; /* a job's staging collection (rag_reembed.c) */
+		coll = rag_coll_acquire(eng, tenant, list[i].name, NULL);
 
 		if (!coll)
 			continue; /* deleted between the list and now */

@@ -1,8 +1,16 @@
 /*
- * The ingest path for one document: validate, chunk (token-measured fixed
- * windows), embed all chunks in the embedder's batches, store document +
- * chunks + vectors in one store transaction, then replay the change into
- * this engine's index. A failure at any step stores nothing.
+ * The ingest path for one document: validate, compare the content hash
+ * with the stored one (unchanged: done), extract, chunk (rag_chunk.c), look
+ * up each chunk's content address among the collection's stored vectors,
+ * embed only the chunks not found, store document + chunks + vectors in one
+ * store transaction (which replaces the old chunks atomically), then replay
+ * the change into this engine's index. A failure at any step stores nothing.
+ *
+ * New chunk ids are allocated even for reused vectors: a document's chunks
+ * stay one contiguous id range, so the change log, its replay and deletes
+ * keep naming ranges. What reuse saves is the embedding, which is where
+ * ingest time goes; copying a 1.5 KB vector inside the store is noise next
+ * to it.
  */
 #include "rag/rag_int.h"
 
@@ -16,14 +24,10 @@
 #include "core/rag_error.h"
 #include "model/embedder.h"
 #include "obs/metrics.h"
-#include "text/chunk.h"
+#include "core/hash.h"
+#include "text/extract.h"
 
 #include "core/banned.h"
-
-static int count_cb(void *ctx, const char *text, size_t len)
-{
-	return embedder_count_tokens(ctx, text, len);
-}
 
 /* Ids appear in URLs, logs and file names of later exports: keep them plain. */
 static int check_id(const char *id, struct rag_err *err)
@@ -61,75 +65,176 @@ static void new_id(char *out, size_t size)
 		snprintf(out + 2 * i, 3, "%02x", raw[i]);
 }
 
-/* FNV-1a 64: a change detector for content, not a security boundary. */
-static void content_hash(const char *text, size_t len, char out[32])
+/*
+ * The document's content hash: its bytes, how they are read (format and
+ * content type), its metadata, the collection's chunker settings and the
+ * model's fingerprint. Equal hashes mean an upsert would store exactly
+ * what is there.
+ */
+static void doc_hash(struct rag_coll *coll, const struct rag_doc_in *doc,
+		     char out[HASH_HEX_LEN + 1])
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	char settings[64];
+	const char *fmt = doc->format ? doc->format : "";
+	const char *ct = doc->content_type ? doc->content_type : "";
+	const char *meta = doc->metadata_json ? doc->metadata_json : "{}";
+	const void *parts[6];
+	size_t lens[6];
 
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)text[i];
-		h *= 0x100000001b3ULL;
-	}
-	snprintf(out, 32, "fnv1a64:%016" PRIx64, h);
+	rag_chunker_settings(coll, settings, sizeof(settings));
+	parts[0] = doc->text;
+	lens[0] = doc->text_len;
+	parts[1] = fmt;
+	lens[1] = strlen(fmt);
+	parts[2] = ct;
+	lens[2] = strlen(ct);
+	parts[3] = meta;
+	lens[3] = strlen(meta);
+	parts[4] = settings;
+	lens[4] = strlen(settings);
+	parts[5] = coll->emb->fingerprint;
+	lens[5] = strlen(coll->emb->fingerprint);
+	hash_hex(parts, lens, 6, out);
 }
 
-
 struct ingest_work {
-	struct chunk_span *spans;
-	size_t n_spans;
+	struct extract_document xd;
+	struct rag_piece *pieces;
+	size_t n_pieces;
 	struct store_chunk *chunks;
-	const char **texts;
+	const char **texts; /* the chunks still to embed, compacted */
 	size_t *lens;
+	size_t *slot;       /* texts[k] is chunk slot[k] */
+	const char **hashes;
+	unsigned char *found;
 	float *vecs;
-	char *copy; /* NUL-terminated copy of the text, for the store */
+	float *fresh;       /* vectors of texts[], before they are placed */
 };
 
 static void work_release(struct ingest_work *w)
 {
-	for (size_t i = 0; w->chunks && i < w->n_spans; i++)
+	for (size_t i = 0; w->chunks && i < w->n_pieces; i++)
 		free((char *)w->chunks[i].text);
-	free(w->spans);
+	extract_document_release(&w->xd);
+	free(w->pieces);
 	free(w->chunks);
 	free(w->texts);
 	free(w->lens);
+	free(w->slot);
+	free(w->hashes);
+	free(w->found);
 	free(w->vecs);
-	free(w->copy);
+	free(w->fresh);
 }
 
-static int prepare(struct rag_engine *eng, struct rag_coll *coll, const struct rag_doc_in *doc,
-		   struct ingest_work *w, struct rag_err *err)
+/* The text as it comes from the JSON API: already text, one block. */
+static int plain_text(const struct rag_doc_in *doc, struct extract_document *xd,
+		      struct rag_err *err)
 {
-	struct chunk_options co = { (size_t)coll->c.chunk_size, (size_t)coll->c.chunk_overlap,
-				    count_cb, eng->emb };
-	size_t dim = (size_t)coll->c.dim;
-	int rc;
+	int rc = rag_check_text(doc->text, doc->text_len, "text", err);
 
-	rc = chunk_fixed(doc->text, doc->text_len, &co, &w->spans, &w->n_spans, err);
 	if (rc < 0)
 		return rc;
-	if (w->n_spans == 0)
-		return rag_err_set(err, RAG_EINVAL, "text", "text is empty");
-	w->copy = malloc(doc->text_len + 1);
-	w->chunks = calloc(w->n_spans, sizeof(*w->chunks));
-	w->texts = calloc(w->n_spans, sizeof(*w->texts));
-	w->lens = calloc(w->n_spans, sizeof(*w->lens));
-	if (w->n_spans > SIZE_MAX / dim / sizeof(float))
-		return rag_err_set(err, RAG_ETOOBIG, "text", "document too large");
-	w->vecs = malloc(w->n_spans * dim * sizeof(float));
-	if (!w->copy || !w->chunks || !w->texts || !w->lens || !w->vecs)
+	xd->text = malloc(doc->text_len + 1);
+	xd->blocks = calloc(1, sizeof(*xd->blocks));
+	if (!xd->text || !xd->blocks)
 		return rag_err_set(err, RAG_ENOMEM, "text", "out of memory for this document");
-	memcpy(w->copy, doc->text, doc->text_len);
-	w->copy[doc->text_len] = '\0';
-	for (size_t i = 0; i < w->n_spans; i++) {
-		w->texts[i] = w->copy + w->spans[i].start;
-		w->lens[i] = w->spans[i].end - w->spans[i].start;
-		w->chunks[i].start_byte = w->spans[i].start;
-		w->chunks[i].end_byte = w->spans[i].end;
-		w->chunks[i].text = strndup(w->texts[i], w->lens[i]);
+	memcpy(xd->text, doc->text, doc->text_len);
+	xd->text[doc->text_len] = '\0';
+	xd->text_len = doc->text_len;
+	xd->format = EXTRACT_TEXT;
+	xd->blocks[0].end = doc->text_len;
+	xd->blocks[0].section = "";
+	xd->n_blocks = 1;
+	return 0;
+}
+
+static int extract(struct rag_engine *eng, const struct rag_doc_in *doc,
+		   struct extract_document *xd, struct rag_err *err)
+{
+	struct extract_options xo = { .format = EXTRACT_AUTO, .name = doc->name,
+				      .content_type = doc->content_type,
+				      .max_bytes = eng->opts.max_doc_bytes };
+
+	if (eng->opts.max_doc_bytes && doc->text_len > eng->opts.max_doc_bytes)
+		return rag_err_set(err, RAG_ETOOBIG, doc->format ? "file" : "text",
+				   "document is %zu bytes, over the limit of %zu (ingest.max_file_bytes)",
+				   doc->text_len, eng->opts.max_doc_bytes);
+	if (!doc->format)
+		return plain_text(doc, xd, err);
+	if (extract_format_parse(doc->format, &xo.format) < 0)
+		return rag_err_set(err, RAG_EINVAL, "format",
+				   "format must be auto, text, markdown, html or pdf, not '%s'",
+				   doc->format);
+	return extract_document(doc->text, doc->text_len, &xo, xd, err);
+}
+
+static void *alloc_n(size_t n, size_t size)
+{
+	return n > SIZE_MAX / size ? NULL : calloc(n ? n : 1, size);
+}
+
+/* Chunks, finds reusable vectors by content address, embeds the rest. */
+static int prepare(struct rag_engine *eng, struct rag_coll *coll, struct ingest_work *w,
+		   struct rag_ingest_result *res, struct rag_err *err)
+{
+	size_t dim = (size_t)coll->c.dim, n, k = 0;
+	double t0 = rag_now_ms();
+	int rc;
+
+	rc = rag_chunk_document(eng, coll, &w->xd, &w->pieces, &w->n_pieces, err);
+	res->chunk_ms = rag_now_ms() - t0;
+	if (rc < 0)
+		return rc;
+	n = w->n_pieces;
+	if (n == 0)
+		return rag_err_set(err, RAG_EINVAL, "text", "text is empty");
+	w->chunks = alloc_n(n, sizeof(*w->chunks));
+	w->texts = alloc_n(n, sizeof(*w->texts));
+	w->lens = alloc_n(n, sizeof(*w->lens));
+	w->slot = alloc_n(n, sizeof(*w->slot));
+	w->hashes = alloc_n(n, sizeof(*w->hashes));
+	w->found = alloc_n(n, 1);
+	w->vecs = n > SIZE_MAX / dim ? NULL : alloc_n(n * dim, sizeof(float));
+	w->fresh = n > SIZE_MAX / dim ? NULL : alloc_n(n * dim, sizeof(float));
+	if (!w->chunks || !w->texts || !w->lens || !w->slot || !w->hashes || !w->found ||
+	    !w->vecs || !w->fresh)
+		return rag_err_set(err, RAG_ETOOBIG, "text", "document too large for memory");
+	for (size_t i = 0; i < n; i++) {
+		const struct rag_piece *p = &w->pieces[i];
+
+		w->chunks[i].start_byte = p->start;
+		w->chunks[i].end_byte = p->end;
+		w->chunks[i].page = p->page;
+		w->chunks[i].section = p->section;
+		w->chunks[i].hash = p->hash;
+		w->chunks[i].text = strndup(w->xd.text + p->start, p->end - p->start);
 		if (!w->chunks[i].text)
 			return rag_err_set(err, RAG_ENOMEM, "text", "out of memory for this document");
+		w->hashes[i] = p->hash;
 	}
-	return embedder_embed(eng->emb, w->texts, w->lens, w->n_spans, w->vecs, err);
+	t0 = rag_now_ms();
+	rc = store_vectors_by_hash(eng->store, coll->c.id, w->hashes, n, coll->c.dim, w->vecs,
+				   w->found, err);
+	res->store_ms += rag_now_ms() - t0;
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if (w->found[i])
+			continue;
+		w->texts[k] = w->chunks[i].text;
+		w->lens[k] = w->pieces[i].end - w->pieces[i].start;
+		w->slot[k++] = i;
+	}
+	res->n_embedded = k;
+	if (k == 0)
+		return 0;
+	t0 = rag_now_ms();
+	rc = embedder_embed(coll->emb, w->texts, w->lens, k, w->fresh, err);
+	res->embed_ms = rag_now_ms() - t0;
+	for (size_t j = 0; rc == 0 && j < k; j++)
+		memcpy(w->vecs + w->slot[j] * dim, w->fresh + j * dim, dim * sizeof(float));
+	return rc;
 }
 
 static int ingest(struct rag_engine *eng, const char *tenant, const char *collection,
@@ -137,11 +242,12 @@ static int ingest(struct rag_engine *eng, const char *tenant, const char *collec
 {
 	struct ingest_work w = { 0 };
 	struct store_doc sd = { 0 };
-	struct store_put put;
+	struct store_put put = { 0 };
 	struct store_put_result pr = { 0 };
 	struct rag_coll *coll = NULL;
-	char hash[32];
-	int rc;
+	char *stored = NULL;
+	double t0;
+	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
 	if (doc->id) {
@@ -152,32 +258,51 @@ static int ingest(struct rag_engine *eng, const char *tenant, const char *collec
 	} else {
 		new_id(res->id, sizeof(res->id));
 	}
-	rc = rag_check_text(doc->text, doc->text_len, "text", err);
-	if (rc < 0)
-		return rc;
+	if (!doc->text)
+		return rag_err_set(err, RAG_EINVAL, "text", "text is required");
 	coll = rag_coll_acquire(eng, tenant, collection, err);
 	if (!coll)
 		return err && err->code ? err->code : RAG_ENOTFOUND;
-	rc = prepare(eng, coll, doc, &w, err);
+	if (!rag_coll_embedder(coll, err)) {
+		rag_coll_unref(coll);
+		return RAG_EBUSY;
+	}
+	doc_hash(coll, doc, res->content_hash);
+	if (doc->id &&
+	    store_doc_hash(eng->store, coll->c.id, doc->id, &stored, &res->n_chunks, NULL) == 0 &&
+	    strcmp(stored, res->content_hash) == 0) {
+		res->unchanged = 1;
+		store_collection_seq(eng->store, coll->c.id, &res->seq, NULL);
+		goto out;
+	}
+	res->n_chunks = 0;
+	t0 = rag_now_ms();
+	rc = extract(eng, doc, &w.xd, err);
+	res->extract_ms = rag_now_ms() - t0;
 	if (rc < 0)
 		goto out;
-	content_hash(doc->text, doc->text_len, hash);
+	rc = prepare(eng, coll, &w, res, err);
+	if (rc < 0)
+		goto out;
 	sd.id = res->id;
-	sd.text = w.copy;
+	sd.text = w.xd.text;
 	sd.metadata_json = doc->metadata_json;
-	sd.content_hash = hash;
+	sd.content_hash = res->content_hash;
 	put.doc = &sd;
 	put.chunks = w.chunks;
-	put.n_chunks = w.n_spans;
+	put.n_chunks = w.n_pieces;
 	put.vecs = w.vecs;
 	put.dim = coll->c.dim;
+	put.model = coll->emb->fingerprint;
+	t0 = rag_now_ms();
 	rc = store_doc_put(eng->store, coll->c.id, &put, &pr, err);
 	if (rc < 0)
 		goto out;
-	res->n_chunks = w.n_spans;
+	res->n_chunks = w.n_pieces;
 	res->seq = pr.seq;
 	res->replaced = pr.replaced;
 	rc = rag_index_catch_up(eng, coll, err);
+	res->store_ms += rag_now_ms() - t0;
 	if (rc < 0) {
 		/* Stored and acknowledged: the follower will apply it. */
 		log_warn("document '%s' stored, index update deferred: %s", res->id,
@@ -186,6 +311,7 @@ static int ingest(struct rag_engine *eng, const char *tenant, const char *collec
 		rc = 0;
 	}
 out:
+	free(stored);
 	work_release(&w);
 	rag_coll_unref(coll);
 	return rc;
@@ -200,8 +326,13 @@ int rag_ingest(struct rag_engine *eng, const char *tenant, const char *collectio
 		metric_inc(rag_metrics.failures);
 		return rc;
 	}
+	if (res->unchanged) {
+		metric_inc(rag_metrics.unchanged);
+		return 0;
+	}
 	metric_inc(rag_metrics.documents);
 	metric_add(rag_metrics.chunks, (double)res->n_chunks);
+	metric_add(rag_metrics.embedded, (double)res->n_embedded);
 	metric_add(rag_metrics.bytes, (double)doc->text_len);
 	return 0;
 }
@@ -233,4 +364,60 @@ int rag_doc_delete(struct rag_engine *eng, const char *tenant, const char *colle
 		log_warn("document '%s' deleted, index update deferred", doc_id);
 	rag_coll_unref(coll);
 	return rc;
+}
+
+static int with_coll(struct rag_engine *eng, const char *tenant, const char *collection,
+		     struct rag_coll **coll, struct rag_err *err)
+{
+	*coll = rag_coll_acquire(eng, tenant, collection, err);
+	return *coll ? 0 : (err && err->code ? err->code : RAG_ENOTFOUND);
+}
+
+int rag_doc_list(struct rag_engine *eng, const char *tenant, const char *collection,
+		 const struct store_doc_query *q, struct store_doc **out, size_t *n_out,
+		 struct rag_err *err)
+{
+	struct rag_coll *coll;
+	int rc = with_coll(eng, tenant, collection, &coll, err);
+
+	*out = NULL;
+	*n_out = 0;
+	if (rc < 0)
+		return rc;
+	rc = store_doc_list(eng->store, coll->c.id, q, out, n_out, err);
+	rag_coll_unref(coll);
+	return rc;
+}
+
+int rag_doc_chunks(struct rag_engine *eng, const char *tenant, const char *collection,
+		   const char *doc_id, struct store_hit **out, size_t *n_out, struct rag_err *err)
+{
+	struct rag_coll *coll;
+	int rc = with_coll(eng, tenant, collection, &coll, err);
+
+	*out = NULL;
+	*n_out = 0;
+	if (rc < 0)
+		return rc;
+	rc = store_doc_chunks(eng->store, coll->c.id, doc_id, out, n_out, err);
+	rag_coll_unref(coll);
+	return rc;
+}
+
+void rag_doc_id_from_name(const char *name, char *out, size_t size)
+{
+	const char *base = strrchr(name, '/');
+	size_t k = 0;
+
+	base = base ? base + 1 : name;
+	for (; *base && k + 1 < size && k < RAG_DOC_ID_MAX; base++) {
+		char c = *base;
+		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			 (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.' || c == ':';
+
+		out[k++] = ok ? c : '_';
+	}
+	if (k > 0 && strspn(out, ".") == k)
+		out[0] = '_';
+	out[k] = '\0';
 }

@@ -25,6 +25,7 @@
 #include "index/lexical.h"
 #include "index/vindex.h"
 #include "model/embedder.h"
+#include "text/chunk.h"
 #include "text/utf8.h"
 
 #include "core/banned.h"
@@ -128,8 +129,20 @@ static struct rag_coll *coll_open(struct rag_engine *eng, struct store_collectio
 		return NULL;
 	}
 	rag_coll_index_place(eng, coll);
+	coll->chunker = CHUNK_FIXED;
+	if (coll->c.config_json && strstr(coll->c.config_json, "\"chunker\":\"structured\""))
+		coll->chunker = CHUNK_STRUCTURED;
+	else if (coll->c.config_json && strstr(coll->c.config_json, "\"chunker\":\"recursive\""))
+		coll->chunker = CHUNK_RECURSIVE;
 	atomic_init(&coll->applied_seq, 0);
 	atomic_init(&coll->caught_up_ms, rag_wall_ms());
+	{
+		struct rag_err merr = { 0 };
+
+		coll->emb = rag_embedder(eng, coll->c.embed_model, NULL, &merr);
+		if (!coll->emb)
+			log_warn("collection '%s': %s", coll->c.name, merr.msg);
+	}
 	if (eng->opts.load_indexes && rag_index_load(eng, coll, err) < 0) {
 		rag_coll_unref(coll);
 		return NULL;
@@ -184,6 +197,11 @@ static void registry_remove(struct rag_engine *eng, const char *tenant, const ch
 	pthread_rwlock_unlock(&eng->lock);
 	rag_coll_unref(have);
 	sbuf_release(&key);
+}
+
+void rag_coll_forget(struct rag_engine *eng, const char *tenant, const char *name)
+{
+	registry_remove(eng, tenant, name, 0);
 }
 
 /* The registered collection with a reference for the caller, or NULL. */
@@ -264,6 +282,23 @@ int rag_engine_health(struct rag_engine *eng, struct rag_err *err)
 	return 0;
 }
 
+#define LEXICAL_PURGE_BATCH 256 /* FTS5 rows deleted per lock hold: ~80 ms here */
+#define LEXICAL_PURGE_MS 50     /* per collection per follower pass */
+
+/* Deletes removed chunks from the lexical index a few at a time (see lexical.h). */
+static void purge_lexical(struct rag_coll *coll)
+{
+	double t0 = rag_now_ms();
+
+	if (!coll->lx)
+		return;
+	pthread_mutex_lock(&coll->apply_mu);
+	while (lexical_purge(coll->lx, LEXICAL_PURGE_BATCH) > 0 &&
+	       rag_now_ms() - t0 < LEXICAL_PURGE_MS)
+		;
+	pthread_mutex_unlock(&coll->apply_mu);
+}
+
 /* One follower pass: discover collections, drop deleted ones, replay logs. */
 static void follow_once(struct rag_engine *eng)
 {
@@ -297,6 +332,7 @@ static void follow_once(struct rag_engine *eng)
 			log_warn("change-log follower: %s", err.msg);
 			rag_err_clear(&err);
 		}
+		purge_lexical(coll);
 		rag_coll_unref(coll);
 	}
 	/* Drop what the store no longer has. */
@@ -390,12 +426,13 @@ struct rag_engine *rag_engine_new(const struct rag_engine_options *opts, struct 
 	pthread_mutex_init(&eng->open_mu, NULL);
 	pthread_mutex_init(&eng->stop_mu, NULL);
 	pthread_cond_init(&eng->stop_cond, NULL);
+	pthread_cond_init(&eng->jobs_cond, NULL);
 	eng->colls = hashmap_new(16);
 	if (!eng->colls) {
 		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
 		goto fail;
 	}
-	if (make_index_dir(eng, err) < 0)
+	if (make_index_dir(eng, err) < 0 || rag_models_init(eng, err) < 0)
 		goto fail;
 	if (opts->load_indexes) {
 		double t0 = rag_now_ms();
@@ -411,6 +448,8 @@ struct rag_engine *rag_engine_new(const struct rag_engine_options *opts, struct 
 		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
 		goto fail;
 	}
+	if (opts->job_workers > 0 && rag_jobs_start(eng, err) < 0)
+		goto fail;
 	if (opts->load_indexes && opts->follow_interval_ms > 0) {
 		if (pthread_create(&eng->follower, NULL, follower_main, eng) != 0) {
 			rag_err_set(err, RAG_EINTERNAL, NULL, "cannot start the follower thread");
@@ -433,6 +472,8 @@ void rag_engine_free(struct rag_engine *eng)
 	if (!eng)
 		return;
 	rag_metrics_detach(eng);
+	if (eng->workers)
+		rag_jobs_stop(eng);
 	if (eng->has_follower) {
 		pthread_mutex_lock(&eng->stop_mu);
 		eng->stop = 1;
@@ -455,6 +496,9 @@ void rag_engine_free(struct rag_engine *eng)
 	pthread_mutex_destroy(&eng->open_mu);
 	pthread_mutex_destroy(&eng->stop_mu);
 	pthread_cond_destroy(&eng->stop_cond);
+	pthread_cond_destroy(&eng->jobs_cond);
+	if (eng->models)
+		rag_models_release(eng);
 	free(eng->index_dir);
 	free(eng->prompt_template);
 	free(eng);

@@ -43,7 +43,21 @@ struct rag_engine_options {
 	 * (borrowed: must outlive the engine); NULL refuses such collections.
 	 */
 	struct chroma_client *chroma;
+	size_t max_doc_bytes;   /* one document's bytes at most; 0 = no limit */
+	int job_workers;        /* threads running jobs (batch ingests); 0 = none */
+	int job_lease_ms;       /* a job's worker renews this at each document; 0 = default */
+	/*
+	 * More embedding models a collection may use besides the engine's own:
+	 * "name=path,name=path" (models.embedders), loaded on first use by
+	 * load_embedder(load_ctx, path) (NULL: none can be loaded).
+	 */
+	const char *embedders;
+	struct embedder *(*load_embedder)(void *ctx, const char *path, struct rag_err *err);
+	void *load_ctx;
 };
+
+#define RAG_JOB_LEASE_MS 30000 /* a dead worker's job is taken over this long after its last item */
+#define RAG_JOB_ID_MAX 40
 
 void rag_engine_default_options(struct rag_engine_options *opts);
 
@@ -88,6 +102,7 @@ struct rag_collection_spec {
 	 * struct vindex_spec. Absent fields take vindex_spec_default's values.
 	 */
 	const char *index_json;
+	const char *chunker;         /* NULL (structured), "structured", "recursive", "fixed" */
 };
 
 /* A collection as clients see it; strings owned, rag_collection_info_release(). */
@@ -95,6 +110,7 @@ struct rag_collection_info {
 	struct store_collection c;
 	int porter;           /* lexical search stems words */
 	struct vindex_spec index; /* the vector index the collection uses */
+	const char *chunker;  /* "structured", "recursive" or "fixed"; static */
 	size_t n_vectors;     /* in this instance's index */
 	size_t index_bytes;   /* memory the index takes */
 	int64_t applied_seq;  /* change-log position of the index */
@@ -123,9 +139,17 @@ void rag_collection_info_list_free(struct rag_collection_info *list, size_t n);
 
 struct rag_doc_in {
 	const char *id;            /* NULL = generate one */
-	const char *text;          /* text_len bytes, UTF-8 */
+	/*
+	 * text_len bytes: UTF-8 text when format is NULL (the JSON API's
+	 * "text"); else the document's bytes in that format ("auto" sniffs
+	 * them, helped by name and content_type), extracted first.
+	 */
+	const char *text;
 	size_t text_len;
 	const char *metadata_json; /* a JSON object, validated by the caller; NULL = {} */
+	const char *format;        /* NULL, "auto", "text", "markdown", "html" or "pdf" */
+	const char *name;          /* file name or NULL: its extension helps "auto" */
+	const char *content_type;  /* MIME type or NULL */
 };
 
 #define RAG_DOC_ID_MAX 128 /* ids appear in URLs and logs: keep them short */
@@ -133,14 +157,26 @@ struct rag_doc_in {
 struct rag_ingest_result {
 	char id[RAG_DOC_ID_MAX + 1];
 	size_t n_chunks;
+	size_t n_embedded; /* chunks the embedder saw; the others reused stored vectors */
 	int64_t seq;
 	int replaced;
+	int unchanged;     /* same content hash as stored: nothing was done */
+	char content_hash[40];
+	/* Where the time went, for progress reports and the ingest benchmark. */
+	double extract_ms, chunk_ms, embed_ms, store_ms;
 };
 
 /*
- * Chunks, embeds and stores one document (replacing one with the same id),
+ * Upserts one document: if a document with that id is stored with the same
+ * content hash (bytes, format, metadata, chunker settings, model), does
+ * nothing and sets res->unchanged. Else extracts (unless format is NULL),
+ * chunks, embeds the chunks whose content address has no stored vector in
+ * the collection (the others reuse it), and stores document and chunks in
+ * one transaction that replaces the old ones (readers never see a mix);
  * then brings this engine's index up to date. Nothing is stored on failure.
- * RAG_EINVAL names the field ("id", "text"); RAG_ENOTFOUND for no collection.
+ * RAG_EINVAL names the field ("id", "text"); RAG_EUNSUPPORTED for a format
+ * that cannot be read (binary input); RAG_ETOOBIG over max_doc_bytes;
+ * RAG_ENOTFOUND for no collection.
  */
 int rag_ingest(struct rag_engine *eng, const char *tenant, const char *collection,
 	       const struct rag_doc_in *doc, struct rag_ingest_result *res, struct rag_err *err);
@@ -150,6 +186,62 @@ int rag_doc_get(struct rag_engine *eng, const char *tenant, const char *collecti
 		const char *doc_id, struct store_doc *out, struct rag_err *err);
 int rag_doc_delete(struct rag_engine *eng, const char *tenant, const char *collection,
 		   const char *doc_id, struct rag_err *err);
+
+/* A page of the collection's documents: store_doc_list through the collection's name. */
+int rag_doc_list(struct rag_engine *eng, const char *tenant, const char *collection,
+		 const struct store_doc_query *q, struct store_doc **out, size_t *n_out,
+		 struct rag_err *err);
+
+/* The document's chunks in order: store_doc_chunks through the collection's name. */
+int rag_doc_chunks(struct rag_engine *eng, const char *tenant, const char *collection,
+		   const char *doc_id, struct store_hit **out, size_t *n_out, struct rag_err *err);
+
+
+/*
+ * Moves the collection to another embedding model (one of models.embedder
+ * and models.embedders) as a background job: every document's chunks are
+ * embedded again into a staging collection while the current one keeps
+ * serving, then the two are swapped in one transaction. Writes *job_id_out
+ * (RAG_JOB_ID_MAX + 1 bytes). RAG_EINVAL naming embedding_model for an
+ * unknown model or the current one; RAG_ENOTFOUND for no collection.
+ */
+int rag_collection_change_model(struct rag_engine *eng, const char *tenant, const char *name,
+				const char *embedding_model, char *job_id_out,
+				struct rag_err *err);
+
+/* --- jobs --- */
+
+/*
+ * Queues a job that upserts the n_items documents (inputs copied into the
+ * store) into the collection, and writes its id (RAG_JOB_ID_MAX + 1 bytes)
+ * to id_out. Items carry their bytes, format, name, content type, metadata
+ * and optional id (NULL: generated). RAG_ENOTFOUND for no collection,
+ * RAG_EINVAL for no items, RAG_ETOOBIG for too many.
+ */
+int rag_job_submit(struct rag_engine *eng, const char *tenant, const char *collection,
+		   const struct store_job_item *items, size_t n_items, char *id_out,
+		   struct rag_err *err);
+
+/* The job's state and counters; store_job_release(). RAG_ENOTFOUND. */
+int rag_job_get(struct rag_engine *eng, const char *tenant, const char *id,
+		struct store_job *out, struct rag_err *err);
+
+/* The job's failed items (idx, doc_id, name, error), at most limit; store_job_items_free(). */
+int rag_job_errors(struct rag_engine *eng, const char *id, size_t limit,
+		   struct store_job_item **out, size_t *n_out, struct rag_err *err);
+
+/* Wall-clock unix ms, as the store's timestamps. */
+int64_t rag_engine_wall_ms(void);
+
+/*
+ * A document id from a file name: its base name, with every character an id
+ * may not hold replaced by '_', cut to RAG_DOC_ID_MAX. out has size bytes.
+ */
+void rag_doc_id_from_name(const char *name, char *out, size_t size);
+
+/* Cancels a queued or running job; RAG_ECONFLICT when it already ended. */
+int rag_job_cancel(struct rag_engine *eng, const char *tenant, const char *id,
+		   struct rag_err *err);
 
 /* --- search --- */
 

@@ -33,8 +33,10 @@ struct rag_coll {
 	struct store_collection c; /* owned strings */
 	struct vindex *vi;         /* NULL when the engine loads no indexes */
 	struct lexical *lx;        /* BM25 over the chunk texts; NULL with vi */
+	struct embedder *emb;      /* the collection's model (owned by the engine); NULL if unavailable */
 	int porter;                /* from config_json: the lexical index stems */
 	struct vindex_spec ispec;  /* from config_json: which vector index */
+	int chunker;               /* from config_json: enum chunk_strategy */
 	pthread_mutex_t apply_mu;
 	_Atomic int64_t applied_seq;
 	_Atomic int64_t caught_up_ms; /* wall clock (unix ms) when applied_seq last equalled the store */
@@ -63,6 +65,18 @@ struct rag_engine {
 	int history_messages;
 	int gen_timeout_ms;
 	_Atomic int64_t followed_ms; /* wall clock (unix ms) of the last complete follower pass */
+
+	/* Embedding models by name (rag_models.c); models_mu guards the loads. */
+	pthread_mutex_t models_mu;
+	struct rag_model *models;
+	size_t n_models;
+
+	/* Jobs (rag_jobs.c). jobs_cond and jobs_pending are guarded by stop_mu. */
+	pthread_cond_t jobs_cond;
+	int jobs_pending;
+	char job_owner[128]; /* host/pid/random: this engine's leases */
+	pthread_t *workers;
+	int n_workers;
 };
 
 /*
@@ -71,10 +85,40 @@ struct rag_engine {
  * choices existed). RAG_EINVAL if it is malformed.
  */
 int rag_coll_index_spec(const char *config_json, struct vindex_spec *spec, struct rag_err *err);
+struct rag_model {
+	char *name;
+	char *path;            /* NULL for the engine's own */
+	struct embedder *emb;  /* NULL until loaded */
+	int owned;
+};
+
+/* Parses opts.embedders into the registry, the engine's own model first (rag_models.c). */
+int rag_models_init(struct rag_engine *eng, struct rag_err *err);
+void rag_models_release(struct rag_engine *eng);
+
+/*
+ * The embedder called name, loading it on first use; borrowed for the
+ * engine's life. NULL with err: RAG_EINVAL naming field for an unknown
+ * name, the loader's error otherwise.
+ */
+struct embedder *rag_embedder(struct rag_engine *eng, const char *name, const char *field,
+			      struct rag_err *err);
+
+/* The collection's embedder, or NULL with RAG_EBUSY "model 'x' is not configured here". */
+struct embedder *rag_coll_embedder(struct rag_coll *coll, struct rag_err *err);
+
+/* Starts opts.job_workers job threads; rag_jobs_stop joins them (rag_jobs.c). */
+int rag_jobs_start(struct rag_engine *eng, struct rag_err *err);
+/* Wakes the workers: a job was queued. */
+void rag_jobs_wake(struct rag_engine *eng);
+/* n_bytes random bytes (at most 16) as 2 * n_bytes hex digits and a NUL into out. */
+void rag_random_hex(char *out, size_t n_bytes);
+void rag_jobs_stop(struct rag_engine *eng);
 
 /* Ingest counters (rag_metrics.c). */
 struct rag_ingest_metrics {
 	struct metric_child *documents, *chunks, *bytes, *failures;
+	struct metric_child *embedded, *unchanged;
 };
 extern struct rag_ingest_metrics rag_metrics;
 
@@ -88,6 +132,15 @@ int64_t rag_wall_ms(void);
 struct rag_coll *rag_coll_acquire(struct rag_engine *eng, const char *tenant, const char *name,
 				  struct rag_err *err);
 void rag_coll_unref(struct rag_coll *coll);
+/* Drops tenant's collection `name` from the registry; the next acquire reloads it. */
+void rag_coll_forget(struct rag_engine *eng, const char *tenant, const char *name);
+
+/* The model-change job's steps (rag_reembed.c), called by the job worker. */
+struct store_job;
+int rag_reembed_prepare(struct rag_engine *eng, const struct store_job *job, struct rag_err *err);
+int rag_reembed_item(struct rag_engine *eng, const struct store_job *job, const char *doc_id,
+		     int64_t *n_chunks, struct rag_err *err);
+int rag_reembed_finish(struct rag_engine *eng, const struct store_job *job, struct rag_err *err);
 
 /*
  * Fills in where a remote index of coll lives (rag_index.c): the engine's
@@ -125,5 +178,26 @@ void rag_cache_key_collection(struct cache_key_builder *b, const struct rag_coll
  */
 int rag_cache_encode_hits(const struct rag_search_result *res, void **out, size_t *len);
 int rag_cache_decode_hits(const void *val, size_t len, struct rag_search_result *res);
+struct extract_document;
+
+/* One chunk-to-be (rag_chunk.c): a byte range of the extracted text. */
+struct rag_piece {
+	size_t start, end;
+	unsigned page;
+	const char *section; /* borrowed from the extracted document */
+	char hash[33];       /* content address: HASH_HEX_LEN hex digits */
+};
+
+/*
+ * Cuts xd's text with the collection's chunker into *out (caller frees),
+ * *n_out pieces in order (0 for a text with no words). RAG_ENOMEM or the
+ * chunker's error.
+ */
+int rag_chunk_document(struct rag_engine *eng, struct rag_coll *coll,
+		       const struct extract_document *xd, struct rag_piece **out, size_t *n_out,
+		       struct rag_err *err);
+
+/* The collection's chunker settings as one string, part of every content address. */
+void rag_chunker_settings(const struct rag_coll *coll, char *out, size_t size);
 
 #endif

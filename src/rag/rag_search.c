@@ -210,13 +210,15 @@ static int result_key(const struct rag_coll *coll, const struct rag_query *q, in
 	return cache_key_end(&b, out);
 }
 
-static int embedding_key(struct rag_engine *eng, const struct qcache *qc, struct cache_key *out)
+/* Queries are embedded by the collection's own model: the key names it. */
+static int embedding_key(const struct rag_coll *coll, const struct qcache *qc,
+			 struct cache_key *out)
 {
 	struct cache_key_builder b;
 
 	cache_key_begin(&b, CACHE_EMBEDDING);
-	cache_key_add_str(&b, "model", eng->emb->name, strlen(eng->emb->name));
-	cache_key_add_i64(&b, "dim", (int64_t)eng->emb->dim);
+	cache_key_add_str(&b, "model", coll->c.embed_model, strlen(coll->c.embed_model));
+	cache_key_add_i64(&b, "dim", (int64_t)coll->c.dim);
 	cache_key_add_str(&b, "text", qc->text, qc->text_len);
 	return cache_key_end(&b, out);
 }
@@ -225,7 +227,7 @@ static int embedding_key(struct rag_engine *eng, const struct qcache *qc, struct
  * Asks the cache for the result and the embedding in one round trip. 1 on
  * a result hit (out filled), else 0 with qc saying what to store later.
  */
-static int lookup(struct rag_engine *eng, struct rag_coll *coll, const struct rag_query *q,
+static int lookup(struct rag_coll *coll, const struct rag_query *q,
 		  struct qcache *qc, struct rag_search_result *out)
 {
 	void *vals[2] = { NULL, NULL };
@@ -237,7 +239,7 @@ static int lookup(struct rag_engine *eng, struct rag_coll *coll, const struct ra
 		return 0;
 	if (q->mode != RAG_MODE_LEXICAL) {
 		qc->text = cache_normalize_text(q->text, q->len, &qc->text_len);
-		if (qc->text && embedding_key(eng, qc, &qc->keys[1]) == 0)
+		if (qc->text && embedding_key(coll, qc, &qc->keys[1]) == 0)
 			n = 2;
 	}
 	cache_get_many(qc->cache, qc->keys, n, vals, lens, rcs);
@@ -252,7 +254,7 @@ static int lookup(struct rag_engine *eng, struct rag_coll *coll, const struct ra
 	}
 	cache_count(CACHE_SEARCH, rcs[0]);
 	if (!hit && n == 2) {
-		if (rcs[1] == 0 && lens[1] != eng->emb->dim * sizeof(float))
+		if (rcs[1] == 0 && lens[1] != (size_t)coll->c.dim * sizeof(float))
 			rcs[1] = RAG_ENOTFOUND;
 		cache_count(CACHE_EMBEDDING, rcs[1]);
 		qc->store_embedding = rcs[1] == RAG_ENOTFOUND;
@@ -290,17 +292,20 @@ static int dense(struct rag_engine *eng, struct rag_coll *coll, const struct rag
 	double t0 = rag_now_ms();
 	int rc = 0;
 
-	if (qv && eng->emb->dim == dim) {
+	if (qv) {
 		qc->vec = NULL;
 	} else {
+		struct embedder *emb = rag_coll_embedder(coll, err);
 		const char *text = qc->text ? qc->text : q->text;
 		size_t len = qc->text ? qc->text_len : q->len;
 
+		if (!emb)
+			return err && err->code ? err->code : RAG_EBUSY;
 		qv = malloc(dim * sizeof(float));
 		if (!qv)
 			return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
-		rc = embedder_embed(eng->emb, &text, &len, 1, qv, err);
-		if (rc == 0 && qc->store_embedding && eng->emb->dim == dim)
+		rc = embedder_embed(emb, &text, &len, 1, qv, err);
+		if (rc == 0 && qc->store_embedding)
 			cache_put(qc->cache, &qc->keys[1], qv, dim * sizeof(float),
 				  eng->opts.embedding_ttl_s);
 		out->embed_ms = rag_now_ms() - t0;
@@ -364,7 +369,7 @@ int rag_search(struct rag_engine *eng, const char *tenant, const char *collectio
 		out->cache = RAG_CACHE_BYPASS;
 	} else if (eng->opts.cache && (!q->filter || q->filter_key)) {
 		qc.cache = eng->opts.cache;
-		if (lookup(eng, coll, q, &qc, out)) {
+		if (lookup(coll, q, &qc, out)) {
 			out->total_ms = rag_now_ms() - t0;
 			goto out;
 		}

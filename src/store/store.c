@@ -231,6 +231,9 @@ void store_hits_release(struct store_hit *hits, size_t n)
 		free((char *)hits[i].document_id);
 		free((char *)hits[i].text);
 		free((char *)hits[i].metadata_json);
+		free((char *)hits[i].section);
+		free((char *)hits[i].hash);
+		free((char *)hits[i].model);
 		memset(&hits[i], 0, sizeof(hits[i]));
 	}
 }
@@ -333,4 +336,171 @@ void store_messages_free(struct store_message *msgs, size_t n)
 		free((char *)msgs[i].content);
 	}
 	free(msgs);
+}
+
+void store_doc_list_free(struct store_doc *docs, size_t n)
+{
+	for (size_t i = 0; docs && i < n; i++)
+		store_doc_release(&docs[i]);
+	free(docs);
+}
+
+int store_doc_hash(struct store *st, int64_t collection_id, const char *doc_id, char **hash_out,
+		   size_t *n_chunks_out, struct rag_err *err)
+{
+	size_t ignored;
+
+	assert(st && doc_id && hash_out);
+	*hash_out = NULL;
+	return st->ops->doc_hash(st, collection_id, doc_id, hash_out,
+				 n_chunks_out ? n_chunks_out : &ignored, err);
+}
+
+int store_vectors_by_hash(struct store *st, int64_t collection_id, const char *const *hashes,
+			  size_t n, int dim, float *vecs, unsigned char *found,
+			  struct rag_err *err)
+{
+	assert(st && (n == 0 || (hashes && vecs && found)));
+	if (n == 0)
+		return 0;
+	memset(found, 0, n);
+	return st->ops->vectors_by_hash(st, collection_id, hashes, n, dim, vecs, found, err);
+}
+
+int store_doc_list(struct store *st, int64_t collection_id, const struct store_doc_query *q,
+		   struct store_doc **out, size_t *n_out, struct rag_err *err)
+{
+	assert(st && q && out && n_out);
+	*out = NULL;
+	*n_out = 0;
+	if (q->limit == 0)
+		return rag_err_set(err, RAG_EINVAL, "limit", "limit must be positive");
+	return st->ops->doc_list(st, collection_id, q, out, n_out, err);
+}
+
+int store_doc_chunks(struct store *st, int64_t collection_id, const char *doc_id,
+		     struct store_hit **out, size_t *n_out, struct rag_err *err)
+{
+	assert(st && doc_id && out && n_out);
+	*out = NULL;
+	*n_out = 0;
+	return st->ops->doc_chunks(st, collection_id, doc_id, out, n_out, err);
+}
+
+const char *store_job_state_name(enum store_job_state s)
+{
+	static const char *const names[] = { "queued", "running", "succeeded", "failed",
+					     "cancelled" };
+
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
+}
+
+static int no_jobs(struct rag_err *err)
+{
+	return rag_err_set(err, RAG_EUNSUPPORTED, NULL, "this store has no job queue");
+}
+
+int store_job_create(struct store *st, const struct store_job *job,
+		     const struct store_job_item *items, size_t n_items, struct rag_err *err)
+{
+	assert(st && job && job->id && job->tenant && job->collection && job->kind);
+	return st->ops->job_create ? st->ops->job_create(st, job, items, n_items, err)
+				   : no_jobs(err);
+}
+
+int store_job_get(struct store *st, const char *tenant, const char *id, struct store_job *out,
+		  struct rag_err *err)
+{
+	assert(st && id && out);
+	memset(out, 0, sizeof(*out));
+	return st->ops->job_get ? st->ops->job_get(st, tenant, id, out, err) : no_jobs(err);
+}
+
+void store_job_release(struct store_job *job)
+{
+	if (!job)
+		return;
+	free((char *)job->id);
+	free((char *)job->tenant);
+	free((char *)job->collection);
+	free((char *)job->kind);
+	free((char *)job->spec_json);
+	free((char *)job->error);
+	memset(job, 0, sizeof(*job));
+}
+
+int store_job_errors(struct store *st, const char *id, size_t limit,
+		     struct store_job_item **out, size_t *n_out, struct rag_err *err)
+{
+	assert(st && id && out && n_out);
+	*out = NULL;
+	*n_out = 0;
+	return st->ops->job_errors ? st->ops->job_errors(st, id, limit, out, n_out, err)
+				   : no_jobs(err);
+}
+
+int store_job_claim(struct store *st, const char *owner, int64_t lease_ms, char **id_out,
+		    struct rag_err *err)
+{
+	assert(st && owner && id_out);
+	*id_out = NULL;
+	return st->ops->job_claim ? st->ops->job_claim(st, owner, lease_ms, id_out, err) : 0;
+}
+
+int store_job_items_next(struct store *st, const char *id, size_t limit,
+			 struct store_job_item **out, size_t *n_out, struct rag_err *err)
+{
+	assert(st && id && out && n_out);
+	*out = NULL;
+	*n_out = 0;
+	return st->ops->job_items_next ? st->ops->job_items_next(st, id, limit, out, n_out, err)
+				       : no_jobs(err);
+}
+
+void store_job_items_free(struct store_job_item *items, size_t n)
+{
+	for (size_t i = 0; items && i < n; i++) {
+		free((char *)items[i].doc_id);
+		free((char *)items[i].name);
+		free((char *)items[i].content_type);
+		free((char *)items[i].format);
+		free((char *)items[i].metadata_json);
+		free((void *)items[i].body);
+		free((char *)items[i].error);
+	}
+	free(items);
+}
+
+int store_job_item_finish(struct store *st, const char *id, int64_t idx, int state,
+			  const char *error, int64_t n_chunks, int64_t n_bytes,
+			  int64_t lease_ms, struct rag_err *err)
+{
+	assert(st && id && state >= 1 && state <= 3);
+	return st->ops->job_item_finish
+		       ? st->ops->job_item_finish(st, id, idx, state, error, n_chunks, n_bytes,
+						  lease_ms, err)
+		       : no_jobs(err);
+}
+
+int store_job_finish(struct store *st, const char *id, enum store_job_state state,
+		     const char *error, struct rag_err *err)
+{
+	assert(st && id && (state == STORE_JOB_SUCCEEDED || state == STORE_JOB_FAILED));
+	return st->ops->job_finish ? st->ops->job_finish(st, id, (int)state, error, err)
+				   : no_jobs(err);
+}
+
+int store_collection_swap(struct store *st, const char *tenant, const char *name,
+			  const char *staged, const char *retired, struct rag_err *err)
+{
+	assert(st && tenant && name && staged && retired);
+	return st->ops->collection_swap
+		       ? st->ops->collection_swap(st, tenant, name, staged, retired, err)
+		       : rag_err_set(err, RAG_EUNSUPPORTED, NULL, "this store cannot swap collections");
+}
+
+int store_job_cancel(struct store *st, const char *tenant, const char *id, struct rag_err *err)
+{
+	assert(st && tenant && id);
+	return st->ops->job_cancel ? st->ops->job_cancel(st, tenant, id, err) : no_jobs(err);
 }

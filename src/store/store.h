@@ -35,6 +35,9 @@
 struct rag_err;
 struct store;
 struct store_filter;
+struct store_doc_query;
+struct store_job;
+struct store_job_item;
 
 #define STORE_DEFAULT_TENANT "default" /* the one tenant of an embedded setup */
 #define STORE_DEFAULT_POOL_SIZE 8      /* connections: enough for a small HTTP thread pool */
@@ -98,6 +101,9 @@ struct store_chunk {
 	size_t start_byte; /* [start_byte, end_byte) in the document's text */
 	size_t end_byte;
 	const char *text;
+	unsigned page;       /* 1-based PDF page; 0 when the format has none */
+	const char *section; /* heading path ("Install > Linux"); NULL means "" */
+	const char *hash;    /* content address: text + chunker settings + model; NULL means "" */
 };
 
 /* Everything store_doc_put() writes, borrowed for the call. */
@@ -107,6 +113,7 @@ struct store_put {
 	size_t n_chunks;
 	const float *vecs; /* n_chunks * dim floats, row-major, chunk i at vecs + i * dim */
 	int dim;           /* must equal the collection's dim (RAG_EINVAL otherwise) */
+	const char *model; /* fingerprint of the model the vectors came from; NULL means "" */
 };
 
 struct store_put_result {
@@ -126,6 +133,10 @@ struct store_hit {
 	size_t end_byte;
 	const char *text;
 	const char *metadata_json; /* the document's */
+	unsigned page;
+	const char *section;
+	const char *hash;  /* the chunk's content address */
+	const char *model; /* the fingerprint of the model its vector came from */
 };
 
 /* One chunk as a scan hands it out; everything borrowed until the callback returns. */
@@ -209,6 +220,34 @@ struct store_ops {
 	int (*session_history)(struct store *st, const char *tenant, const char *session_id,
 			       size_t limit, struct store_message **out, size_t *n_out,
 			       struct rag_err *err);
+	int (*doc_hash)(struct store *st, int64_t collection_id, const char *doc_id,
+			char **hash_out, size_t *n_chunks_out, struct rag_err *err);
+	int (*vectors_by_hash)(struct store *st, int64_t collection_id, const char *const *hashes,
+			       size_t n, int dim, float *vecs, unsigned char *found,
+			       struct rag_err *err);
+	int (*doc_list)(struct store *st, int64_t collection_id, const struct store_doc_query *q,
+			struct store_doc **out, size_t *n_out, struct rag_err *err);
+	int (*doc_chunks)(struct store *st, int64_t collection_id, const char *doc_id,
+			  struct store_hit **out, size_t *n_out, struct rag_err *err);
+	int (*job_create)(struct store *st, const struct store_job *job,
+			  const struct store_job_item *items, size_t n_items, struct rag_err *err);
+	int (*job_get)(struct store *st, const char *tenant, const char *id, struct store_job *out,
+		       struct rag_err *err);
+	int (*job_errors)(struct store *st, const char *id, size_t limit,
+			  struct store_job_item **out, size_t *n_out, struct rag_err *err);
+	int (*job_claim)(struct store *st, const char *owner, int64_t lease_ms, char **id_out,
+			 struct rag_err *err);
+	int (*job_items_next)(struct store *st, const char *id, size_t limit,
+			      struct store_job_item **out, size_t *n_out, struct rag_err *err);
+	int (*job_item_finish)(struct store *st, const char *id, int64_t idx, int state,
+			       const char *error, int64_t n_chunks, int64_t n_bytes,
+			       int64_t lease_ms, struct rag_err *err);
+	int (*job_finish)(struct store *st, const char *id, int state,
+			  const char *error, struct rag_err *err);
+	int (*job_cancel)(struct store *st, const char *tenant, const char *id,
+			  struct rag_err *err);
+	int (*collection_swap)(struct store *st, const char *tenant, const char *name,
+			       const char *staged, const char *retired, struct rag_err *err);
 };
 
 /*
@@ -366,6 +405,150 @@ int store_changes(struct store *st, int64_t collection_id, int64_t since_seq, si
  */
 int store_filter_ids(struct store *st, int64_t collection_id, const struct store_filter *f,
 		     int64_t **ids_out, size_t *n_out, struct rag_err *err);
+
+/*
+ * The stored content_hash of a document in *hash_out (caller frees with
+ * free()) and its chunk count in *n_chunks_out (may be NULL): RAG_ENOTFOUND when there is no such document. Cheap: no text is
+ * read. Lets an upsert skip a document that did not change.
+ */
+int store_doc_hash(struct store *st, int64_t collection_id, const char *doc_id, char **hash_out,
+		   size_t *n_chunks_out, struct rag_err *err);
+
+/*
+ * Content-addressed reuse: for each hashes[i] (i < n), if a chunk of the
+ * collection has that hash, copies its vector (dim floats) to
+ * vecs + i * dim and sets found[i] = 1, else found[i] = 0. RAG_EINVAL when
+ * dim differs from the collection's.
+ */
+int store_vectors_by_hash(struct store *st, int64_t collection_id, const char *const *hashes,
+			  size_t n, int dim, float *vecs, unsigned char *found,
+			  struct rag_err *err);
+
+/* A page of documents: store_doc_list(). */
+struct store_doc_query {
+	const char *after_id;               /* cursor: ids greater than this; NULL = from the start */
+	size_t limit;                       /* at most this many (> 0) */
+	const struct store_filter *filter;  /* on the metadata; NULL = all */
+};
+
+/*
+ * Lists the collection's documents in id order (without text: doc.text is
+ * ""), starting after q->after_id, at most q->limit of them, into a new
+ * array *out (NULL when none) of *n_out; free with store_doc_list_free().
+ */
+int store_doc_list(struct store *st, int64_t collection_id, const struct store_doc_query *q,
+		   struct store_doc **out, size_t *n_out, struct rag_err *err);
+void store_doc_list_free(struct store_doc *docs, size_t n);
+
+/*
+ * The document's chunks in ordinal order (text, offsets, page, section,
+ * hash, model), into a new array *out of *n_out; free with
+ * store_hits_release(out, n) then free(out). RAG_ENOTFOUND when the
+ * document does not exist.
+ */
+int store_doc_chunks(struct store *st, int64_t collection_id, const char *doc_id,
+		     struct store_hit **out, size_t *n_out, struct rag_err *err);
+
+/* --- jobs: long work that survives restarts (store_jobs.c documents the model) --- */
+
+enum store_job_state {
+	STORE_JOB_QUEUED = 0,
+	STORE_JOB_RUNNING = 1,
+	STORE_JOB_SUCCEEDED = 2,
+	STORE_JOB_FAILED = 3,
+	STORE_JOB_CANCELLED = 4,
+};
+
+/*
+ * A job. On create, id, tenant, collection, kind and spec_json are read
+ * (n_total comes from the items). From a get, everything is filled, strings
+ * owned: store_job_release().
+ */
+struct store_job {
+	const char *id;
+	const char *tenant;
+	const char *collection;
+	const char *kind;      /* "ingest" */
+	const char *spec_json; /* kind-specific options, a JSON object */
+	enum store_job_state state;
+	int64_t n_total, n_done, n_failed, n_skipped; /* items */
+	int64_t n_chunks, n_bytes;                    /* produced so far */
+	int64_t created_at, started_at, updated_at, finished_at; /* unix ms; 0 = not yet */
+	const char *error; /* why the job failed; "" otherwise */
+};
+
+/* One unit of a job: a document to ingest. Strings borrowed on create, owned from reads. */
+struct store_job_item {
+	int64_t idx;          /* 0-based position in the job */
+	const char *doc_id;   /* NULL on create: the worker generates one */
+	const char *name;     /* file name, or "" */
+	const char *content_type;
+	const char *format;   /* "auto", "text", ... */
+	const char *metadata_json;
+	const void *body;     /* the document's bytes */
+	size_t body_len;
+	int state;            /* 0 pending, 1 done, 2 failed, 3 unchanged */
+	const char *error;    /* for failed items */
+};
+
+/* Creates the job (state queued) with its items in one transaction. */
+int store_job_create(struct store *st, const struct store_job *job,
+		     const struct store_job_item *items, size_t n_items, struct rag_err *err);
+
+/* The job (of tenant; NULL: any); RAG_ENOTFOUND. Release with store_job_release(). */
+int store_job_get(struct store *st, const char *tenant, const char *id, struct store_job *out,
+		  struct rag_err *err);
+void store_job_release(struct store_job *job);
+
+/*
+ * The failed items of a job (idx, doc_id, name, error), at most limit, into
+ * a new array; free with store_job_items_free().
+ */
+int store_job_errors(struct store *st, const char *id, size_t limit,
+		     struct store_job_item **out, size_t *n_out, struct rag_err *err);
+
+/*
+ * Claims one job to work on: queued, or running with a lease that expired
+ * (its worker died) and that another owner held. Sets it running, owned by owner until now + lease_ms.
+ * *id_out (caller frees) is NULL when there is none.
+ */
+int store_job_claim(struct store *st, const char *owner, int64_t lease_ms, char **id_out,
+		    struct rag_err *err);
+
+/* Up to limit pending items of the job, in idx order; store_job_items_free(). */
+int store_job_items_next(struct store *st, const char *id, size_t limit,
+			 struct store_job_item **out, size_t *n_out, struct rag_err *err);
+void store_job_items_free(struct store_job_item *items, size_t n);
+
+/*
+ * Records an item's outcome (state 1, 2 or 3, error for 2), drops its body
+ * and adds to the job's counters, renewing the lease: one transaction.
+ * RAG_ECONFLICT when the job is no longer running (cancelled meanwhile).
+ */
+int store_job_item_finish(struct store *st, const char *id, int64_t idx, int state,
+			  const char *error, int64_t n_chunks, int64_t n_bytes,
+			  int64_t lease_ms, struct rag_err *err);
+
+/* Ends a running job as succeeded or failed (error may be NULL). */
+int store_job_finish(struct store *st, const char *id, enum store_job_state state,
+		     const char *error, struct rag_err *err);
+
+/*
+ * Cancels a queued or running job (its pending items' bodies are dropped);
+ * RAG_ENOTFOUND; RAG_ECONFLICT when it already ended.
+ */
+int store_job_cancel(struct store *st, const char *tenant, const char *id, struct rag_err *err);
+
+const char *store_job_state_name(enum store_job_state s);
+
+/*
+ * In one transaction: tenant's collection `name` is renamed `retired` and
+ * collection `staged` is renamed `name`; a reader sees either the old or
+ * the new collection under `name`, never none. RAG_ENOTFOUND when either
+ * is missing, RAG_ECONFLICT when `retired` exists.
+ */
+int store_collection_swap(struct store *st, const char *tenant, const char *name,
+			  const char *staged, const char *retired, struct rag_err *err);
 
 /*
  * Readiness probe: 0 when the store answers and is the one opened, else

@@ -92,11 +92,13 @@ static const char *const sql[S_N_STMT] = {
 	[S_DOC_DEL] = "DELETE FROM documents WHERE collection_id = ?1 AND id = ?2",
 	[S_DOC_CHUNK_RANGE] = "SELECT min(id), max(id), count(*) FROM chunks"
 			      " WHERE collection_id = ?1 AND document_id = ?2",
-	[S_DOC_DEL_CHUNKS] = "DELETE FROM chunks WHERE collection_id = ?1 AND document_id = ?2",
+	[S_DOC_DEL_CHUNKS] = "DELETE FROM chunks WHERE id BETWEEN ?2 AND ?3 AND collection_id = ?1",
 	[S_CHUNK_INSERT] = "INSERT INTO chunks (collection_id, document_id, ordinal, start_byte,"
-			   " end_byte, text, embedding) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+			   " end_byte, text, embedding, page, section, hash, model)"
+			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 	[S_CHUNK_HIT] = "SELECT c.document_id, c.ordinal, c.start_byte, c.end_byte, c.text,"
-			" d.metadata_json FROM chunks c JOIN documents d"
+			" d.metadata_json, c.page, c.section, c.hash, c.model"
+			" FROM chunks c JOIN documents d"
 			" ON d.collection_id = c.collection_id AND d.id = c.document_id"
 			" WHERE c.id = ?2 AND c.collection_id = ?1",
 	[S_CHUNK_SCAN] = "SELECT id, embedding, text FROM chunks WHERE collection_id = ?1",
@@ -106,6 +108,14 @@ static const char *const sql[S_N_STMT] = {
 			    " first_chunk, last_chunk, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[S_CHANGES] = "SELECT seq, op, document_id, first_chunk, last_chunk, at FROM changes"
 		      " WHERE collection_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+	[S_DOC_HASH] = "SELECT content_hash, n_chunks FROM documents WHERE collection_id = ?1 AND id = ?2",
+	[S_VEC_BY_HASH] = "SELECT embedding FROM chunks WHERE collection_id = ?1 AND hash = ?2"
+			  " LIMIT 1",
+	[S_DOC_CHUNKS] = "SELECT c.document_id, c.ordinal, c.start_byte, c.end_byte, c.text,"
+			 " d.metadata_json, c.page, c.section, c.hash, c.model, c.id"
+			 " FROM chunks c JOIN documents d"
+			 " ON d.collection_id = c.collection_id AND d.id = c.document_id"
+			 " WHERE c.collection_id = ?1 AND c.document_id = ?2 ORDER BY c.ordinal",
 };
 
 int64_t store_sqlite_now_ms(void)
@@ -641,6 +651,19 @@ static const struct store_ops sqlite_ops = {
 	.filter_ids = store_sqlite_filter_ids,
 	.session_append = store_sqlite_session_append,
 	.session_history = store_sqlite_session_history,
+	.doc_hash = store_sqlite_doc_hash,
+	.vectors_by_hash = store_sqlite_vectors_by_hash,
+	.doc_list = store_sqlite_doc_list,
+	.doc_chunks = store_sqlite_doc_chunks,
+	.job_create = store_sqlite_job_create,
+	.job_get = store_sqlite_job_get,
+	.job_errors = store_sqlite_job_errors,
+	.job_claim = store_sqlite_job_claim,
+	.job_items_next = store_sqlite_job_items_next,
+	.job_item_finish = store_sqlite_job_item_finish,
+	.job_finish = store_sqlite_job_finish,
+	.job_cancel = store_sqlite_job_cancel,
+	.collection_swap = store_sqlite_collection_swap,
 };
 
 struct store *store_sqlite_open(const char *data_dir, const struct store_options *opts,

@@ -86,6 +86,23 @@ static int chunk_range(struct store_sqlite_conn *c, int64_t cid, const char *doc
 	return rc;
 }
 
+static int store_sqlite_run3(struct store_sqlite_conn *c, enum store_sqlite_stmt id, int64_t a1,
+			     int64_t a2, int64_t a3, struct rag_err *err)
+{
+	sqlite3_stmt *s;
+	int brc = SQLITE_OK;
+	int rc = store_sqlite_prep(c, id, &s, err);
+
+	if (rc)
+		return rc;
+	store_sqlite_bind_int(s, 1, a1, &brc);
+	store_sqlite_bind_int(s, 2, a2, &brc);
+	store_sqlite_bind_int(s, 3, a3, &brc);
+	rc = brc ? store_sqlite_fail(c, brc, err) : store_sqlite_step(c, s, err);
+	sqlite3_reset(s);
+	return rc < 0 ? rc : 0;
+}
+
 static int write_change(struct store_sqlite_conn *c, int64_t cid, const struct store_change *ch,
 			struct rag_err *err)
 {
@@ -117,7 +134,8 @@ static int drop_chunks(struct store_sqlite_conn *c, int64_t cid, const char *doc
 
 	if (rc || n == 0)
 		return rc;
-	rc = run_doc(c, S_DOC_DEL_CHUNKS, cid, doc_id, err);
+	/* One range delete over the rowid: the chunks' ids are contiguous (checked above). */
+	rc = store_sqlite_run3(c, S_DOC_DEL_CHUNKS, cid, ch.first_chunk, ch.last_chunk, err);
 	if (rc < 0)
 		return rc;
 	ch.seq = *seq + 1;
@@ -172,6 +190,10 @@ static int insert_chunks(struct store_sqlite_conn *c, int64_t cid, const struct 
 		store_sqlite_bind_int(s, 5, (int64_t)ch->end_byte, &brc);
 		store_sqlite_bind_text(s, 6, ch->text, &brc);
 		store_sqlite_bind_blob(s, 7, put->vecs + i * (size_t)put->dim, vec_len, &brc);
+		store_sqlite_bind_int(s, 8, (int64_t)ch->page, &brc);
+		store_sqlite_bind_text(s, 9, ch->section ? ch->section : "", &brc);
+		store_sqlite_bind_text(s, 10, ch->hash ? ch->hash : "", &brc);
+		store_sqlite_bind_text(s, 11, put->model ? put->model : "", &brc);
 		rc = brc ? store_sqlite_fail(c, brc, err) : store_sqlite_step(c, s, err);
 		sqlite3_reset(s);
 		if (rc < 0)
@@ -306,7 +328,7 @@ out:
 	return rc;
 }
 
-static int read_hit(sqlite3_stmt *s, struct store_hit *h, struct rag_err *err)
+int store_sqlite_read_hit(sqlite3_stmt *s, struct store_hit *h, struct rag_err *err)
 {
 	int rc;
 
@@ -319,6 +341,13 @@ static int read_hit(sqlite3_stmt *s, struct store_hit *h, struct rag_err *err)
 		rc = store_sqlite_col_str(s, 4, &h->text, err);
 	if (!rc)
 		rc = store_sqlite_col_str(s, 5, &h->metadata_json, err);
+	h->page = (unsigned)sqlite3_column_int64(s, 6);
+	if (!rc)
+		rc = store_sqlite_col_str(s, 7, &h->section, err);
+	if (!rc)
+		rc = store_sqlite_col_str(s, 8, &h->hash, err);
+	if (!rc)
+		rc = store_sqlite_col_str(s, 9, &h->model, err);
 	return rc;
 }
 
@@ -344,7 +373,7 @@ int store_sqlite_chunks_get(struct store *st, int64_t collection_id, const int64
 		store_sqlite_bind_int(s, 2, ids[i], &brc);
 		rc = brc ? store_sqlite_fail(c, brc, err) : store_sqlite_step(c, s, err);
 		if (rc == 1)
-			rc = read_hit(s, &out[i], err);
+			rc = store_sqlite_read_hit(s, &out[i], err);
 		sqlite3_reset(s);
 	}
 	rc = store_sqlite_txn_end(ss, c, 0, rc, err);

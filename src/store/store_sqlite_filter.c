@@ -150,6 +150,16 @@ static int node_bind(sqlite3_stmt *s, const struct store_filter *f, int *n)
 	return rc;
 }
 
+void store_sqlite_filter_sql(struct sbuf *sql, const struct store_filter *f, int *n_params)
+{
+	node_sql(sql, f, n_params);
+}
+
+int store_sqlite_filter_bind(sqlite3_stmt *s, const struct store_filter *f, int *n)
+{
+	return node_bind(s, f, n);
+}
+
 int store_sqlite_filter_ids(struct store *st, int64_t collection_id, const struct store_filter *f,
 			    int64_t **ids_out, size_t *n_out, struct rag_err *err)
 {

@@ -50,6 +50,9 @@ enum store_sqlite_stmt {
 	S_CHUNK_RANGE,
 	S_CHANGE_INSERT,
 	S_CHANGES,
+	S_DOC_HASH,
+	S_VEC_BY_HASH,
+	S_DOC_CHUNKS,
 	S_N_STMT
 };
 
@@ -160,6 +163,42 @@ int store_sqlite_changes(struct store *st, int64_t collection_id, int64_t since_
 			 size_t limit, struct store_change *out, size_t *n_out,
 			 struct rag_err *err);
 
+/* Reads a chunk row (document_id, ordinal, start, end, text, metadata, page, section, hash, model). */
+int store_sqlite_read_hit(struct sqlite3_stmt *s, struct store_hit *h, struct rag_err *err);
+
+/* v2 reads: store_sqlite_docs2.c. */
+int store_sqlite_doc_hash(struct store *st, int64_t collection_id, const char *doc_id,
+			  char **hash_out, size_t *n_chunks_out, struct rag_err *err);
+int store_sqlite_vectors_by_hash(struct store *st, int64_t collection_id,
+				 const char *const *hashes, size_t n, int dim, float *vecs,
+				 unsigned char *found, struct rag_err *err);
+int store_sqlite_doc_list(struct store *st, int64_t collection_id,
+			  const struct store_doc_query *q, struct store_doc **out, size_t *n_out,
+			  struct rag_err *err);
+int store_sqlite_doc_chunks(struct store *st, int64_t collection_id, const char *doc_id,
+			    struct store_hit **out, size_t *n_out, struct rag_err *err);
+/* The job queue: store_sqlite_jobs.c. */
+int store_sqlite_job_create(struct store *st, const struct store_job *job,
+			    const struct store_job_item *items, size_t n_items,
+			    struct rag_err *err);
+int store_sqlite_job_get(struct store *st, const char *tenant, const char *id,
+			 struct store_job *out, struct rag_err *err);
+int store_sqlite_job_errors(struct store *st, const char *id, size_t limit,
+			    struct store_job_item **out, size_t *n_out, struct rag_err *err);
+int store_sqlite_job_claim(struct store *st, const char *owner, int64_t lease_ms,
+			   char **id_out, struct rag_err *err);
+int store_sqlite_job_items_next(struct store *st, const char *id, size_t limit,
+				struct store_job_item **out, size_t *n_out, struct rag_err *err);
+int store_sqlite_job_item_finish(struct store *st, const char *id, int64_t idx, int state,
+				 const char *error, int64_t n_chunks, int64_t n_bytes,
+				 int64_t lease_ms, struct rag_err *err);
+int store_sqlite_job_finish(struct store *st, const char *id, int state, const char *error,
+			    struct rag_err *err);
+int store_sqlite_job_cancel(struct store *st, const char *tenant, const char *id,
+			    struct rag_err *err);
+int store_sqlite_collection_swap(struct store *st, const char *tenant, const char *name,
+				 const char *staged, const char *retired, struct rag_err *err);
+
 struct store_filter;
 
 /* Conversation sessions (store_sqlite_sessions.c). */
@@ -168,6 +207,11 @@ int store_sqlite_session_append(struct store *st, const char *tenant, const char
 int store_sqlite_session_history(struct store *st, const char *tenant, const char *session_id,
 				 size_t limit, struct store_message **out, size_t *n_out,
 				 struct rag_err *err);
+/* Appends node f as SQL over documents aliased d, numbering parameters from *n_params. */
+struct sbuf;
+void store_sqlite_filter_sql(struct sbuf *sql, const struct store_filter *f, int *n_params);
+/* Binds the parameters store_sqlite_filter_sql numbered, counting from *n; a SQLite code. */
+int store_sqlite_filter_bind(struct sqlite3_stmt *s, const struct store_filter *f, int *n);
 
 /* store_filter_ids for SQLite (store_sqlite_filter.c). */
 int store_sqlite_filter_ids(struct store *st, int64_t collection_id, const struct store_filter *f,

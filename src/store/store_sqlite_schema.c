@@ -22,6 +22,14 @@
  *   explicitly, so correctness does not hang on PRAGMA foreign_keys.
  * - chunks_by_doc serves per-document range lookups and, through its
  *   collection_id prefix, per-collection scans.
+ *
+ * Version 2 adds to each chunk its PDF page, its section path, its content
+ * address (hash of text + chunker settings + model fingerprint; indexed per
+ * collection so an edited document finds the vectors of its unchanged
+ * chunks) and the fingerprint of the model its vector came from; and the
+ * jobs and job_items tables (a job's inputs live in the store until each is
+ * done, which is what lets a job resume after a restart). Old chunks get
+ * empty hashes: they are never matched, only re-embedded once.
  */
 #include "store/store_sqlite.h"
 #include "store/store_sqlite_int.h"
@@ -79,8 +87,47 @@ static const char *const migrations[STORE_SQLITE_SCHEMA_VERSION] = {
 	" last_chunk INTEGER NOT NULL,"
 	" at INTEGER NOT NULL,"
 	" PRIMARY KEY (collection_id, seq)) WITHOUT ROWID;",
+	/* 1 -> 2: chunk structure and content addresses, jobs. */
+	"ALTER TABLE chunks ADD COLUMN page INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE chunks ADD COLUMN section TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE chunks ADD COLUMN hash TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE chunks ADD COLUMN model TEXT NOT NULL DEFAULT '';"
+	"CREATE INDEX chunks_by_hash ON chunks (collection_id, hash);"
+	"CREATE TABLE jobs ("
+	" id TEXT PRIMARY KEY,"
+	" tenant TEXT NOT NULL,"
+	" collection TEXT NOT NULL,"
+	" kind TEXT NOT NULL,"
+	" spec_json TEXT NOT NULL DEFAULT '{}',"
+	" state INTEGER NOT NULL DEFAULT 0,"
+	" n_total INTEGER NOT NULL DEFAULT 0,"
+	" n_done INTEGER NOT NULL DEFAULT 0,"
+	" n_failed INTEGER NOT NULL DEFAULT 0,"
+	" n_skipped INTEGER NOT NULL DEFAULT 0,"
+	" n_chunks INTEGER NOT NULL DEFAULT 0,"
+	" n_bytes INTEGER NOT NULL DEFAULT 0,"
+	" created_at INTEGER NOT NULL,"
+	" started_at INTEGER NOT NULL DEFAULT 0,"
+	" updated_at INTEGER NOT NULL,"
+	" finished_at INTEGER NOT NULL DEFAULT 0,"
+	" owner TEXT NOT NULL DEFAULT '',"
+	" lease_until INTEGER NOT NULL DEFAULT 0,"
+	" error TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX jobs_by_state ON jobs (state, created_at);"
+	"CREATE TABLE job_items ("
+	" job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+	" idx INTEGER NOT NULL,"
+	" doc_id TEXT,"
+	" name TEXT NOT NULL DEFAULT '',"
+	" content_type TEXT NOT NULL DEFAULT '',"
+	" format TEXT NOT NULL DEFAULT 'auto',"
+	" metadata_json TEXT,"
+	" body BLOB,"
+	" state INTEGER NOT NULL DEFAULT 0,"
+	" error TEXT NOT NULL DEFAULT '',"
+	" PRIMARY KEY (job_id, idx));",
 	/*
-	 * 1 -> 2: conversation sessions (the answers' follow-ups). IF NOT
+	 * 2 -> 3: conversation sessions (the answers' follow-ups). IF NOT
 	 * EXISTS so that the step is idempotent whatever its number ends up
 	 * being next to other branches' migrations.
 	 */

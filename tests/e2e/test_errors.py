@@ -272,9 +272,9 @@ ROUTES_405 = [
     ("DELETE", "/v1/collections"),
     ("POST", "/health"),
     ("DELETE", "/ready"),
-    ("PATCH", f"/v1/collections/{COLL}"),
+    ("PUT", f"/v1/collections/{COLL}"),  # PATCH changes the model
     ("POST", f"/v1/collections/{COLL}"),
-    ("GET", f"/v1/collections/{COLL}/documents"),
+    ("PUT", f"/v1/collections/{COLL}/documents"),  # GET lists them
     ("DELETE", f"/v1/collections/{COLL}/documents"),
     ("PUT", f"/v1/collections/{COLL}/documents/keep1"),
     ("GET", f"/v1/collections/{COLL}/search"),

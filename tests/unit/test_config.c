@@ -405,6 +405,8 @@ static void test_dump_json(void **state)
 					"\"tenant\":\"default_tenant\","
 					"\"database\":\"default_database\",\"timeout_ms\":30000,"
 					"\"connect_timeout_ms\":2000}"));
+	assert_non_null(strstr(sb.buf, "\"ingest\":{\"max_file_bytes\":67108864,\"root\":\"\","
+					"\"job_workers\":1,\"job_lease_ms\":30000}"));
 	sbuf_release(&sb);
 	config_free(cfg);
 }

@@ -49,9 +49,9 @@ static int setup(void **state)
 	for (int i = 0; i < 5; i++) {
 		char id[8];
 		struct store_doc doc = { 0 };
-		struct store_chunk chunk = { 0, 4, "text" };
+		struct store_chunk chunk = { .start_byte = 0, .end_byte = 4, .text = "text" };
 		float vec[2] = { 1, 0 };
-		struct store_put put = { &doc, &chunk, 1, vec, 2 };
+		struct store_put put = { .doc = &doc, .chunks = &chunk, .n_chunks = 1, .vecs = vec, .dim = 2 };
 		struct store_put_result res;
 
 		snprintf(id, sizeof(id), "d%d", i);

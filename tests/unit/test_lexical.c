@@ -86,6 +86,13 @@ static void test_replace_and_remove(void **state)
 	assert_int_equal(n, 1);
 	assert_int_equal(lexical_remove_range(lx, 10, 12, NULL), 0);
 	assert_int_equal(lexical_count(lx), 2);
+	assert_int_equal(lexical_search(lx, "sicilian", 5, ids, scores, &n, NULL), 0);
+	assert_int_equal(n, 0); /* hidden at once, before any purge */
+	assert_true(lexical_purge(lx, 1) > 0); /* purged a row at a time */
+	assert_int_equal(lexical_count(lx), 2);
+	while (lexical_purge(lx, 1) > 0)
+		;
+	assert_int_equal(lexical_count(lx), 2);
 	assert_int_equal(lexical_search(lx, "lava", 5, ids, scores, &n, NULL), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(ids[0], 14);

@@ -95,7 +95,7 @@ static int put_doc(struct store *st, int64_t cid, const char *doc_id, size_t n, 
 		   struct store_put_result *res, struct rag_err *err)
 {
 	char text[512] = "", piece[16][32];
-	struct store_chunk chunks[16];
+	struct store_chunk chunks[16] = { 0 };
 	float vecs[16 * DIM];
 	struct store_doc doc = { .id = doc_id, .text = text, .metadata_json = "{\"k\":1}" };
 	struct store_put put = { .doc = &doc, .chunks = chunks, .n_chunks = n, .vecs = vecs,

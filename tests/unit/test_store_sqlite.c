@@ -113,7 +113,7 @@ static int put_doc(struct store *st, int64_t cid, const char *doc_id, size_t n,
 		   struct store_put_result *res, struct rag_err *err)
 {
 	static const char *const letters[] = { "a", "b", "c", "d", "e", "f", "g", "h" };
-	struct store_chunk chunks[8];
+	struct store_chunk chunks[8] = { 0 };
 	float vecs[8 * DIM] = { 0 };
 	struct store_doc doc = { .id = doc_id, .text = "abcdefgh" };
 	struct store_put put = { .doc = &doc, .chunks = chunks, .n_chunks = n, .vecs = vecs,
@@ -157,11 +157,11 @@ static void test_newer_schema_refused(void **state)
 	char expect[200];
 
 	store_free(open_store(f->dir));
-	sql_exec(f->db, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+	sql_exec(f->db, "UPDATE meta SET value = '99' WHERE key = 'schema_version'");
 	assert_null(store_sqlite_open(f->dir, NULL, &err));
 	assert_int_equal(err.code, RAG_EUNSUPPORTED);
 	snprintf(expect, sizeof(expect),
-		 "data directory schema version 3 is newer than this ragd supports (%d);"
+		 "data directory schema version 99 is newer than this ragd supports (%d);"
 		 " upgrade ragd",
 		 STORE_SQLITE_SCHEMA_VERSION);
 	assert_string_equal(err.msg, expect);
