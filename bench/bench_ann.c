@@ -10,6 +10,8 @@
  * collection would; hnsw and faiss are built once, saved, and re-opened
  * with each efSearch / nprobe (which also times a snapshot load). Queries
  * run one at a time on one client thread. Prints a Markdown table.
+ * BENCH_HNSW_M and BENCH_HNSW_EFC in the environment override hnsw's M and
+ * efConstruction.
  */
 #include <math.h>
 #include <stdio.h>
@@ -179,9 +181,15 @@ int main(int argc, char **argv)
 
 	s = vindex_spec_default();
 	snprintf(s.type, sizeof(s.type), "hnsw");
+	/* BENCH_HNSW_M / BENCH_HNSW_EFC override the defaults (16, 200). */
+	if (getenv("BENCH_HNSW_M"))
+		s.m = (size_t)atoi(getenv("BENCH_HNSW_M"));
+	if (getenv("BENCH_HNSW_EFC"))
+		s.ef_construction = (size_t)atoi(getenv("BENCH_HNSW_EFC"));
 	vi = build(&s, base, n, dim, &ms);
 	snprintf(notes + strlen(notes), sizeof(notes) - strlen(notes),
-		 "- hnsw M 16, efConstruction 200: build %.1f s", ms / 1e3);
+		 "- hnsw M %zu, efConstruction %zu: build %.1f s", s.m, s.ef_construction,
+		 ms / 1e3);
 	static const size_t efs[] = { 16, 32, 64, 128, 256 };
 	for (size_t i = 0; i < sizeof(efs) / sizeof(efs[0]); i++) {
 		s.ef_search = efs[i];
