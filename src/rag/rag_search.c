@@ -173,7 +173,7 @@ static int dense(struct rag_engine *eng, struct rag_coll *coll, const struct rag
 
 	if (!qv)
 		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
-	rc = embedder_embed(eng->emb, &q->text, &q->len, 1, qv, err);
+	rc = embedder_embed_query(eng->emb, q->text, q->len, qv, err);
 	out->embed_ms = rag_now_ms() - t0;
 	if (rc == 0)
 		rc = vindex_search(coll->vi, qv, depth, vf, c->ids, c->scores, &c->n, err);
