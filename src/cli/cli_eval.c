@@ -369,16 +369,36 @@ static int ingest_all(struct cli_app *app, const char *collection, struct datase
 	return 0;
 }
 
+/*
+ * --reuse: an earlier run's collection in the same --data-dir is used as it
+ * is (its documents were ingested from the same dataset; only the search
+ * side is re-run), which turns a re-evaluation of ranking changes from
+ * minutes of embedding into seconds.
+ */
+static int reusable(struct rag_engine *eng, const char *collection)
+{
+	struct rag_collection_info info;
+	int ok;
+
+	if (rag_collection_get(eng, STORE_DEFAULT_TENANT, collection, &info, NULL) < 0)
+		return 0;
+	ok = info.c.seq > 0 && info.n_vectors > 0;
+	rag_collection_info_release(&info);
+	return ok;
+}
+
 int cli_eval(int argc, char **argv)
 {
 	const char *dataset = NULL, *json_path = NULL, *run_path = NULL;
 	const char *modes_s = "lexical,dense,hybrid", *threads_s = "2", *fusion_s = "weighted";
-	const char *alpha_s = "0.5", *rrf_k_s = "60";
+	const char *alpha_s = "0.5", *rrf_k_s = "60", *stemming = NULL;
+	int reuse = 0;
 	const struct cli_flag flags[] = {
 		{ "--dataset", &dataset, NULL }, { "--json", &json_path, NULL },
 		{ "--run", &run_path, NULL },    { "--modes", &modes_s, NULL },
 		{ "--threads", &threads_s, NULL }, { "--fusion", &fusion_s, NULL },
 		{ "--alpha", &alpha_s, NULL },	   { "--rrf-k", &rrf_k_s, NULL },
+		{ "--stemming", &stemming, NULL }, { "--reuse", NULL, &reuse },
 		{ NULL, NULL, NULL },
 	};
 	struct mode_result results[EVAL_MAX_MODES] = { 0 };
@@ -396,7 +416,8 @@ int cli_eval(int argc, char **argv)
 	if (cli_setup(&app, argc, argv, 2, flags) < 0 || !dataset || app.n_args) {
 		fprintf(stderr, "usage: ragd eval --dataset DIR [--modes lexical,dense,hybrid] "
 				"[--fusion rrf|weighted] [--alpha A] [--rrf-k K] [--json FILE] "
-				"[--run FILE] [--threads N] [--data-dir DIR]\n");
+				"[--run FILE] [--threads N] [--stemming porter] "
+				"[--data-dir DIR [--reuse]]\n");
 		cli_app_release(&app);
 		return 2;
 	}
@@ -426,14 +447,19 @@ int cli_eval(int argc, char **argv)
 	}
 	if (cli_open(&app, 1, 1, 0) < 0)
 		goto out;
-	rag_collection_delete(app.eng, STORE_DEFAULT_TENANT, spec.name, NULL);
-	if (rag_collection_create(app.eng, STORE_DEFAULT_TENANT, &spec, NULL, &err) < 0) {
-		fprintf(stderr, "ragd eval: %s\n", err.msg);
-		goto out;
-	}
+	spec.stemming = stemming;
 	fprintf(stderr, "ragd eval: %s: %zu documents, %zu judged queries\n", ds.name, ds.n_docs,
 		ds.n_queries);
-	ingest_all(&app, spec.name, &ds, atoi(threads_s), &docs_per_s, &chunks_per_s);
+	if (reuse && !temp && reusable(app.eng, spec.name)) {
+		fprintf(stderr, "ragd eval: reusing the collection in '%s'\n", app.cfg->data_dir);
+	} else {
+		rag_collection_delete(app.eng, STORE_DEFAULT_TENANT, spec.name, NULL);
+		if (rag_collection_create(app.eng, STORE_DEFAULT_TENANT, &spec, NULL, &err) < 0) {
+			fprintf(stderr, "ragd eval: %s\n", err.msg);
+			goto out;
+		}
+		ingest_all(&app, spec.name, &ds, atoi(threads_s), &docs_per_s, &chunks_per_s);
+	}
 	if (run_path && !(run = fopen(run_path, "w"))) {
 		fprintf(stderr, "ragd eval: cannot write '%s'\n", run_path);
 		goto out;

@@ -34,7 +34,7 @@ static void print_hit_json(const struct rag_hit *h)
 
 int cli_search(int argc, char **argv)
 {
-	const char *collection = "default", *top_k_s = "5", *mode = "dense", *filter_s = NULL;
+	const char *collection = "default", *top_k_s = "5", *mode = "hybrid", *filter_s = NULL;
 	int json = 0;
 	const struct cli_flag flags[] = {
 		{ "--collection", &collection, NULL },

@@ -20,6 +20,7 @@
 
 #include "core/rag_error.h"
 #include "core/sbuf.h"
+#include "index/lexical_int.h"
 
 #include "core/banned.h"
 
@@ -29,6 +30,7 @@ struct lexical {
 	pthread_mutex_t mu;
 	sqlite3 *db;
 	sqlite3_stmt *ins, *del, *query, *count;
+	double k1, b; /* BM25 parameters */
 };
 
 static const char *const stop_words[] = {
@@ -69,6 +71,8 @@ struct lexical *lexical_new(int porter, struct rag_err *err)
 		return NULL;
 	}
 	pthread_mutex_init(&lx->mu, NULL);
+	lx->k1 = LEXICAL_BM25_K1;
+	lx->b = LEXICAL_BM25_B;
 	rc = sqlite3_open_v2(":memory:", &lx->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc == SQLITE_OK)
@@ -79,6 +83,8 @@ struct lexical *lexical_new(int porter, struct rag_err *err)
 					   " tokenize = 'unicode61 remove_diacritics 2')",
 				  NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
+		rc = lexical_bm25_register(lx->db);
+	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(lx->db, "INSERT OR REPLACE INTO chunks(rowid, text) VALUES (?1, ?2)",
 					-1, &lx->ins, NULL);
 	if (rc == SQLITE_OK)
@@ -86,7 +92,9 @@ struct lexical *lexical_new(int porter, struct rag_err *err)
 					&lx->del, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(lx->db,
-					"SELECT rowid, -bm25(chunks) AS s FROM chunks WHERE chunks MATCH ?1"
+					"SELECT rowid, -ragd_bm25(chunks, ?3, ?4) AS s,"
+					" ragd_bm25_max(chunks, ?3) FROM chunks"
+					" WHERE chunks MATCH ?1"
 					" ORDER BY s DESC, rowid LIMIT ?2",
 					-1, &lx->query, NULL);
 	if (rc == SQLITE_OK)
@@ -189,11 +197,25 @@ int lexical_search_filtered(struct lexical *lx, const char *query, size_t k,
 			    int (*keep)(void *ctx, int64_t id), void *keep_ctx, int64_t *out_ids,
 			    float *out_scores, size_t *n_out, struct rag_err *err)
 {
+	double query_max;
+	int rc = lexical_search_raw(lx, query, k, keep, keep_ctx, out_ids, out_scores, n_out,
+				    &query_max, err);
+	float best = *n_out && out_scores[0] > 0 ? out_scores[0] : 1;
+
+	for (size_t i = 0; rc == 0 && i < *n_out; i++)
+		out_scores[i] /= best;
+	return rc;
+}
+
+int lexical_search_raw(struct lexical *lx, const char *query, size_t k,
+		       int (*keep)(void *ctx, int64_t id), void *keep_ctx, int64_t *out_ids,
+		       float *out_scores, size_t *n_out, double *query_max, struct rag_err *err)
+{
 	struct sbuf fq = SBUF_INIT;
-	double best = 0;
 	int rc = SQLITE_OK;
 
 	*n_out = 0;
+	*query_max = 0;
 	if (build_query(query, 0, &fq) == 0)
 		build_query(query, 1, &fq);
 	if (sbuf_error(&fq)) {
@@ -207,15 +229,15 @@ int lexical_search_filtered(struct lexical *lx, const char *query, size_t k,
 	pthread_mutex_lock(&lx->mu);
 	sqlite3_bind_text(lx->query, 1, fq.buf, (int)fq.len, SQLITE_STATIC);
 	sqlite3_bind_int64(lx->query, 2, keep ? -1 : (sqlite3_int64)k);
+	sqlite3_bind_double(lx->query, 3, lx->k1);
+	sqlite3_bind_double(lx->query, 4, lx->b);
 	while (*n_out < k && (rc = sqlite3_step(lx->query)) == SQLITE_ROW) {
-		double s = sqlite3_column_double(lx->query, 1);
-
 		if (keep && !keep(keep_ctx, sqlite3_column_int64(lx->query, 0)))
 			continue;
 		if (*n_out == 0)
-			best = s > 0 ? s : 1;
+			*query_max = sqlite3_column_double(lx->query, 2);
 		out_ids[*n_out] = sqlite3_column_int64(lx->query, 0);
-		out_scores[*n_out] = (float)(s / best);
+		out_scores[*n_out] = (float)sqlite3_column_double(lx->query, 1);
 		(*n_out)++;
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)

@@ -56,6 +56,16 @@ int lexical_search_filtered(struct lexical *lx, const char *query, size_t k,
 			    int (*keep)(void *ctx, int64_t id), void *keep_ctx, int64_t *out_ids,
 			    float *out_scores, size_t *n_out, struct rag_err *err);
 
+/*
+ * lexical_search_filtered with raw BM25 scores (not normalised) and, in
+ * *query_max, the score a chunk matching every query term without limit
+ * would reach (sum of idf x (k1 + 1)): score / query_max says how much of
+ * the query a chunk matches, on a scale shared by every query.
+ */
+int lexical_search_raw(struct lexical *lx, const char *query, size_t k,
+		       int (*keep)(void *ctx, int64_t id), void *keep_ctx, int64_t *out_ids,
+		       float *out_scores, size_t *n_out, double *query_max, struct rag_err *err);
+
 size_t lexical_count(struct lexical *lx);
 
 #endif

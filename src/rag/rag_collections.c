@@ -89,9 +89,14 @@ int rag_collection_create(struct rag_engine *eng, const char *tenant,
 	if (spec->stemming && strcmp(spec->stemming, "porter") != 0 &&
 	    strcmp(spec->stemming, "none") != 0)
 		return rag_err_set(err, RAG_EINVAL, "stemming", "stemming must be 'porter' or 'none'");
-	c.config_json = spec->stemming && strcmp(spec->stemming, "porter") == 0
-				? "{\"stemming\":\"porter\"}"
-				: "{}";
+	/*
+	 * Porter unless asked otherwise: without it BM25 scored SciFact
+	 * nDCG@10 0.636, with it 0.666 (published BM25: 0.665). Recorded
+	 * either way, so a collection keeps what it was created with.
+	 */
+	c.config_json = spec->stemming && strcmp(spec->stemming, "none") == 0
+				? "{\"stemming\":\"none\"}"
+				: "{\"stemming\":\"porter\"}";
 	rc = store_collection_create(eng->store, tenant, &c, NULL, err);
 	if (rc < 0)
 		return rc;

@@ -67,7 +67,7 @@ struct rag_collection_spec {
 	const char *embedding_model; /* NULL = the loaded embedder */
 	int chunk_size;              /* 0 = default */
 	int chunk_overlap;           /* < 0 = default */
-	const char *stemming;        /* NULL or "none", or "porter" (lexical search) */
+	const char *stemming;        /* "porter" (NULL: the default) or "none" (lexical search) */
 };
 
 /* A collection as clients see it; strings owned, rag_collection_info_release(). */
@@ -153,8 +153,9 @@ enum rag_mode {
 
 enum rag_fusion {
 	RAG_FUSION_RRF = 0,  /* sum of 1 / (rrf_k + rank) */
-	RAG_FUSION_WEIGHTED, /* alpha * dense + (1 - alpha) * lexical, each min-max normalised;
-			      * the API's default: better than RRF on SciFact and ADI */
+	RAG_FUSION_WEIGHTED, /* alpha * cosine + (1 - alpha) * BM25 over the query's
+			      * full-match score; the API's default: better than RRF on
+			      * SciFact, Cranfield and ADI */
 };
 
 struct rag_query {

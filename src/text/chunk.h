@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 struct rag_err;
+struct extract_document;
 
 /*
  * Counts the tokens the model makes of text[0..len) without special tokens.
@@ -49,5 +50,70 @@ struct chunk_span {
  */
 int chunk_fixed(const char *text, size_t len, const struct chunk_options *opts,
 		struct chunk_span **out, size_t *n_out, struct rag_err *err);
+
+/*
+ * How chunk_document cuts a document (the collection option "chunker").
+ *
+ * CHUNK_FIXED: chunk_fixed over the whole text (fixed windows with overlap).
+ * CHUNK_RECURSIVE: section, then block (paragraph, list, code, table), then
+ *   sentence (lines for lists, code and tables), then word, then code point:
+ *   the largest unit that fits max_tokens is kept whole, smaller ones are
+ *   merged in order up to max_tokens; merges may cross headings.
+ * CHUNK_STRUCTURED (the default): the same, but a chunk never crosses a
+ *   heading: each section (a heading and what follows up to the next heading;
+ *   a heading directly followed by a deeper one joins it) is chunked on its
+ *   own. Code and table blocks are only ever cut at line ends, unless a single
+ *   line is over max_tokens (then at words, then code points).
+ * In the recursive strategies consecutive chunks share whole units of up to
+ * overlap_tokens (sentences, lines or words; never across a heading in
+ * CHUNK_STRUCTURED), so with paragraph-sized units there is usually none.
+ */
+enum chunk_strategy {
+	CHUNK_FIXED = 0,
+	CHUNK_RECURSIVE,
+	CHUNK_STRUCTURED,
+};
+
+#define CHUNK_DEFAULT_STRATEGY CHUNK_STRUCTURED
+
+/* "fixed", "recursive", "structured"; "unknown" for anything else. */
+const char *chunk_strategy_name(enum chunk_strategy s);
+
+/* Parses those names; returns 0, or -1 (and leaves *out) if name is unknown. */
+int chunk_strategy_parse(const char *name, enum chunk_strategy *out);
+
+struct chunk_piece {
+	size_t start;       /* byte offsets into doc->text: text[start..end) */
+	size_t end;
+	size_t n_tokens;    /* tokens of the chunk (sum over its units, see below) */
+	size_t ordinal;     /* 0, 1, 2, ... in document order */
+	unsigned page_first; /* PDF page of the first byte (1-based), 0 without pages */
+	unsigned page_last;  /* PDF page of the last byte */
+	/*
+	 * Heading path, e.g. "Install > Linux" ("" above the first heading): that
+	 * of the chunk's first non-heading block, or of its last block when it
+	 * holds only headings. Borrowed from doc: valid until
+	 * extract_document_release.
+	 */
+	const char *section;
+};
+
+/*
+ * Chunks an extracted document. Document id and metadata are the caller's
+ * to attach to each piece. Every piece holds at most max_tokens tokens as
+ * counted by opts->count, assuming (as for WordPiece and other tokenizers
+ * that split at whitespace first) that the count of a text is the sum of the
+ * counts of its whitespace-separated parts: each unit is counted once and
+ * chunk counts are sums, so no text is tokenised more than about twice.
+ * A document with no blocks is chunked as one paragraph.
+ *
+ * On success returns 0 and *out (caller frees with free()) holds *n_out
+ * pieces in order; a document without words gives 0 pieces and *out NULL.
+ * Returns RAG_EINVAL for bad options or blocks that overlap or leave the
+ * text, RAG_ENOMEM, or the callback's error.
+ */
+int chunk_document(const struct extract_document *doc, const struct chunk_options *opts,
+		   enum chunk_strategy s, struct chunk_piece **out, size_t *n_out,
+		   struct rag_err *err);
 
 #endif

@@ -178,6 +178,9 @@ int chunk_fixed(const char *text, size_t len, const struct chunk_options *opts,
 		tail = 0;
 		while (next - 1 > first && tail + w.v[next - 1].n_tokens <= opts->overlap_tokens)
 			tail += w.v[--next].n_tokens;
+		/* Leave room for the next word, or the next window would repeat this one's tail. */
+		while (next <= last && tail + w.v[last + 1].n_tokens > opts->max_tokens)
+			tail -= w.v[next++].n_tokens;
 		first = next;
 	}
 	free(w.v);

@@ -59,7 +59,19 @@ struct extract_options {
 	const char *name;           /* file name or NULL: its extension helps AUTO */
 	const char *content_type;   /* MIME type or NULL: wins over the extension */
 	size_t max_bytes;           /* input limit, 0 = no limit */
+	/*
+	 * PDF helper process (see extract_pdf.c). pdf_helper is the path of the
+	 * ragd-extract-pdf executable; NULL looks in $RAGD_EXTRACT_PDF, then next
+	 * to the running executable (/proc/self/exe). 0 for the limits means the
+	 * defaults below.
+	 */
+	const char *pdf_helper;
+	unsigned pdf_timeout_ms;  /* wall clock for one PDF (also bounds CPU time) */
+	size_t pdf_memory_bytes;  /* address-space limit of the helper (RLIMIT_AS) */
 };
+
+#define EXTRACT_PDF_TIMEOUT_MS 30000                  /* a 500-page report takes ~5 s here */
+#define EXTRACT_PDF_MEMORY_BYTES ((size_t)1 << 30)    /* poppler needs ~10x the file at worst */
 
 /*
  * Extracts data[0..len). Errors: RAG_EUNSUPPORTED (binary or unknown format,
@@ -72,6 +84,26 @@ int extract_document(const void *data, size_t len, const struct extract_options 
 
 /* Frees what extract_document allocated; the struct is left zeroed. */
 void extract_document_release(struct extract_document *doc);
+
+/*
+ * Plain text:  BOMs dropped; UTF-16 (LE/BE, with a BOM, or without one when
+ *   every other byte of ASCII text is NUL) converted to UTF-8; input that is
+ *   not UTF-8 is read as Windows-1252 (a superset of Latin-1's printable
+ *   characters) when it has no valid multi-byte UTF-8 sequence at all, else
+ *   rejected (RAG_EUNSUPPORTED) quoting the offset of the first bad byte;
+ *   CRLF and CR become LF. Blocks: paragraphs between blank lines.
+ * Markdown:    decoded as plain text, then parsed with cmark; the text is the
+ *   Markdown source itself (so offsets point into what the user wrote), one
+ *   block per top-level cmark block; pipe tables (not in CommonMark) become
+ *   TABLE blocks, fenced and indented code CODE blocks.
+ * HTML:        libxml2's HTML parser; <main>, else role="main", else
+ *   <article>, else <body>; script, style, nav, header, footer, aside,
+ *   noscript, template, form and role=navigation/banner/contentinfo dropped;
+ *   h1-h6 make the section path, <pre> a CODE block, a table a TABLE block
+ *   with one row per line (cells joined with " | "); whitespace collapsed.
+ * PDF:         poppler in a helper process; pages joined by a blank line,
+ *   each page's paragraphs become blocks carrying the page number.
+ */
 
 /* "text", "markdown", "html", "pdf" (and "auto"); parse returns -1 if unknown. */
 const char *extract_format_name(enum extract_format f);

@@ -240,9 +240,11 @@ class RagdServer:
         assert status in (200, 201), (status, body)
         return body
 
-    def search(self, coll, query, top_k=5):
-        status, body = self.request("POST", f"/v1/collections/{coll}/search",
-                                    {"query": query, "top_k": top_k})
+    def search(self, coll, query, top_k=5, mode=None):
+        req = {"query": query, "top_k": top_k}
+        if mode is not None:
+            req["mode"] = mode
+        status, body = self.request("POST", f"/v1/collections/{coll}/search", req)
         assert status == 200, (status, body)
         return body["results"]
 

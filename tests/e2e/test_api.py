@@ -343,7 +343,7 @@ def test_chunks_embedded_in_parallel_match_single_embeddings(ragd, topics):
     assert body["chunks"] >= 8, body
     hits = ragd.search("sliced", topics[0]["query"], top_k=1000)
     for h in hits:
-        best = ragd.search("sliced", h["text"], top_k=1)[0]
+        best = ragd.search("sliced", h["text"], top_k=1, mode="dense")[0]
         assert best["chunk_id"] == h["chunk_id"], (h, best)
         assert best["score"] > 0.9999, best
     ragd.request("DELETE", "/v1/collections/sliced")

@@ -41,11 +41,12 @@ def test_lexical_folds_case_and_diacritics(modes):
     assert search(modes, "CAFE", "lexical")[0]["document_id"] == "cafe"
 
 
-def test_dense_is_the_default(modes):
+def test_hybrid_is_the_default(modes):
     status, body = modes.request("POST", "/v1/collections/modes/search",
                                  {"query": "molten rock from a mountain", "top_k": 5})
     assert status == 200
-    assert body["results"] == search(modes, "molten rock from a mountain", "dense")
+    assert body["results"] == search(modes, "molten rock from a mountain", "hybrid")
+    assert body["results"] != search(modes, "molten rock from a mountain", "dense")
     assert body["results"][0]["document_id"] == "volcano"
 
 
@@ -108,8 +109,8 @@ def test_cli_search_modes(tmp_path):
 
 def test_porter_stemming_per_collection(ragd_factory):
     srv = ragd_factory()
-    assert srv.create_collection("stem", stemming="porter")["stemming"] == "porter"
-    assert srv.create_collection("plain")["stemming"] == "none"
+    assert srv.create_collection("stem")["stemming"] == "porter"  # the default
+    assert srv.create_collection("plain", stemming="none")["stemming"] == "none"
     for coll in ("stem", "plain"):
         srv.add_doc(coll, "Fresh bagels are baked every morning.", "b")
     assert [h["document_id"] for h in search(srv, "bagel baking", "lexical", coll="stem")] == ["b"]

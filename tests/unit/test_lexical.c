@@ -9,8 +9,11 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <math.h>
+
 #include "core/rag_error.h"
 #include "index/lexical.h"
+#include "index/lexical_int.h"
 
 static struct lexical *seeded(void)
 {
@@ -113,6 +116,49 @@ static void test_hostile_and_empty_queries(void **state)
 	lexical_free(lx);
 }
 
+/*
+ * ragd_bm25 against BM25 worked by hand: "lava" is in 2 of the 5 rows
+ * (9 and 11 tokens; 41 tokens in all), with Lucene's idf.
+ */
+static double bm25(double f, double dl)
+{
+	double idf = log(1 + (5 - 2 + 0.5) / (2 + 0.5)), avgdl = 41.0 / 5;
+
+	return idf * f * (LEXICAL_BM25_K1 + 1) /
+	       (f + LEXICAL_BM25_K1 * (1 - LEXICAL_BM25_B + LEXICAL_BM25_B * dl / avgdl));
+}
+
+static void test_bm25_exact(void **state)
+{
+	struct lexical *lx = seeded();
+	int64_t ids[5];
+	float scores[5];
+	double query_max = 0;
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(lexical_search_raw(lx, "lava", 5, NULL, NULL, ids, scores, &n, &query_max,
+					    NULL),
+			 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(ids[0], 14); /* twice in a longer row beats once in a shorter one */
+	assert_int_equal(ids[1], 10);
+	assert_float_equal(scores[0], bm25(2, 11), 1e-5);
+	assert_float_equal(scores[1], bm25(1, 9), 1e-5);
+	assert_float_equal(query_max, log(2.4) * (LEXICAL_BM25_K1 + 1), 1e-9);
+	/* the normalised search divides by the best */
+	assert_int_equal(lexical_search(lx, "lava", 5, ids, scores, &n, NULL), 0);
+	assert_float_equal(scores[0], 1.0, 1e-6);
+	assert_float_equal(scores[1], bm25(1, 9) / bm25(2, 11), 1e-5);
+	/* an unmatched query: no rows, no scale */
+	assert_int_equal(lexical_search_raw(lx, "zeppelin", 5, NULL, NULL, ids, scores, &n,
+					    &query_max, NULL),
+			 0);
+	assert_int_equal(n, 0);
+	assert_true(query_max == 0);
+	lexical_free(lx);
+}
+
 static void test_porter(void **state)
 {
 	const char *text = "Fresh bagels are baked every morning.";
@@ -141,6 +187,7 @@ int main(void)
 		cmocka_unit_test(test_replace_and_remove),
 		cmocka_unit_test(test_hostile_and_empty_queries),
 		cmocka_unit_test(test_porter),
+		cmocka_unit_test(test_bm25_exact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
