@@ -19,7 +19,7 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libyaml-dev libcmocka-dev
-  python3-venv prometheus
+  python3-venv prometheus curl
   libcurl4-openssl-dev libhiredis-dev redis-server redis-tools
   libcmark-dev libxml2-dev libpoppler-glib-dev poppler-utils libcairo2-dev libfontconfig-dev
   libhnswlib-dev libfaiss-dev libsodium-dev nginx-light

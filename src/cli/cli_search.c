@@ -107,17 +107,21 @@ out:
 
 int cli_embed(int argc, char **argv)
 {
+	int query = 0;
+	const struct cli_flag flags[] = { { "--query", NULL, &query }, { NULL, NULL, NULL } };
 	struct cli_app app;
 	struct rag_err err = { 0 };
 	float *vec = NULL;
 	int rc = 1;
 
-	if (cli_setup(&app, argc, argv, 2, NULL) < 0) {
+	if (cli_setup(&app, argc, argv, 2, flags) < 0) {
 		rc = 2;
 		goto out;
 	}
 	if (app.n_args == 0) {
-		fprintf(stderr, "usage: ragd embed TEXT...  (prints one JSON array per text)\n");
+		fprintf(stderr, "usage: ragd embed [--query] TEXT...  (prints one JSON array per "
+				"text; --query embeds them as search queries, with the model's "
+				"query prefix)\n");
 		rc = 2;
 		goto out;
 	}
@@ -131,7 +135,8 @@ int cli_embed(int argc, char **argv)
 		size_t len = strlen(t);
 		struct sbuf sb = SBUF_INIT;
 
-		if (embedder_embed(app.emb, &t, &len, 1, vec, &err) < 0) {
+		if ((query ? embedder_embed_query(app.emb, t, len, vec, &err)
+			   : embedder_embed(app.emb, &t, &len, 1, vec, &err)) < 0) {
 			fprintf(stderr, "ragd embed: %s\n", err.msg);
 			goto out;
 		}

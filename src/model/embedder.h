@@ -3,7 +3,8 @@
  *
  * A small ops struct so that backends (llama.cpp in-process here; a pool of
  * OpenAI-compatible endpoints later) sit behind one interface. The caller
- * sees the model's name, its dimension and how many tokens it reads.
+ * sees the model's name, its dimension, how many tokens it reads and the
+ * instruction some models (bge) want before a search query.
  *
  * Thread-safety: every backend's embed and count_tokens may be called from
  * many threads at once; backends queue work internally.
@@ -37,6 +38,13 @@ struct embedder {
 	size_t dim;        /* length of every vector */
 	size_t max_tokens; /* the model reads at most this many tokens, specials included */
 	size_t n_special;  /* tokens the model adds to every text (e.g. [CLS] and [SEP]) */
+	/*
+	 * Text put before a search query, never before a document: bge was
+	 * trained with "Represent this sentence for searching relevant
+	 * passages: " on queries. "" for models without one (MiniLM). Owned by
+	 * the embedder, NUL-terminated, immutable until embedder_free.
+	 */
+	const char *query_prefix;
 };
 
 /*
@@ -47,6 +55,15 @@ struct embedder {
  */
 int embedder_embed(struct embedder *e, const char *const *texts, const size_t *lens, size_t n,
 		   float *out, struct rag_err *err);
+
+/*
+ * Embeds one search query, query_prefix + text[0..len), into out (dim
+ * floats the caller owns), L2-normalised. Everything that embeds a query to
+ * search with goes through here; documents go through embedder_embed
+ * without the prefix. Returns as embedder_embed.
+ */
+int embedder_embed_query(struct embedder *e, const char *text, size_t len, float *out,
+			 struct rag_err *err);
 
 /*
  * Tokens the model makes of text[0..len), special tokens not counted.
@@ -70,7 +87,7 @@ void embedder_llama_default_options(struct embedder_llama_options *opts);
  * Loads a BERT-family GGUF embedding model with llama.cpp. Pooling comes
  * from the file (MEAN for MiniLM, CLS for bge); the truncation length from
  * the `ragd.max_seq_length` key the converter writes, else the model's
- * training context. Returns NULL with err set when the file is missing or is
+ * training context; query_prefix from the `ragd.query_prefix` key, else "". Returns NULL with err set when the file is missing or is
  * not an embedding model. Caller frees with embedder_free.
  */
 struct embedder *embedder_llama_new(const struct embedder_llama_options *opts,

@@ -55,6 +55,7 @@ struct embedder_llama {
 	int wpm;          /* a WordPiece (BERT) vocabulary */
 	int batch_tokens; /* n_batch == n_ubatch of every context */
 	int max_seq;      /* n_seq_max of every context */
+	char *query_prefix; /* `ragd.query_prefix` of the GGUF, NULL when absent */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
@@ -432,6 +433,7 @@ static void free_llama(struct embedder *e)
 	free(m->ctx);
 	free(m->free_ctx);
 	model_weights_release(m->model);
+	free(m->query_prefix);
 	pthread_mutex_destroy(&m->mu);
 	pthread_cond_destroy(&m->cond);
 	free(m);
@@ -453,6 +455,30 @@ static long meta_long(const struct llama_model *model, const char *key, long fal
 		return fallback;
 	v = strtol(buf, &end, 10);
 	return end != buf && v > 0 ? v : fallback;
+}
+
+/*
+ * A string key of the GGUF, copied into *out (caller frees); *out is NULL
+ * when the key is absent or empty. llama_model_meta_val_str returns the full
+ * length like snprintf, so a long value is read again into a buffer that
+ * fits. Returns 0 or RAG_ENOMEM.
+ */
+static int meta_str(const struct llama_model *model, const char *key, char **out)
+{
+	char probe[128];
+	int len = llama_model_meta_val_str(model, key, probe, sizeof(probe));
+
+	*out = NULL;
+	if (len <= 0)
+		return 0;
+	*out = malloc((size_t)len + 1);
+	if (!*out)
+		return RAG_ENOMEM;
+	if ((size_t)len < sizeof(probe))
+		memcpy(*out, probe, (size_t)len + 1);
+	else
+		llama_model_meta_val_str(model, key, *out, (size_t)len + 1);
+	return 0;
 }
 
 static void model_name(struct embedder_llama *m, const char *path)
@@ -552,6 +578,11 @@ struct embedder *embedder_llama_new(const struct embedder_llama_options *o, stru
 	if (window > llama_model_n_ctx_train(m->model))
 		window = llama_model_n_ctx_train(m->model);
 	m->base.max_tokens = (size_t)window;
+	if (meta_str(m->model, "ragd.query_prefix", &m->query_prefix) < 0) {
+		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory loading the embedder");
+		goto fail;
+	}
+	m->base.query_prefix = m->query_prefix ? m->query_prefix : "";
 	n_special = llama_tokenize(m->vocab, "", 0, probe, 8, true, false);
 	m->base.n_special = n_special > 0 ? (size_t)n_special : 0;
 	m->wpm = llama_vocab_type(m->vocab) == LLAMA_VOCAB_TYPE_WPM;

@@ -304,7 +304,7 @@ static int dense(struct rag_engine *eng, struct rag_coll *coll, const struct rag
 		qv = malloc(dim * sizeof(float));
 		if (!qv)
 			return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
-		rc = embedder_embed(emb, &text, &len, 1, qv, err);
+		rc = embedder_embed_query(emb, text, len, qv, err); /* with the model's query prefix */
 		if (rc == 0 && qc->store_embedding)
 			cache_put(qc->cache, &qc->keys[1], qv, dim * sizeof(float),
 				  eng->opts.embedding_ttl_s);
