@@ -32,8 +32,9 @@ def srv(ragd_module_factory, topics):
 
 
 def search(srv, coll, query, top_k=5, **kw):
+    """Dense unless told otherwise: these tests compare vector indexes."""
     status, body = srv.request("POST", f"/v1/collections/{coll}/search",
-                               {"query": query, "top_k": top_k, **kw})
+                               {"query": query, "top_k": top_k, "mode": "dense", **kw})
     assert status == 200, body
     return [(h["document_id"], round(h["score"], 4)) for h in body["results"]]
 
