@@ -103,9 +103,10 @@ struct rag_answer {
  * the collection changed meanwhile; on a hit the stored text goes to
  * on_token in one piece. Not cached: questions with a session (the answer
  * depends on the history), temperature > 0 (no seed: not repeatable),
- * answers cut short (cancelled, timeout). With a session, earlier turns are read
- * from the store, a follow-up is rewritten into a standalone query before
- * retrieval, and this turn is appended (any instance can continue it).
+ * answers cut short (cancelled, timeout). With a session, earlier turns
+ * are read from the store, a follow-up is rewritten into a standalone
+ * query before retrieval, and this turn is appended (any instance can
+ * continue it).
  * RAG_EINVAL naming "question", "top_k", "max_tokens", "temperature" or
  * "session_id"; RAG_ENOTFOUND for no collection; RAG_EBUSY when the
  * generator's queue is full. Release out with rag_answer_release (also
