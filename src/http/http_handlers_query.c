@@ -10,6 +10,10 @@
  * timings); an error after the first token is an `event: error` with the
  * usual error object. A client that disconnects stops the generation at
  * its next token.
+ *
+ * Answers are cached (rag_answer says which): a hit is X-Cache: HIT, and
+ * streamed as one token event with the whole text, then done, as usual.
+ * "cache": false bypasses the answer and search caches.
  */
 #include "http/http_handlers.h"
 
@@ -36,11 +40,13 @@ struct query_job {
 	size_t question_len;
 	char *session_id;
 	struct rag_filter *filter;
+	char *filter_key; /* the filter as canonical JSON, for the cache key */
 	enum rag_mode mode;
 	size_t top_k;
 	int max_tokens;
 	float temperature;
 	int stream;
+	int no_cache;
 	int n_events;
 };
 
@@ -52,6 +58,7 @@ static void job_free(struct query_job *j)
 	free(j->question);
 	free(j->session_id);
 	rag_filter_free(j->filter);
+	free(j->filter_key);
 	free(j);
 }
 
@@ -129,6 +136,8 @@ static void query_work(struct http_stream *s, void *arg)
 	q.top_k = j->top_k;
 	q.mode = j->mode;
 	q.filter = rag_filter_tree(j->filter);
+	q.filter_key = j->filter_key;
+	q.no_cache = j->no_cache;
 	q.session_id = j->session_id;
 	q.max_tokens = j->max_tokens;
 	q.temperature = j->temperature;
@@ -152,8 +161,10 @@ static void query_work(struct http_stream *s, void *arg)
 			http_stream_event(s, "done", text, strlen(text));
 		free(text);
 	} else {
+		static const char *const x_cache[] = { NULL, "MISS", "HIT", "BYPASS" };
 		json_t *o = answer_json(j, &a);
 
+		resp.x_cache = (unsigned)a.cache < 4 ? x_cache[a.cache] : NULL;
 		http_json_reply(&resp, 200, o);
 		http_stream_reply(s, &resp);
 	}
@@ -182,7 +193,8 @@ static int number_field(json_t *body, const char *key, double min, double max, d
 int http_query(struct http_req *req, struct http_resp *resp)
 {
 	static const char *const allowed[] = { "question", "top_k", "mode", "filters", "stream",
-					       "session_id", "max_tokens", "temperature", NULL };
+					       "session_id", "max_tokens", "temperature", "cache",
+					       NULL };
 	struct rag_engine *eng = http_engine(req, resp);
 	struct query_job *j = NULL;
 	struct rag_err err = { 0 };
@@ -192,7 +204,7 @@ int http_query(struct http_req *req, struct http_resp *resp)
 	long long max_tokens = req->ctx->answer_max_tokens > 0 ? req->ctx->answer_max_tokens : 256;
 	double temperature = 0;
 	size_t question_len = 0;
-	json_t *body, *stream;
+	json_t *body, *stream, *use_cache;
 
 	if (!eng)
 		return 0;
@@ -212,6 +224,11 @@ int http_query(struct http_req *req, struct http_resp *resp)
 		http_errorf(resp, RAG_EINVAL, "stream", "field 'stream' must be a boolean");
 		goto out;
 	}
+	use_cache = json_object_get(body, "cache");
+	if (use_cache && !json_is_null(use_cache) && !json_is_boolean(use_cache)) {
+		http_errorf(resp, RAG_EINVAL, "cache", "field 'cache' must be true or false");
+		goto out;
+	}
 	j = calloc(1, sizeof(*j));
 	if (!j) {
 		http_errorf(resp, RAG_ENOMEM, NULL, "out of memory");
@@ -228,6 +245,9 @@ int http_query(struct http_req *req, struct http_resp *resp)
 		http_error(resp, &err);
 		goto out;
 	}
+	j->filter_key = filter_text; /* compact with sorted keys: canonical */
+	filter_text = NULL;
+	j->no_cache = use_cache && json_is_false(use_cache);
 	j->eng = eng;
 	j->tenant = req->ctx->tenant;
 	j->collection = strdup(req->params[0]);

@@ -20,6 +20,8 @@
 #include "model/generator.h"
 #include "rag/rag_engine.h"
 
+struct cache_key;
+struct cache_key_builder;
 struct rag_err;
 
 /* The default prompt: {sources} becomes the numbered sources, {question} the question. */
@@ -59,6 +61,12 @@ struct rag_ask {
 	const char *session_id; /* NULL: no conversation */
 	int max_tokens;         /* > 0 */
 	float temperature;      /* 0 = greedy */
+	/*
+	 * The filter in canonical form (compact JSON, keys sorted) for the
+	 * answer cache's key; a filtered question without it is not cached.
+	 */
+	const char *filter_key;
+	int no_cache;           /* skip the answer cache (and the search caches) */
 	gen_token_fn on_token;  /* streaming: raw answer text as it is made; may be NULL.
 				 * Called with len 0 to ask whether to go on at all;
 				 * non-zero stops the answer (the client left) */
@@ -85,12 +93,20 @@ struct rag_answer {
 	char *query;                    /* what was searched: the question, or its rewrite */
 	struct gen_usage usage;         /* zero for extractive answers */
 	double rewrite_ms, retrieve_ms, generate_ms, total_ms;
+	enum rag_cache_status cache;    /* how the answer cache was met */
 };
 
 /*
- * Answers q from the collection. With a session, earlier turns are read
- * from the store, a follow-up is rewritten into a standalone query before
- * retrieval, and this turn is appended (any instance can continue it).
+ * Answers q from the collection. With a cache, a whole answer is looked up
+ * first under a key of the collection's state (rag_cache_key_collection)
+ * and rag_answer_cache_key's fields, and a computed one is stored unless
+ * the collection changed meanwhile; on a hit the stored text goes to
+ * on_token in one piece. Not cached: questions with a session (the answer
+ * depends on the history), temperature > 0 (no seed: not repeatable),
+ * answers cut short (cancelled, timeout). With a session, earlier turns
+ * are read from the store, a follow-up is rewritten into a standalone
+ * query before retrieval, and this turn is appended (any instance can
+ * continue it).
  * RAG_EINVAL naming "question", "top_k", "max_tokens", "temperature" or
  * "session_id"; RAG_ENOTFOUND for no collection; RAG_EBUSY when the
  * generator's queue is full. Release out with rag_answer_release (also
@@ -99,6 +115,16 @@ struct rag_answer {
 int rag_answer(struct rag_engine *eng, const char *tenant, const char *collection,
 	       const struct rag_ask *q, struct rag_answer *out, struct rag_err *err);
 void rag_answer_release(struct rag_answer *a);
+
+/*
+ * Adds what decides an answer besides the collection's state (which the
+ * caller added to b first) and finishes the key: mode, top_k, canonical
+ * filter, question, max_tokens, temperature, the generator's name, the
+ * prompt template and min_score. 0 or RAG_ENOMEM.
+ */
+int rag_answer_cache_key(struct cache_key_builder *b, const struct rag_ask *q,
+			 const char *model, const char *prompt_template, double min_score,
+			 struct cache_key *out);
 
 /* --- building blocks --- */
 

@@ -35,7 +35,7 @@ struct rag_engine_options {
 	size_t max_top_k;       /* the largest top_k a search may ask for */
 	int chunk_size;         /* defaults for new collections, in model tokens */
 	int chunk_overlap;
-	struct cache *cache;    /* query embeddings and search results; NULL = none; borrowed */
+	struct cache *cache;    /* embeddings, search results, answers; NULL = none; borrowed */
 	int cache_ttl_s;        /* search results (and answers) */
 	int embedding_ttl_s;    /* query embeddings: no write changes them */
 	/*

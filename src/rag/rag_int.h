@@ -178,6 +178,16 @@ void rag_cache_key_collection(struct cache_key_builder *b, const struct rag_coll
  */
 int rag_cache_encode_hits(const struct rag_search_result *res, void **out, size_t *len);
 int rag_cache_decode_hits(const void *val, size_t len, struct rag_search_result *res);
+
+/*
+ * Answers as cache values, the same way: kind, finish reason, text, query,
+ * counts, usage tokens and citations. Only finished answers ("stop" or
+ * "length") can be encoded (else RAG_EINVAL). decode fills a released
+ * answer; timings and cache status are left to the caller.
+ */
+struct rag_answer;
+int rag_cache_encode_answer(const struct rag_answer *a, void **out, size_t *len);
+int rag_cache_decode_answer(const void *val, size_t len, struct rag_answer *a);
 struct extract_document;
 
 /* One chunk-to-be (rag_chunk.c): a byte range of the extracted text. */

@@ -16,12 +16,21 @@
  *
  * Sessions: the turn (question, cleaned answer) is appended only when an
  * answer was made, so a 503 leaves the session as it was.
+ *
+ * Cache: a whole answer is keyed by the collection's state (applied seq
+ * read before anything is computed) and every input that decides it
+ * (rag_answer_cache_key). A hit skips retrieval and generation and sends
+ * the stored text as one piece; a miss is stored unless the seq moved
+ * meanwhile. Sessions are not cached (the history and the rewrite decide
+ * the answer), nor temperature > 0 (sampling has no seed here, so a cached
+ * answer would freeze one draw), nor answers cut short.
  */
 #include "rag/rag_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/cache.h"
 #include "core/log.h"
 #include "core/rag_error.h"
 #include "core/sbuf.h"
@@ -307,9 +316,75 @@ static void record(const struct rag_answer *a)
 	}
 }
 
+/* One answer's dealings with the cache. */
+struct acache {
+	struct rag_coll *coll; /* held while the answer is made; NULL: not cached */
+	int64_t seq;           /* applied seq the key was made at */
+	struct cache_key key;
+	int store;             /* the lookup missed: store what we compute */
+};
+
+/*
+ * Looks the answer up when it can be cached. 1 on a hit (out filled), else
+ * 0 with out->cache and ac saying what happened.
+ */
+static int answer_lookup(struct rag_engine *eng, const char *tenant, const char *collection,
+			 const struct rag_ask *q, struct acache *ac, struct rag_answer *out)
+{
+	struct cache_key_builder b;
+	void *val = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!eng->opts.cache || q->session_id || q->temperature > 0 ||
+	    (q->filter && !q->filter_key))
+		return 0;
+	if (q->no_cache) {
+		cache_count_bypass(CACHE_ANSWER);
+		out->cache = RAG_CACHE_BYPASS;
+		return 0;
+	}
+	ac->coll = rag_coll_acquire(eng, tenant, collection, NULL);
+	if (!ac->coll)
+		return 0; /* retrieval reports it */
+	ac->seq = atomic_load(&ac->coll->applied_seq);
+	cache_key_begin(&b, CACHE_ANSWER);
+	rag_cache_key_collection(&b, ac->coll, ac->seq);
+	if (rag_answer_cache_key(&b, q, rag_answer_model(eng), eng->prompt_template,
+				 eng->min_score, &ac->key) < 0)
+		return 0;
+	cache_get_many(eng->opts.cache, &ac->key, 1, &val, &len, &rc);
+	if (rc == 0 && rag_cache_decode_answer(val, len, out) < 0) {
+		rc = RAG_ENOTFOUND; /* a value we cannot read: overwrite it */
+		sbuf_init(&out->text, 0);
+	}
+	free(val);
+	cache_count(CACHE_ANSWER, rc);
+	out->cache = rc == 0 ? RAG_CACHE_HIT : rc == RAG_ENOTFOUND ? RAG_CACHE_MISS
+								 : RAG_CACHE_BYPASS;
+	ac->store = rc == RAG_ENOTFOUND;
+	return rc == 0;
+}
+
+/* Stores a computed answer, unless the collection moved while it was made. */
+static void answer_store(struct rag_engine *eng, const struct acache *ac,
+			 const struct rag_answer *a)
+{
+	void *val;
+	size_t len;
+
+	if (!ac->store || atomic_load(&ac->coll->applied_seq) != ac->seq)
+		return;
+	if (rag_cache_encode_answer(a, &val, &len) < 0)
+		return; /* cut short: not an answer to repeat */
+	cache_put(eng->opts.cache, &ac->key, val, len, eng->opts.cache_ttl_s);
+	free(val);
+}
+
 int rag_answer(struct rag_engine *eng, const char *tenant, const char *collection,
 	       const struct rag_ask *q, struct rag_answer *out, struct rag_err *err)
 {
+	struct acache ac = { 0 };
 	struct rag_search_result res = { 0 };
 	struct store_message *hist = NULL;
 	struct rag_source *src = NULL;
@@ -325,6 +400,12 @@ int rag_answer(struct rag_engine *eng, const char *tenant, const char *collectio
 	rc = check_ask(q, err);
 	if (rc < 0)
 		return rc;
+	if (answer_lookup(eng, tenant, collection, q, &ac, out)) {
+		out->usage.stopped = emit_all(q, &out->text) != 0;
+		out->retrieve_ms = rag_now_ms() - t0;
+		out->total_ms = out->retrieve_ms;
+		goto out;
+	}
 	if (q->session_id && eng->history_messages > 0) {
 		rc = store_session_history(eng->store, tenant, q->session_id,
 					   (size_t)eng->history_messages, &hist, &n_hist, err);
@@ -341,6 +422,8 @@ int rag_answer(struct rag_engine *eng, const char *tenant, const char *collectio
 	rq.top_k = q->top_k;
 	rq.mode = q->mode;
 	rq.filter = q->filter;
+	rq.filter_key = q->filter_key;
+	rq.no_cache = q->no_cache;
 	rq.alpha = 0.5;
 	rq.fusion = RAG_FUSION_WEIGHTED;
 	rc = rag_search(eng, tenant, collection, &rq, &res, err);
@@ -398,9 +481,13 @@ done:
 		free(question);
 	}
 	out->total_ms = rag_now_ms() - t0;
-	if (rc == 0)
+	if (rc == 0) {
 		record(out);
+		if (ac.coll)
+			answer_store(eng, &ac, out);
+	}
 out:
+	rag_coll_unref(ac.coll);
 	store_messages_free(hist, n_hist);
 	rag_search_result_release(&res);
 	free(src);

@@ -5,7 +5,10 @@ keep them quick) and with the extractive fallback (models.generator empty):
 answers with valid citations, the "not in the documents" answer, server-sent
 events, a disconnect stopping the generation, 503 + Retry-After when the
 generator's queue is full, conversation sessions continued by another
-instance on the same data dir, and 400s naming the field.
+instance on the same data dir, 400s naming the field, and the answer cache
+(a repeat is X-Cache: HIT with the same answer, also streamed; a write makes
+it miss; "cache": false bypasses; sessions and temperature > 0 are not
+cached).
 """
 import http.client
 import json
@@ -90,7 +93,9 @@ def test_generated_answer(gen):
 
 
 def test_greedy_answers_repeat(gen):
-    q = {"question": "Who created Python?", "max_tokens": 12, "temperature": 0}
+    # Past the answer cache: the generator itself repeats at temperature 0.
+    q = {"question": "Who created Python?", "max_tokens": 12, "temperature": 0,
+         "cache": False}
     a = ask(gen, q)[1]["answer"]
     assert ask(gen, q)[1]["answer"] == a
 
@@ -197,6 +202,7 @@ def test_stream_error_before_first_token_is_plain_json(gen):
     ({"question": "x", "session_id": "no spaces please"}, "session_id"),
     ({"question": "x", "session_id": 12}, "session_id"),
     ({"question": "x", "colour": "red"}, "colour"),
+    ({"question": "x", "cache": "no"}, "cache"),
 ])
 def test_bad_bodies_name_the_field(extractive, body, field):
     status, resp = ask(extractive, body)
@@ -329,3 +335,99 @@ def test_sigterm_during_stream_exits_cleanly(ragd_factory):
     finally:
         conn.close()
         waiting.join(60)
+
+
+def ask_cached(srv, body, coll="kb"):
+    """(status, body, X-Cache header or None)."""
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=120)
+    try:
+        conn.request("POST", f"/v1/collections/{coll}/query", json.dumps(body),
+                     {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read()), resp.getheader("X-Cache")
+    finally:
+        conn.close()
+
+
+def answer_counts(srv):
+    return (metric(srv, "ragd_cache_hits_total", 'cache="answer"'),
+            metric(srv, "ragd_cache_misses_total", 'cache="answer"'),
+            metric(srv, "ragd_cache_bypass_total", 'cache="answer",reason="request"'))
+
+
+def same_answer(a, b):
+    for k in ("answer", "citations", "kind", "model", "query", "finish_reason", "sources",
+              "invalid_citations", "usage"):
+        assert a[k] == b[k], k
+
+
+def check_answer_cache(srv, coll, q):
+    """A repeat is a hit with the same answer; a write makes it miss; cache: false bypasses."""
+    hits, misses, bypass = answer_counts(srv)
+    status, first, x = ask_cached(srv, q, coll)
+    assert status == 200, first
+    assert x == "MISS"
+    status, again, x = ask_cached(srv, q, coll)
+    assert status == 200 and x == "HIT"
+    same_answer(first, again)
+    assert again["timings"]["generate_ms"] == 0
+    assert answer_counts(srv) == (hits + 1, misses + 1, bypass)
+    status, fresh, x = ask_cached(srv, {**q, "cache": False}, coll)
+    assert status == 200 and x == "BYPASS"
+    assert answer_counts(srv) == (hits + 1, misses + 1, bypass + 1)
+    # Any other input is another key.
+    assert ask_cached(srv, {**q, "top_k": 2}, coll)[2] == "MISS"
+    srv.add_doc(coll, "The Louvre in Paris is the most visited museum in the world.",
+                doc_id="louvre")
+    status, after, x = ask_cached(srv, q, coll)
+    assert status == 200 and x == "MISS"
+    assert ask_cached(srv, q, coll)[2] == "HIT"
+    return first
+
+
+def test_answer_cache_generated(gen):
+    gen.create_collection("cached")
+    for doc_id, text in DOCS.items():
+        gen.add_doc("cached", text, doc_id=doc_id)
+    q = {"question": "Who designed the Eiffel Tower?", "max_tokens": 12, "temperature": 0}
+    first = check_answer_cache(gen, "cached", q)
+    assert first["kind"] == "generated"
+    # Another max_tokens is another answer.
+    assert ask_cached(gen, {**q, "max_tokens": 11}, "cached")[2] == "MISS"
+
+
+def test_answer_cache_extractive(extractive):
+    extractive.create_collection("cached")
+    for doc_id, text in DOCS.items():
+        extractive.add_doc("cached", text, doc_id=doc_id)
+    first = check_answer_cache(extractive, "cached", {"question": "Who created Python?"})
+    assert first["kind"] == "extractive"
+
+
+def test_answer_cache_hit_streams_like_a_fresh_answer(gen):
+    q = {"question": "What did Neil Armstrong do?", "max_tokens": 10}
+    status, first, x = ask_cached(gen, q)
+    assert status == 200 and x == "MISS"
+    conn, resp = open_stream(gen, q)
+    try:
+        assert resp.status == 200
+        assert resp.getheader("Content-Type") == "text/event-stream"
+        events = read_events(resp)
+    finally:
+        conn.close()
+    assert [e for e, _ in events] == ["token", "done"]
+    assert events[0][1] == {"text": first["answer"]}
+    same_answer(first, events[1][1])
+
+
+def test_answer_cache_skips_sessions_and_sampling(gen):
+    hits, misses, bypass = answer_counts(gen)
+    for q in ({"question": "When was Python first released?", "max_tokens": 6,
+               "session_id": "cache-1"},
+              {"question": "When was Python first released?", "max_tokens": 6,
+               "temperature": 0.7}):
+        for _ in range(2):
+            status, body, x = ask_cached(gen, q)
+            assert status == 200, body
+            assert x is None
+    assert answer_counts(gen) == (hits, misses, bypass)

@@ -1,7 +1,8 @@
 /*
  * The answer pipeline's building blocks: the citation parser and cleaner,
  * the prompt builder (numbering, budget, cutting), the sentence splitter and
- * the extractive picker; and conversation sessions in the SQLite store.
+ * the extractive picker; conversation sessions in the SQLite store; and
+ * the answer cache's key and value.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,9 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
 #include "core/rag_error.h"
 #include "core/sbuf.h"
 #include "rag/rag_answer.h"
+#include "rag/rag_int.h"
 #include "store/store.h"
 #include "store/store_sqlite.h"
 
@@ -238,6 +241,114 @@ static void test_sessions_in_store(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+static void answer_key(const struct rag_ask *q, const char *model, const char *tmpl,
+		       double min_score, int64_t seq, struct cache_key *out)
+{
+	struct cache_key_builder b;
+
+	cache_key_begin(&b, CACHE_ANSWER);
+	cache_key_add_i64(&b, "seq", seq); /* stands for rag_cache_key_collection */
+	assert_int_equal(rag_answer_cache_key(&b, q, model, tmpl, min_score, out), 0);
+}
+
+static void test_answer_cache_key(void **state)
+{
+	struct rag_ask base = { .question = "Who built it?", .len = 13, .top_k = 5,
+				.mode = RAG_MODE_DENSE, .max_tokens = 32 };
+	struct rag_ask q;
+	struct cache_key k0, k1;
+
+	(void)state;
+	answer_key(&base, "smollm2", "T {sources} {question}", 0.25, 7, &k0);
+	answer_key(&base, "smollm2", "T {sources} {question}", 0.25, 7, &k1);
+	assert_string_equal(k0.text, k1.text); /* deterministic */
+	assert_int_equal(k0.kind, CACHE_ANSWER);
+#define DIFFERS(q, model, tmpl, min_score, seq)                         \
+	do {                                                            \
+		answer_key(&(q), model, tmpl, min_score, seq, &k1);     \
+		assert_string_not_equal(k0.text, k1.text);              \
+	} while (0)
+	q = base;
+	q.max_tokens = 33;
+	DIFFERS(q, "smollm2", "T {sources} {question}", 0.25, 7);
+	q = base;
+	q.temperature = 0.5f;
+	DIFFERS(q, "smollm2", "T {sources} {question}", 0.25, 7);
+	q = base;
+	q.top_k = 4;
+	DIFFERS(q, "smollm2", "T {sources} {question}", 0.25, 7);
+	q = base;
+	q.mode = RAG_MODE_HYBRID;
+	DIFFERS(q, "smollm2", "T {sources} {question}", 0.25, 7);
+	q = base;
+	q.filter_key = "{\"lang\":\"en\"}";
+	DIFFERS(q, "smollm2", "T {sources} {question}", 0.25, 7);
+	q = base;
+	q.len = 12; /* another question */
+	DIFFERS(q, "smollm2", "T {sources} {question}", 0.25, 7);
+	DIFFERS(base, "extractive", "T {sources} {question}", 0.25, 7);
+	DIFFERS(base, "smollm2", "U {sources} {question}", 0.25, 7);
+	DIFFERS(base, "smollm2", "T {sources} {question}", 0.3, 7);
+	DIFFERS(base, "smollm2", "T {sources} {question}", 0.25, 8); /* a write */
+#undef DIFFERS
+}
+
+static void test_answer_cache_value(void **state)
+{
+	struct rag_citation cites[2] = {
+		{ 2, "moon", 11, 0.75f, 0, 40, "The Moon is Earth's satellite." },
+		{ 1, "eiffel", 12, 0.5f, 10, 20, "It is tall." },
+	};
+	struct rag_answer a = { 0 }, b;
+	void *val;
+	size_t len;
+
+	(void)state;
+	sbuf_init(&a.text, 0);
+	sbuf_addstr(&a.text, "It landed in 1969 [2] [1].");
+	a.kind = "generated";
+	a.citations = cites;
+	a.n_citations = 2;
+	a.n_sources = 3;
+	a.n_invalid = 1;
+	a.query = "When?";
+	a.usage.prompt_tokens = 100;
+	a.usage.completion_tokens = 9;
+	a.usage.finish_reason = "length";
+	assert_int_equal(rag_cache_encode_answer(&a, &val, &len), 0);
+	assert_int_equal(rag_cache_decode_answer(val, len, &b), 0);
+	assert_string_equal(b.text.buf, a.text.buf);
+	assert_string_equal(b.kind, "generated");
+	assert_string_equal(b.query, "When?");
+	assert_string_equal(b.usage.finish_reason, "length");
+	assert_int_equal(b.usage.prompt_tokens, 100);
+	assert_int_equal(b.usage.completion_tokens, 9);
+	assert_int_equal(b.n_sources, 3);
+	assert_int_equal(b.n_invalid, 1);
+	assert_int_equal(b.n_citations, 2);
+	assert_int_equal(b.citations[0].n, 2);
+	assert_string_equal(b.citations[0].document_id, "moon");
+	assert_int_equal(b.citations[0].chunk_id, 11);
+	assert_true(b.citations[0].score == 0.75f);
+	assert_int_equal(b.citations[1].start_byte, 10);
+	assert_int_equal(b.citations[1].end_byte, 20);
+	assert_string_equal(b.citations[1].text, "It is tall.");
+	rag_answer_release(&b);
+	/* Any truncation or a wrong magic is no answer. */
+	for (size_t cut = 0; cut < len; cut++)
+		assert_int_equal(rag_cache_decode_answer(val, cut, &b), RAG_EINVAL);
+	((unsigned char *)val)[0] ^= 1;
+	assert_int_equal(rag_cache_decode_answer(val, len, &b), RAG_EINVAL);
+	free(val);
+	/* Answers cut short are not values. */
+	a.usage.finish_reason = "cancelled";
+	assert_int_equal(rag_cache_encode_answer(&a, &val, &len), RAG_EINVAL);
+	a.usage.finish_reason = "stop";
+	a.usage.stopped = 1;
+	assert_int_equal(rag_cache_encode_answer(&a, &val, &len), RAG_EINVAL);
+	sbuf_release(&a.text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -249,6 +360,8 @@ int main(void)
 		cmocka_unit_test(test_sentences),
 		cmocka_unit_test(test_extract),
 		cmocka_unit_test(test_sessions_in_store),
+		cmocka_unit_test(test_answer_cache_key),
+		cmocka_unit_test(test_answer_cache_value),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
