@@ -7,7 +7,7 @@ Uses the data directory bench/build_100k.py made (~100k chunks). With
 as it is) and the collection's config_json rewritten to that index spec:
 the server then builds that index from the stored vectors at start, as it
 would for a collection created with it. Queries are the datasets' own,
-sent one at a time (top_k 10), after a warm-up; latency is measured by the
+sent one at a time (top_k 10, past the cache: "cache": false), after a warm-up; latency is measured by the
 client (embedding the query included, as a user sees it).
 
   nice -n 10 python3 bench/bench_latency.py --ragd build/ragd
@@ -99,7 +99,7 @@ def main():
             for i, q in enumerate(qs):
                 t = time.perf_counter()
                 body = req(base, "POST", "/v1/collections/big/search",
-                           {"query": q, "top_k": 10, "mode": mode})
+                           {"query": q, "top_k": 10, "mode": mode, "cache": False})
                 if i >= 20:  # warm-up
                     lat.append((time.perf_counter() - t) * 1e3)
                     srv.append(body.get("timings", {}).get("search_ms", float("nan")))
