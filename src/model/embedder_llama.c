@@ -243,31 +243,13 @@ static size_t read_len(const struct embedder_llama *m, const char *text, size_t 
 static int count_tokens(struct embedder *e, const char *text, size_t len)
 {
 	struct embedder_llama *m = (struct embedder_llama *)e;
-	llama_token stack[256];
 	size_t nfd_len = 0;
 	char *nfd = m->wpm ? hangul_nfd(text, len, &nfd_len) : NULL;
-	int n;
+	int n = nfd ? model_count_tokens(m->vocab, nfd, nfd_len)
+		    : model_count_tokens(m->vocab, text, len);
 
-	if (nfd) {
-		text = nfd;
-		len = nfd_len;
-	}
-	if (len > INT32_MAX / 2) {
-		free(nfd);
-		return RAG_ETOOBIG;
-	}
-	n = llama_tokenize(m->vocab, text, (int32_t)len, stack, 256, false, false);
-	if (n < 0 && n != INT32_MIN) {
-		llama_token *buf = malloc((size_t)-n * sizeof(*buf));
-
-		n = buf ? llama_tokenize(m->vocab, text, (int32_t)len, buf, -n, false, false)
-			: RAG_ENOMEM;
-		free(buf);
-	}
 	free(nfd);
-	if (n == RAG_ENOMEM)
-		return n;
-	return n < 0 ? RAG_EINVAL : n;
+	return n;
 }
 
 static void normalize(float *v, size_t dim)

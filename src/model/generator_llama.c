@@ -419,22 +419,7 @@ out:
 
 static int count_tokens(struct generator *g, const char *text, size_t len)
 {
-	struct generator_llama *m = (struct generator_llama *)g;
-	llama_token stack[512];
-	int n;
-
-	if (len > INT32_MAX / 2)
-		return RAG_ETOOBIG;
-	n = llama_tokenize(m->vocab, text, (int32_t)len, stack, 512, false, false);
-	if (n < 0 && n != INT32_MIN) {
-		llama_token *buf = malloc((size_t)-n * sizeof(*buf));
-
-		if (!buf)
-			return RAG_ENOMEM;
-		n = llama_tokenize(m->vocab, text, (int32_t)len, buf, -n, false, false);
-		free(buf);
-	}
-	return n < 0 ? RAG_EINVAL : n;
+	return model_count_tokens(((struct generator_llama *)g)->vocab, text, len);
 }
 
 static void free_llama(struct generator *g)

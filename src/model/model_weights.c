@@ -10,6 +10,7 @@
 #include "model/model_weights.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -119,4 +120,23 @@ int model_weights_refs(const char *path)
 			refs = w->refs;
 	pthread_mutex_unlock(&mu);
 	return refs;
+}
+
+int model_count_tokens(const struct llama_vocab *vocab, const char *text, size_t len)
+{
+	llama_token stack[512];
+	int n;
+
+	if (len > INT32_MAX / 2)
+		return RAG_ETOOBIG;
+	n = llama_tokenize(vocab, text, (int32_t)len, stack, 512, false, false);
+	if (n < 0 && n != INT32_MIN) {
+		llama_token *buf = malloc((size_t)-n * sizeof(*buf));
+
+		if (!buf)
+			return RAG_ENOMEM;
+		n = llama_tokenize(vocab, text, (int32_t)len, buf, -n, false, false);
+		free(buf);
+	}
+	return n < 0 ? RAG_EINVAL : n;
 }

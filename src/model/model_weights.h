@@ -12,6 +12,8 @@
 #ifndef RAGD_MODEL_MODEL_WEIGHTS_H
 #define RAGD_MODEL_MODEL_WEIGHTS_H
 
+#include <stddef.h>
+
 struct llama_model;
 struct rag_err;
 
@@ -31,6 +33,15 @@ struct llama_model *model_weights_acquire(const char *path, int flags, const cha
 
 /* Drops a reference; the last one frees the weights. NULL-safe. */
 void model_weights_release(struct llama_model *m);
+
+/*
+ * Tokens llama.cpp makes of text[0..len) with vocab, special tokens not
+ * added: the count, or RAG_ETOOBIG (len beyond llama.cpp's int32 range),
+ * RAG_ENOMEM or RAG_EINVAL (the tokenizer refused the text). Shared by the
+ * embedder and the generator; thread-safe.
+ */
+struct llama_vocab;
+int model_count_tokens(const struct llama_vocab *vocab, const char *text, size_t len);
 
 /* References held on the weights of path (0 when not loaded); for tests. */
 int model_weights_refs(const char *path);
