@@ -1,0 +1,145 @@
+/*
+ * Compiles a metadata filter (store_filter.h) into a MongoDB query on the
+ * docs collection, whose `meta` field holds the metadata as BSON (parsed
+ * from the client's JSON when the document was put).
+ *
+ * The semantics follow the SQLite backend's: comparisons hold within one
+ * type, which is MongoDB's own rule for $eq/$gt/... (type bracketing:
+ * {"$gt": 5} never matches a string, true is not 1); $ne and $nin also
+ * match a missing field. One difference is MongoDB's: a field holding an
+ * array matches $eq when one of its elements does, where the SQLite backend
+ * compares the array as a whole (and never matches); filters on array
+ * fields are the one place the backends differ (docs/configuration.md).
+ */
+#include "store/store_mongo_int.h"
+
+#include "core/rag_error.h"
+#include "core/sbuf.h"
+#include "store/store_filter.h"
+
+#include <string.h>
+
+#include "core/banned.h"
+
+static const char *op_name(enum filter_op op)
+{
+	switch (op) {
+	case FILTER_NE:
+		return "$ne";
+	case FILTER_IN:
+		return "$in";
+	case FILTER_NIN:
+		return "$nin";
+	case FILTER_GT:
+		return "$gt";
+	case FILTER_GTE:
+		return "$gte";
+	case FILTER_LT:
+		return "$lt";
+	case FILTER_LTE:
+		return "$lte";
+	default:
+		return "$eq";
+	}
+}
+
+static void append_value(bson_t *b, const char *key, const struct filter_value *v)
+{
+	switch (v->type) {
+	case FILTER_STRING:
+		bson_append_utf8(b, key, -1, v->s, -1);
+		break;
+	case FILTER_BOOL:
+		bson_append_bool(b, key, -1, v->b != 0);
+		break;
+	default:
+		bson_append_double(b, key, -1, v->n);
+		break;
+	}
+}
+
+static int node(bson_t *b, const struct store_filter *f, struct rag_err *err);
+
+/* {"$and"|"$or": [child, ...]} appended to b. */
+static int node_list(bson_t *b, const struct store_filter *f, struct rag_err *err)
+{
+	bson_t arr;
+	int rc = 0;
+
+	bson_append_array_begin(b, f->op == FILTER_AND ? "$and" : "$or", -1, &arr);
+	for (size_t i = 0; i < f->n_children && !rc; i++) {
+		char idx[16];
+		const char *k;
+		bson_t child;
+
+		bson_uint32_to_string((uint32_t)i, &k, idx, sizeof(idx));
+		bson_append_document_begin(&arr, k, -1, &child);
+		rc = node(&child, &f->children[i], err);
+		bson_append_document_end(&arr, &child);
+	}
+	bson_append_array_end(b, &arr);
+	return rc;
+}
+
+static int node(bson_t *b, const struct store_filter *f, struct rag_err *err)
+{
+	struct sbuf path = SBUF_INIT;
+	enum filter_op op = f->op;
+	bson_t cond;
+	int rc = 0;
+
+	if (op == FILTER_AND || op == FILTER_OR) {
+		if (f->n_children == 0) {
+			/* An empty AND keeps everything, an empty OR nothing. */
+			if (op == FILTER_OR)
+				BCON_APPEND(b, "_id", "{", "$exists", BCON_BOOL(false), "}");
+			return 0;
+		}
+		return node_list(b, f, err);
+	}
+	if (f->n_values == 0 || !f->path)
+		return rag_err_set(err, RAG_EINVAL, "filter", "a filter condition has no value");
+	/* A boolean compares by equality whatever the operator, as in the SQLite backend. */
+	if (f->values[0].type == FILTER_BOOL && op != FILTER_NE && op != FILTER_IN &&
+	    op != FILTER_NIN)
+		op = FILTER_EQ;
+	sbuf_addstr(&path, "meta.");
+	sbuf_addstr(&path, f->path);
+	if (sbuf_error(&path)) {
+		sbuf_release(&path);
+		return sm_oom(err);
+	}
+	bson_append_document_begin(b, path.buf, -1, &cond);
+	if (op == FILTER_IN || op == FILTER_NIN) {
+		bson_t arr;
+
+		bson_append_array_begin(&cond, op_name(op), -1, &arr);
+		for (size_t i = 0; i < f->n_values; i++) {
+			char idx[16];
+			const char *k;
+
+			bson_uint32_to_string((uint32_t)i, &k, idx, sizeof(idx));
+			append_value(&arr, k, &f->values[i]);
+		}
+		bson_append_array_end(&cond, &arr);
+	} else {
+		append_value(&cond, op_name(op), &f->values[0]);
+	}
+	bson_append_document_end(b, &cond);
+	sbuf_release(&path);
+	return rc;
+}
+
+int store_mongo_filter_bson(bson_t *out, const struct store_filter *f, struct rag_err *err)
+{
+	bson_t arr, wrap;
+	int rc;
+
+	/* Under a top-level $and, so it never collides with the caller's own keys. */
+	bson_append_array_begin(out, "$and", -1, &arr);
+	bson_append_document_begin(&arr, "0", -1, &wrap);
+	rc = node(&wrap, f, err);
+	bson_append_document_end(&arr, &wrap);
+	bson_append_array_end(out, &arr);
+	return rc;
+}
