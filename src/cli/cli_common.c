@@ -4,9 +4,11 @@
  */
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cache/cache.h"
 #include "core/config.h"
@@ -247,6 +249,33 @@ static int read_secret(const char *path, const char *key, char **out, struct rag
 	return 0;
 }
 
+/* mkdir -p: data_dir holds index snapshots whatever the store. */
+static int make_dirs(const char *path, struct rag_err *err)
+{
+	char *p = strdup(path);
+	int rc = 0;
+
+	if (!p)
+		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
+	for (char *q = p + 1;; q++) {
+		int last = *q == '\0';
+
+		if (*q != '/' && !last)
+			continue;
+		*q = '\0';
+		if (mkdir(p, 0750) != 0 && errno != EEXIST) {
+			rc = rag_err_set(err, RAG_EIO, "data_dir", "cannot create data directory '%s': %s",
+					 p, strerror(errno));
+			break;
+		}
+		if (last)
+			break;
+		*q = '/';
+	}
+	free(p);
+	return rc;
+}
+
 /* The store named by store.backend: SQLite in data_dir, or MongoDB. */
 static struct store *open_store(const struct config *cfg, struct rag_err *err)
 {
@@ -258,6 +287,8 @@ static struct store *open_store(const struct config *cfg, struct rag_err *err)
 
 	if (strcmp(cfg->store.backend, "mongodb") != 0)
 		return store_sqlite_open(cfg->data_dir, &so, err);
+	if (make_dirs(cfg->data_dir, err))
+		return NULL;
 	if (!m->uri[0] && m->uri_file[0] &&
 	    read_secret(m->uri_file, "store.mongodb.uri_file", &uri, err))
 		return NULL;

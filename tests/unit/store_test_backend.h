@@ -161,7 +161,7 @@ static struct store *test_store_open(const char *dir, const struct store_options
 			db[n++] = *p;
 	db[n] = '\0';
 	mo.database = db;
-	mo.write_majority = 0; /* one server, no replica set */
+	mo.write_majority = 1;
 	return store_mongo_open(&mo, err);
 #else
 	return store_sqlite_open(dir, o, err);
