@@ -6,10 +6,12 @@
  * The semantics follow the SQLite backend's: comparisons hold within one
  * type, which is MongoDB's own rule for $eq/$gt/... (type bracketing:
  * {"$gt": 5} never matches a string, true is not 1); $ne and $nin also
- * match a missing field. One difference is MongoDB's: a field holding an
- * array matches $eq when one of its elements does, where the SQLite backend
- * compares the array as a whole (and never matches); filters on array
- * fields are the one place the backends differ (docs/configuration.md).
+ * match a missing field. Arrays need care: MongoDB matches {"a": "x"} when
+ * a is an array holding "x", and walks into arrays on a dotted path
+ * ("a.b" through a = [{"b": 1}]), where the SQLite backend compares the
+ * array as a whole and finds no such path. So a positive condition also
+ * requires that neither the field nor any prefix of its path is an array,
+ * and a negative one ($ne, $nin) also holds when one is.
  */
 #include "store/store_mongo_int.h"
 
@@ -81,12 +83,71 @@ static int node_list(bson_t *b, const struct store_filter *f, struct rag_err *er
 	return rc;
 }
 
+/* Appends {path: {op: value(s)}}. */
+static void append_cmp(bson_t *b, const char *path, enum filter_op op,
+		       const struct store_filter *f)
+{
+	bson_t cond;
+
+	bson_append_document_begin(b, path, -1, &cond);
+	if (op == FILTER_IN || op == FILTER_NIN) {
+		bson_t arr;
+
+		bson_append_array_begin(&cond, op_name(op), -1, &arr);
+		for (size_t i = 0; i < f->n_values; i++) {
+			char idx[16];
+			const char *k;
+
+			bson_uint32_to_string((uint32_t)i, &k, idx, sizeof(idx));
+			append_value(&arr, k, &f->values[i]);
+		}
+		bson_append_array_end(&cond, &arr);
+	} else {
+		append_value(&cond, op_name(op), &f->values[0]);
+	}
+	bson_append_document_end(b, &cond);
+}
+
+/*
+ * Appends {path: {$type: "array"}} (is_array) or its negation, for path
+ * and each of its prefixes that ends after its first skip bytes, as
+ * elements of the array arr from *n on.
+ */
+static void append_array_checks(bson_t *arr, const char *path, size_t skip, int is_array,
+				uint32_t *n)
+{
+	for (const char *p = path + skip; p;) {
+		const char *dot = strchr(p, '.');
+		size_t len = dot ? (size_t)(dot - path) : strlen(path);
+		char idx[16];
+		const char *k;
+		bson_t item, cond;
+
+		bson_uint32_to_string((*n)++, &k, idx, sizeof(idx));
+		bson_append_document_begin(arr, k, -1, &item);
+		bson_append_document_begin(&item, path, (int)len, &cond);
+		if (is_array) {
+			BSON_APPEND_UTF8(&cond, "$type", "array");
+		} else {
+			bson_t not;
+
+			BSON_APPEND_DOCUMENT_BEGIN(&cond, "$not", &not);
+			BSON_APPEND_UTF8(&not, "$type", "array");
+			bson_append_document_end(&cond, &not);
+		}
+		bson_append_document_end(&item, &cond);
+		bson_append_document_end(arr, &item);
+		p = dot ? dot + 1 : NULL;
+	}
+}
+
 static int node(bson_t *b, const struct store_filter *f, struct rag_err *err)
 {
 	struct sbuf path = SBUF_INIT;
 	enum filter_op op = f->op;
-	bson_t cond;
-	int rc = 0;
+	int negative;
+	uint32_t n = 1;
+	bson_t arr, first;
 
 	if (op == FILTER_AND || op == FILTER_OR) {
 		if (f->n_children == 0) {
@@ -109,25 +170,17 @@ static int node(bson_t *b, const struct store_filter *f, struct rag_err *err)
 		sbuf_release(&path);
 		return sm_oom(err);
 	}
-	bson_append_document_begin(b, path.buf, -1, &cond);
-	if (op == FILTER_IN || op == FILTER_NIN) {
-		bson_t arr;
-
-		bson_append_array_begin(&cond, op_name(op), -1, &arr);
-		for (size_t i = 0; i < f->n_values; i++) {
-			char idx[16];
-			const char *k;
-
-			bson_uint32_to_string((uint32_t)i, &k, idx, sizeof(idx));
-			append_value(&arr, k, &f->values[i]);
-		}
-		bson_append_array_end(&cond, &arr);
-	} else {
-		append_value(&cond, op_name(op), &f->values[0]);
-	}
-	bson_append_document_end(b, &cond);
+	/* positive: {$and: [cmp, no arrays on the path]}; negative: {$or: [cmp, an array]}. */
+	negative = op == FILTER_NE || op == FILTER_NIN;
+	bson_append_array_begin(b, negative ? "$or" : "$and", -1, &arr);
+	bson_append_document_begin(&arr, "0", -1, &first);
+	append_cmp(&first, path.buf, op, f);
+	bson_append_document_end(&arr, &first);
+	/* "meta" itself is never an array: start the checks at the metadata's own key. */
+	append_array_checks(&arr, path.buf, strlen("meta."), negative, &n);
+	bson_append_array_end(b, &arr);
 	sbuf_release(&path);
-	return rc;
+	return 0;
 }
 
 int store_mongo_filter_bson(bson_t *out, const struct store_filter *f, struct rag_err *err)
