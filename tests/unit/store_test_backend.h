@@ -8,8 +8,8 @@
  * else FerretDB started here on a free loopback port with its SQLite
  * backend in a temporary directory, stopped at exit. The binary is
  * $RAGD_FERRETDB, else scripts/ferretdb.sh's cache
- * (~/.cache/ragd/ferretdb-v1.24.2/ferretdb); without one the tests are
- * skipped with a message saying how to get it.
+ * (~/.cache/ragd/ferretdb-v1.24.2/ferretdb); without one the tests fail
+ * with a message saying how to get it.
  *
  * Each test directory maps to its own database (named after the
  * directory), so a test that reopens its store finds its data again and
@@ -91,7 +91,7 @@ static int port_open(int port)
 }
 
 /* The server's URI, starting FerretDB on first use; NULL when there is none to start. */
-static const char *test_mongo_uri(void)
+static inline const char *test_mongo_uri(void)
 {
 	const char *env = getenv("RAGD_TEST_MONGODB_URI");
 	char bin[512], url[96], listen[48], state[80];
@@ -135,10 +135,11 @@ static const char *test_mongo_uri(void)
 #endif
 
 /*
- * Opens the store under test for dir (o may be NULL). With MongoDB, *skip
- * is set when no server could be had (the caller skips the test).
+ * Opens the store under test for dir (o may be NULL; MongoDB ignores it).
+ * NULL with err set when it cannot: with MongoDB, RAG_EUNSUPPORTED when no
+ * server could be had.
  */
-static struct store *test_store_open(const char *dir, const struct store_options *o,
+static inline struct store *test_store_open(const char *dir, const struct store_options *o,
 				     struct rag_err *err)
 {
 #ifdef RAGD_TEST_STORE_MONGO
