@@ -274,9 +274,13 @@ static int flip_doc(struct sm_conn *c, int64_t cid, const struct store_put *put,
 	BSON_APPEND_UTF8(d, "d", doc->id);
 	BSON_APPEND_UTF8(d, "text", doc->text);
 	/* meta: the metadata as BSON, for filters; meta_json: the client's text, returned as is. */
-	if (bson_init_from_json(&meta, meta_json, -1, &e)) {
-		BSON_APPEND_DOCUMENT(d, "meta", &meta);
-		bson_destroy(&meta);
+	BSON_APPEND_DOCUMENT_BEGIN(d, "meta", &meta);
+	rc = store_mongo_meta_bson(&meta, meta_json);
+	bson_append_document_end(d, &meta);
+	if (rc) {
+		rc = rag_err_set(err, rc, "metadata", "document '%s': its metadata cannot be stored as BSON",
+				 doc->id);
+		goto out;
 	}
 	BSON_APPEND_UTF8(d, "meta_json", meta_json);
 	BSON_APPEND_UTF8(d, "hash", doc->content_hash ? doc->content_hash : "");
@@ -289,6 +293,7 @@ static int flip_doc(struct sm_conn *c, int64_t cid, const struct store_put *put,
 	sm_write_opts(c->sm, &opts);
 	if (!mongoc_collection_replace_one(docs, q, d, &opts, NULL, &e))
 		rc = sm_fail(c, &e, err);
+out:
 	bson_destroy(&opts);
 	bson_destroy(q);
 	bson_destroy(d);

@@ -12,6 +12,13 @@
  * array as a whole and finds no such path. So a positive condition also
  * requires that neither the field nor any prefix of its path is an array,
  * and a negative one ($ne, $nin) also holds when one is.
+ *
+ * Keys. MongoDB (and libmongoc before sending) refuses some keys JSON
+ * allows: empty ones, and ones with '.' or a leading '$'. The metadata is
+ * stored under escaped keys ('%', '.' and '$' as %25, %2E, %24; an empty
+ * key as a lone "%", which no escaped key can be), and each segment of a
+ * filter's dotted path is escaped the same way, so every key a client can
+ * store can also be filtered on, as with SQLite.
  */
 #include "store/store_mongo_int.h"
 
@@ -22,6 +29,76 @@
 #include <string.h>
 
 #include "core/banned.h"
+
+/* Appends key (len bytes) escaped for MongoDB. */
+static void key_escape(struct sbuf *out, const char *key, size_t len)
+{
+	if (len == 0) {
+		sbuf_addch(out, '%');
+		return;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (key[i] == '%' || key[i] == '.' || key[i] == '$')
+			sbuf_addf(out, "%%%02X", (unsigned char)key[i]);
+		else
+			sbuf_addch(out, key[i]);
+	}
+}
+
+/* Copies the elements of iter into out, escaping the keys of documents (not arrays). */
+static int copy_escaped(bson_t *out, bson_iter_t *iter, int is_array, struct sbuf *key)
+{
+	while (bson_iter_next(iter)) {
+		const char *k = bson_iter_key(iter);
+		bson_iter_t child;
+		bson_t sub;
+		int rc = 0;
+
+		sbuf_reset(key);
+		if (is_array)
+			sbuf_addstr(key, k);
+		else
+			key_escape(key, k, bson_iter_key_len(iter));
+		if (sbuf_error(key))
+			return RAG_ENOMEM;
+		if (BSON_ITER_HOLDS_DOCUMENT(iter) || BSON_ITER_HOLDS_ARRAY(iter)) {
+			int arr = BSON_ITER_HOLDS_ARRAY(iter);
+
+			if (!bson_iter_recurse(iter, &child))
+				return RAG_EINVAL;
+			if (arr)
+				bson_append_array_begin(out, key->buf, (int)key->len, &sub);
+			else
+				bson_append_document_begin(out, key->buf, (int)key->len, &sub);
+			rc = copy_escaped(&sub, &child, arr, key);
+			if (arr)
+				bson_append_array_end(out, &sub);
+			else
+				bson_append_document_end(out, &sub);
+		} else {
+			bson_append_iter(out, key->buf, (int)key->len, iter);
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int store_mongo_meta_bson(bson_t *out, const char *json)
+{
+	struct sbuf key = SBUF_INIT;
+	bson_t raw;
+	bson_iter_t it;
+	bson_error_t e;
+	int rc;
+
+	if (!bson_init_from_json(&raw, json, -1, &e))
+		return RAG_EINVAL;
+	rc = bson_iter_init(&it, &raw) ? copy_escaped(out, &it, 0, &key) : RAG_EINVAL;
+	sbuf_release(&key);
+	bson_destroy(&raw);
+	return rc;
+}
 
 static const char *op_name(enum filter_op op)
 {
@@ -164,8 +241,16 @@ static int node(bson_t *b, const struct store_filter *f, struct rag_err *err)
 	if (f->values[0].type == FILTER_BOOL && op != FILTER_NE && op != FILTER_IN &&
 	    op != FILTER_NIN)
 		op = FILTER_EQ;
-	sbuf_addstr(&path, "meta.");
-	sbuf_addstr(&path, f->path);
+	sbuf_addstr(&path, "meta");
+	for (const char *p = f->path;;) {
+		size_t len = strcspn(p, ".");
+
+		sbuf_addch(&path, '.');
+		key_escape(&path, p, len);
+		if (!p[len])
+			break;
+		p += len + 1;
+	}
 	if (sbuf_error(&path)) {
 		sbuf_release(&path);
 		return sm_oom(err);

@@ -135,6 +135,12 @@ int store_mongo_recover(struct sm_conn *c, int64_t cid, const bson_t *intent,
 /* Deletes every document of a collection's data by cid (documents, chunks, changes, locks). */
 int store_mongo_purge(struct sm_conn *c, int64_t cid, struct rag_err *err);
 
+/*
+ * Appends the metadata JSON object's members to out with their keys escaped
+ * for MongoDB (store_mongo_filter.c); RAG_EINVAL when json is no object.
+ */
+int store_mongo_meta_bson(bson_t *out, const char *json);
+
 /* Appends the filter as a MongoDB query on the docs collection's meta field. */
 int store_mongo_filter_bson(bson_t *out, const struct store_filter *f, struct rag_err *err);
 

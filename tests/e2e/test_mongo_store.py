@@ -186,3 +186,20 @@ def test_unreachable_server_fails_fast(tmp_path):
                   expect_ok=False)
     assert res.returncode != 0 and "store" in res.stderr, res
     assert time.monotonic() - start < 30
+
+
+def test_keys_mongodb_refuses_are_stored_and_filtered(ragd_factory):
+    """Empty keys, dots and dollars in metadata keys: MongoDB refuses them
+    as field names, the store escapes them; they round-trip and filter as
+    with SQLite."""
+    srv = ragd_factory()
+    srv.create_collection("keys")
+    meta = {"": 3, "$x": 2, "a.b": 1, "p%q": 4, "n": {"$y": [1, {"z.w": 2}], "w%": 5}}
+    srv.add_doc("keys", "Keys with odd characters.", "odd", meta)
+    srv.add_doc("keys", "Plain keys only.", "plain", {"p%q": 0, "n": {"w%": 0}})
+    status, doc = srv.request("GET", "/v1/collections/keys/documents/odd")
+    assert status == 200 and doc["metadata"] == meta, doc
+    assert hit_ids(srv, "keys", "keys", flt={"p%q": 4}) == ["odd"]
+    assert hit_ids(srv, "keys", "keys", flt={"n.w%": 5}) == ["odd"]
+    assert hit_ids(srv, "keys", "keys", flt={"n.w%": {"$lt": 1}}) == ["plain"]
+    assert sorted(hit_ids(srv, "keys", "keys", flt={"p%q": {"$ne": 4}})) == ["plain"]
