@@ -278,8 +278,8 @@ static int flip_doc(struct sm_conn *c, int64_t cid, const struct store_put *put,
 	rc = store_mongo_meta_bson(&meta, meta_json);
 	bson_append_document_end(d, &meta);
 	if (rc) {
-		rc = rag_err_set(err, rc, "metadata", "document '%s': its metadata cannot be stored as BSON",
-				 doc->id);
+		rc = rag_err_set(err, rc, "metadata",
+				 "document '%s': its metadata cannot be stored as BSON", doc->id);
 		goto out;
 	}
 	BSON_APPEND_UTF8(d, "meta_json", meta_json);
