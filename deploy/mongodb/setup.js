@@ -16,7 +16,7 @@ const d = db.getSiblingDB(dbName);
 const indexes = {
   names: [[{ tenant: 1, name: 1 }, "tenant_name"]],
   docs: [[{ c: 1, d: 1 }, "c_d"], [{ c: 1, first: 1 }, "c_first"]],
-  chunks: [[{ c: 1, hash: 1 }, "c_hash"], [{ k: 1 }, "k"]],
+  chunks: [[{ c: 1, hash: 1 }, "c_hash"], [{ k: 1 }, "k"], [{ c: 1, i: 1 }, "c_i"]],
   changes: [[{ c: 1, s: 1 }, "c_s"]],
   jobs: [[{ state: 1, created_at: 1 }, "state_created"]],
   job_items: [[{ j: 1, state: 1, idx: 1 }, "j_state_idx"]],

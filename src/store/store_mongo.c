@@ -527,6 +527,26 @@ static int ping(struct store *st, struct rag_err *err)
 	return rc;
 }
 
+/* FerretDB names itself in buildInfo; it plans $in as a collection scan. */
+static int is_ferretdb(struct store_mongo *sm)
+{
+	struct sm_conn c;
+	bson_t *cmd = BCON_NEW("buildInfo", BCON_INT32(1));
+	bson_t reply;
+	int yes = 0;
+
+	sm_conn_get(sm, &c, "buildInfo");
+	if (mongoc_client_command_simple(c.cl, "admin", cmd, NULL, &reply, NULL))
+		yes = bson_has_field(&reply, "ferretdbVersion") ||
+		      bson_has_field(&reply, "ferretdb");
+	bson_destroy(&reply);
+	bson_destroy(cmd);
+	sm_conn_put(&c);
+	if (yes)
+		log_info("store: FerretDB: reading keys one by one instead of with $in");
+	return yes;
+}
+
 /* createIndexes for one collection; idempotent. keys is {field: 1, ...}. */
 static int create_index(struct sm_conn *c, const char *coll, const char *name, bson_t *keys,
 			struct rag_err *err)
@@ -564,6 +584,9 @@ static int create_indexes(struct sm_conn *c, struct rag_err *err)
 				  BCON_NEW("c", BCON_INT32(1), "hash", BCON_INT32(1)), err);
 	if (!rc)
 		rc = create_index(c, SM_CHUNKS, "k", BCON_NEW("k", BCON_INT32(1)), err);
+	if (!rc)
+		rc = create_index(c, SM_CHUNKS, "c_i", BCON_NEW("c", BCON_INT32(1), "i", BCON_INT32(1)),
+				  err);
 	if (!rc)
 		rc = create_index(c, SM_CHANGES, "c_s",
 				  BCON_NEW("c", BCON_INT32(1), "s", BCON_INT32(1)), err);
@@ -719,6 +742,8 @@ struct store *store_mongo_open(const struct store_mongo_options *opts, struct ra
 	mongoc_client_pool_set_error_api(sm->pool, MONGOC_ERROR_API_VERSION_2);
 	mongoc_client_pool_set_appname(sm->pool, "ragd");
 	rc = ping(&sm->base, err);
+	if (rc == 0)
+		sm->point_reads = is_ferretdb(sm);
 	if (rc == 0) {
 		sm_conn_get(sm, &c, "create indexes");
 		rc = create_indexes(&c, err);

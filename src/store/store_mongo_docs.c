@@ -102,7 +102,7 @@ static int delete_chunks(struct sm_conn *c, int64_t cid, int64_t first, int64_t 
 			 struct rag_err *err)
 {
 	mongoc_collection_t *chunks = sm_coll(c, SM_CHUNKS);
-	bson_t *q = BCON_NEW("c", BCON_INT64(cid), "_id", "{", "$gte", BCON_INT64(first), "$lte",
+	bson_t *q = BCON_NEW("c", BCON_INT64(cid), "i", "{", "$gte", BCON_INT64(first), "$lte",
 			     BCON_INT64(last), "}");
 	bson_t opts = BSON_INITIALIZER;
 	bson_error_t e;
@@ -208,8 +208,12 @@ static bson_t *chunk_bson(int64_t cid, const char *key, const struct store_put *
 {
 	const struct store_chunk *ch = &put->chunks[i];
 	bson_t *b = bson_new();
+	char id_key[48];
 
-	BSON_APPEND_INT64(b, "_id", id);
+	/* _id "cid:id", a string: the one key FerretDB looks up by index (store_mongo_hits.c). */
+	snprintf(id_key, sizeof(id_key), "%lld:%lld", (long long)cid, (long long)id);
+	BSON_APPEND_UTF8(b, "_id", id_key);
+	BSON_APPEND_INT64(b, "i", id);
 	BSON_APPEND_INT64(b, "c", cid);
 	BSON_APPEND_UTF8(b, "k", key);
 	BSON_APPEND_UTF8(b, "d", put->doc->id);

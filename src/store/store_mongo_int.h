@@ -28,7 +28,7 @@ struct store_filter;
 #define SM_COLLECTIONS "collections" /* {_id: cid, tenant, name, dim, ..., seq} */
 #define SM_NAMES "names"             /* {_id: key(tenant, name), tenant, name, cid} */
 #define SM_DOCS "docs"               /* {_id: key(cid, doc id), c, d, ..., first, last} */
-#define SM_CHUNKS "chunks"           /* {_id: chunk id, c, k: doc key, ..., v: binary} */
+#define SM_CHUNKS "chunks"           /* {_id: "cid:id", i: id, c, k: doc key, ..., v: binary} */
 #define SM_CHANGES "changes"         /* {_id: key(cid, seq), c, s, op, d, first, last, at} */
 #define SM_LOCKS "locks"             /* {_id: cid, owner, until, intent} */
 #define SM_SESSIONS "sessions"       /* {_id: key(tenant, sid), msgs: [...]} */
@@ -57,6 +57,12 @@ struct store_mongo {
 	mongoc_write_concern_t *wc;
 	struct store_mongo_options opts;
 	char owner[64]; /* this process's lock-owner name: host, pid and a random part */
+	/*
+	 * Reads by key, one query per key instead of one $in: set for servers
+	 * that plan $in and ranges as collection scans (FerretDB), where a
+	 * point read is an index lookup.
+	 */
+	int point_reads;
 	pthread_mutex_t write_lock;
 };
 
@@ -143,6 +149,34 @@ int store_mongo_meta_bson(bson_t *out, const char *json);
 
 /* Appends the filter as a MongoDB query on the docs collection's meta field. */
 int store_mongo_filter_bson(bson_t *out, const struct store_filter *f, struct rag_err *err);
+
+/* A document's live chunk ids: [first, last] while its document holds them. */
+struct sm_range {
+	int64_t first, last;
+	char *meta_json; /* the document's metadata, when asked for */
+	char *key;       /* the document's _id, likewise */
+};
+
+struct sm_ranges {
+	struct sm_range *r;
+	size_t n, alloc;
+};
+
+/* Adds the range of document d (first, last, n; meta_json and _id when want_meta). */
+int sm_ranges_add(struct sm_ranges *rs, const bson_t *d, int want_meta, struct rag_err *err);
+void sm_ranges_sort(struct sm_ranges *rs);
+/* The range holding id, or NULL; rs sorted (ranges are disjoint). */
+const struct sm_range *sm_range_find(const struct sm_ranges *rs, int64_t id);
+void sm_ranges_release(struct sm_ranges *rs);
+/* A hit from a chunk document and its document's metadata. */
+int sm_read_hit(const bson_t *d, const char *meta_json, struct store_hit *h,
+		struct rag_err *err);
+/* Hands chunk document d to cb as a row (its vector copied into vec, dim floats). */
+int sm_chunk_row(const bson_t *d, int dim, float *vec, store_row_fn cb, void *ctx,
+		 struct rag_err *err);
+/* store_chunk_vectors by point reads (store_mongo_hits.c). */
+int sm_chunk_vectors_by_id(struct store *st, int64_t cid, int64_t first, int64_t last,
+			   store_row_fn cb, void *ctx, struct rag_err *err);
 
 /* Ops, by file. */
 int store_mongo_collection_create(struct store *st, const char *tenant,

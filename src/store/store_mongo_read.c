@@ -24,19 +24,7 @@
 
 #include "core/banned.h"
 
-/* A document's live chunk ids. */
-struct range {
-	int64_t first, last;
-	char *meta_json; /* the document's metadata, when asked for */
-	char *key;
-};
-
-struct ranges {
-	struct range *r;
-	size_t n, alloc;
-};
-
-static void ranges_release(struct ranges *rs)
+void sm_ranges_release(struct sm_ranges *rs)
 {
 	for (size_t i = 0; i < rs->n; i++) {
 		free(rs->r[i].meta_json);
@@ -46,15 +34,47 @@ static void ranges_release(struct ranges *rs)
 	memset(rs, 0, sizeof(*rs));
 }
 
+int sm_ranges_add(struct sm_ranges *rs, const bson_t *d, int want_meta, struct rag_err *err)
+{
+	struct sm_range *r;
+
+	if (sm_get_int(d, "n") <= 0)
+		return 0;
+	if (rs->n == rs->alloc) {
+		size_t alloc = rs->alloc ? 2 * rs->alloc : 64;
+		struct sm_range *grown = reallocarray(rs->r, alloc, sizeof(*grown));
+
+		if (!grown)
+			return sm_oom(err);
+		rs->r = grown;
+		rs->alloc = alloc;
+	}
+	r = &rs->r[rs->n++];
+	memset(r, 0, sizeof(*r));
+	r->first = sm_get_int(d, "first");
+	r->last = sm_get_int(d, "last");
+	if (!want_meta)
+		return 0;
+	if (sm_get_str(d, "meta_json", (const char **)&r->meta_json, err) ||
+	    sm_get_str(d, "_id", (const char **)&r->key, err))
+		return RAG_ENOMEM;
+	return 0;
+}
+
 static int range_cmp(const void *a, const void *b)
 {
-	const struct range *x = a, *y = b;
+	const struct sm_range *x = a, *y = b;
 
 	return x->first < y->first ? -1 : x->first > y->first;
 }
 
-/* The range holding id, or NULL: ranges are disjoint and sorted by first. */
-static const struct range *range_find(const struct ranges *rs, int64_t id)
+void sm_ranges_sort(struct sm_ranges *rs)
+{
+	if (rs->n > 1)
+		qsort(rs->r, rs->n, sizeof(*rs->r), range_cmp);
+}
+
+const struct sm_range *sm_range_find(const struct sm_ranges *rs, int64_t id)
 {
 	size_t lo = 0, hi = rs->n;
 
@@ -73,7 +93,7 @@ static const struct range *range_find(const struct ranges *rs, int64_t id)
 
 /* Reads the ranges of the documents matching q (with meta/key when want_meta), sorted. */
 static int load_ranges(struct sm_conn *c, const bson_t *q, int want_meta,
-		       const mongoc_read_prefs_t *prefs, struct ranges *rs, struct rag_err *err)
+		       const mongoc_read_prefs_t *prefs, struct sm_ranges *rs, struct rag_err *err)
 {
 	mongoc_collection_t *docs = sm_coll(c, SM_DOCS);
 	bson_t *opts = want_meta ? BCON_NEW("projection", "{", "first", BCON_INT32(1), "last",
@@ -86,40 +106,15 @@ static int load_ranges(struct sm_conn *c, const bson_t *q, int want_meta,
 	bson_error_t e;
 	int rc = 0;
 
-	while (!rc && mongoc_cursor_next(cur, &d)) {
-		struct range *r;
-
-		if (sm_get_int(d, "n") <= 0)
-			continue;
-		if (rs->n == rs->alloc) {
-			size_t alloc = rs->alloc ? 2 * rs->alloc : 64;
-			struct range *grown = reallocarray(rs->r, alloc, sizeof(*grown));
-
-			if (!grown) {
-				rc = sm_oom(err);
-				break;
-			}
-			rs->r = grown;
-			rs->alloc = alloc;
-		}
-		r = &rs->r[rs->n];
-		memset(r, 0, sizeof(*r));
-		r->first = sm_get_int(d, "first");
-		r->last = sm_get_int(d, "last");
-		rs->n++;
-		if (want_meta) {
-			rc = sm_get_str(d, "meta_json", (const char **)&r->meta_json, err);
-			if (!rc)
-				rc = sm_get_str(d, "_id", (const char **)&r->key, err);
-		}
-	}
+	while (!rc && mongoc_cursor_next(cur, &d))
+		rc = sm_ranges_add(rs, d, want_meta, err);
 	if (!rc && mongoc_cursor_error(cur, &e))
 		rc = sm_fail(c, &e, err);
 	mongoc_cursor_destroy(cur);
 	bson_destroy(opts);
 	mongoc_collection_destroy(docs);
-	if (!rc && rs->n > 1)
-		qsort(rs->r, rs->n, sizeof(*rs->r), range_cmp);
+	if (!rc)
+		sm_ranges_sort(rs);
 	return rc;
 }
 
@@ -163,12 +158,12 @@ int store_mongo_doc_get(struct store *st, int64_t collection_id, const char *doc
 }
 
 /* Fills a hit from a chunk document and its document's metadata. */
-static int read_hit(const bson_t *d, const char *meta_json, struct store_hit *h,
-		    struct rag_err *err)
+int sm_read_hit(const bson_t *d, const char *meta_json, struct store_hit *h,
+		struct rag_err *err)
 {
 	int rc;
 
-	h->id = sm_get_int(d, "_id");
+	h->id = sm_get_int(d, "i");
 	h->found = 1;
 	h->ordinal = (size_t)sm_get_int(d, "o");
 	h->start_byte = (size_t)sm_get_int(d, "sb");
@@ -191,11 +186,11 @@ static int read_hit(const bson_t *d, const char *meta_json, struct store_hit *h,
 }
 
 /* Streams chunks matching q (sort/projection in opts) into each(ctx, chunk, its live range). */
-typedef int (*chunk_fn)(void *ctx, const bson_t *chunk, const struct range *r,
+typedef int (*chunk_fn)(void *ctx, const bson_t *chunk, const struct sm_range *r,
 			struct rag_err *err);
 
 static int each_live_chunk(struct sm_conn *c, const bson_t *q, const bson_t *opts,
-			   const mongoc_read_prefs_t *prefs, const struct ranges *rs,
+			   const mongoc_read_prefs_t *prefs, const struct sm_ranges *rs,
 			   chunk_fn each, void *ctx, struct rag_err *err)
 {
 	mongoc_collection_t *chunks = sm_coll(c, SM_CHUNKS);
@@ -205,7 +200,7 @@ static int each_live_chunk(struct sm_conn *c, const bson_t *q, const bson_t *opt
 	int rc = 0;
 
 	while (!rc && mongoc_cursor_next(cur, &d)) {
-		const struct range *r = range_find(rs, sm_get_int(d, "_id"));
+		const struct sm_range *r = sm_range_find(rs, sm_get_int(d, "i"));
 
 		if (r)
 			rc = each(ctx, d, r, err);
@@ -217,98 +212,6 @@ static int each_live_chunk(struct sm_conn *c, const bson_t *q, const bson_t *opt
 	return rc;
 }
 
-struct hits_ctx {
-	const int64_t *ids;
-	size_t n;
-	struct store_hit *out;
-};
-
-static int hit_cb(void *ctx, const bson_t *d, const struct range *r, struct rag_err *err)
-{
-	struct hits_ctx *hc = ctx;
-	int64_t id = sm_get_int(d, "_id");
-	int rc = 0;
-
-	for (size_t i = 0; i < hc->n && !rc; i++)
-		if (hc->ids[i] == id && !hc->out[i].found)
-			rc = read_hit(d, r->meta_json, &hc->out[i], err);
-	return rc;
-}
-
-/* An array of the ids as BSON int64s, for $in. */
-static void append_ids(bson_t *b, const char *key, const int64_t *ids, size_t n)
-{
-	bson_t arr;
-	char idx[16];
-	const char *k;
-
-	bson_append_array_begin(b, key, -1, &arr);
-	for (size_t i = 0; i < n; i++) {
-		bson_uint32_to_string((uint32_t)i, &k, idx, sizeof(idx));
-		bson_append_int64(&arr, k, -1, ids[i]);
-	}
-	bson_append_array_end(b, &arr);
-}
-
-int store_mongo_chunks_get(struct store *st, int64_t collection_id, const int64_t *ids,
-			   size_t n, struct store_hit *out, struct rag_err *err)
-{
-	struct sm_conn c;
-	struct ranges rs = { 0 };
-	struct hits_ctx hc = { ids, n, out };
-	mongoc_collection_t *chunks;
-	mongoc_cursor_t *cur;
-	bson_t q = BSON_INITIALIZER, in, dq = BSON_INITIALIZER, keys;
-	bson_t *opts = BCON_NEW("projection", "{", "k", BCON_INT32(1), "}");
-	const bson_t *d;
-	bson_error_t e;
-	uint32_t n_keys = 0;
-	int rc = 0;
-
-	for (size_t i = 0; i < n; i++)
-		out[i].id = ids[i];
-	if (n == 0) {
-		bson_destroy(opts);
-		return 0;
-	}
-	sm_conn_get(st->impl, &c, "get chunks");
-	/* 1. Which documents own these chunks; 2. their ranges; 3. the live chunks. */
-	BSON_APPEND_INT64(&q, "c", collection_id);
-	BSON_APPEND_DOCUMENT_BEGIN(&q, "_id", &in);
-	append_ids(&in, "$in", ids, n);
-	bson_append_document_end(&q, &in);
-	chunks = sm_coll(&c, SM_CHUNKS);
-	cur = mongoc_collection_find_with_opts(chunks, &q, opts, c.sm->search_prefs);
-	BSON_APPEND_DOCUMENT_BEGIN(&dq, "_id", &in);
-	bson_append_array_begin(&in, "$in", -1, &keys);
-	while (mongoc_cursor_next(cur, &d)) {
-		bson_iter_t it;
-		char idx[16];
-		const char *k;
-
-		if (bson_iter_init_find(&it, d, "k") && BSON_ITER_HOLDS_UTF8(&it)) {
-			bson_uint32_to_string(n_keys++, &k, idx, sizeof(idx));
-			bson_append_utf8(&keys, k, -1, bson_iter_utf8(&it, NULL), -1);
-		}
-	}
-	bson_append_array_end(&in, &keys);
-	bson_append_document_end(&dq, &in);
-	if (mongoc_cursor_error(cur, &e))
-		rc = sm_fail(&c, &e, err);
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(chunks);
-	if (!rc && n_keys)
-		rc = load_ranges(&c, &dq, 1, c.sm->search_prefs, &rs, err);
-	if (!rc && rs.n)
-		rc = each_live_chunk(&c, &q, NULL, c.sm->search_prefs, &rs, hit_cb, &hc, err);
-	ranges_release(&rs);
-	bson_destroy(&q);
-	bson_destroy(&dq);
-	bson_destroy(opts);
-	sm_conn_put(&c);
-	return rc;
-}
-
 struct scan_ctx {
 	store_row_fn cb;
 	void *ctx;
@@ -316,29 +219,36 @@ struct scan_ctx {
 	float *vec;
 };
 
-static int row_cb(void *ctx, const bson_t *d, const struct range *r, struct rag_err *err)
+int sm_chunk_row(const bson_t *d, int dim, float *vec, store_row_fn cb, void *ctx,
+		 struct rag_err *err)
 {
-	struct scan_ctx *sc = ctx;
 	struct store_chunk_row row = { 0 };
-	size_t vec_len = (size_t)sc->dim * sizeof(float);
+	size_t vec_len = (size_t)dim * sizeof(float);
 	const uint8_t *v;
 	bson_iter_t it;
 	uint32_t len, text_len = 0;
 
-	(void)r;
-	row.id = sm_get_int(d, "_id");
+	row.id = sm_get_int(d, "i");
 	v = sm_get_bin(d, "v", &len);
 	if (!v || len != vec_len)
 		return rag_err_set(err, RAG_EIO, NULL,
 				   "store: chunk %lld has a %u-byte embedding, expected %zu"
 				   " (database damaged?)", (long long)row.id, len, vec_len);
-	memcpy(sc->vec, v, vec_len); /* BSON binary has no alignment guarantee */
-	row.vec = sc->vec;
+	memcpy(vec, v, vec_len); /* BSON binary has no alignment guarantee */
+	row.vec = vec;
 	row.text = "";
 	if (bson_iter_init_find(&it, d, "text") && BSON_ITER_HOLDS_UTF8(&it))
 		row.text = bson_iter_utf8(&it, &text_len);
 	row.text_len = text_len;
-	return sc->cb(sc->ctx, &row);
+	return cb(ctx, &row);
+}
+
+static int row_cb(void *ctx, const bson_t *d, const struct sm_range *r, struct rag_err *err)
+{
+	struct scan_ctx *sc = ctx;
+
+	(void)r;
+	return sm_chunk_row(d, sc->dim, sc->vec, sc->cb, sc->ctx, err);
 }
 
 /* Feeds cb the live chunk vectors of the collection, all of them or the range [first, last]. */
@@ -346,7 +256,7 @@ static int scan_vectors(struct store *st, int64_t cid, int ranged, int64_t first
 			store_row_fn cb, void *ctx, int64_t *seq_out, struct rag_err *err)
 {
 	struct sm_conn c;
-	struct ranges rs = { 0 };
+	struct sm_ranges rs = { 0 };
 	struct scan_ctx sc = { cb, ctx, 0, NULL };
 	bson_t *dq, *q, *opts;
 	int64_t seq = 0;
@@ -355,14 +265,15 @@ static int scan_vectors(struct store *st, int64_t cid, int ranged, int64_t first
 	if (ranged) {
 		dq = BCON_NEW("c", BCON_INT64(cid), "first", "{", "$lte", BCON_INT64(last), "}",
 			      "last", "{", "$gte", BCON_INT64(first), "}");
-		q = BCON_NEW("c", BCON_INT64(cid), "_id", "{", "$gte", BCON_INT64(first), "$lte",
+		q = BCON_NEW("c", BCON_INT64(cid), "i", "{", "$gte", BCON_INT64(first), "$lte",
 			     BCON_INT64(last), "}");
-		opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "projection", "{", "v",
-				BCON_INT32(1), "text", BCON_INT32(1), "}");
+		opts = BCON_NEW("sort", "{", "i", BCON_INT32(1), "}", "projection", "{", "i",
+				BCON_INT32(1), "v", BCON_INT32(1), "text", BCON_INT32(1), "}");
 	} else {
 		dq = BCON_NEW("c", BCON_INT64(cid));
 		q = BCON_NEW("c", BCON_INT64(cid));
-		opts = BCON_NEW("projection", "{", "v", BCON_INT32(1), "text", BCON_INT32(1), "}");
+		opts = BCON_NEW("projection", "{", "i", BCON_INT32(1), "v", BCON_INT32(1), "text",
+				BCON_INT32(1), "}");
 	}
 	sm_conn_get(st->impl, &c, ranged ? "read chunk vectors" : "scan chunks");
 	rc = sm_coll_state(&c, cid, &sc.dim, &seq, err);
@@ -377,7 +288,7 @@ static int scan_vectors(struct store *st, int64_t cid, int ranged, int64_t first
 	if (!rc && seq_out)
 		*seq_out = seq;
 	free(sc.vec);
-	ranges_release(&rs);
+	sm_ranges_release(&rs);
 	bson_destroy(dq);
 	bson_destroy(q);
 	bson_destroy(opts);
@@ -394,6 +305,10 @@ int store_mongo_chunks_scan(struct store *st, int64_t collection_id, store_row_f
 int store_mongo_chunk_vectors(struct store *st, int64_t collection_id, int64_t first_id,
 			      int64_t last_id, store_row_fn cb, void *ctx, struct rag_err *err)
 {
+	struct store_mongo *sm = st->impl;
+
+	if (sm->point_reads)
+		return sm_chunk_vectors_by_id(st, collection_id, first_id, last_id, cb, ctx, err);
 	return scan_vectors(st, collection_id, 1, first_id, last_id, cb, ctx, NULL, err);
 }
 
@@ -480,76 +395,6 @@ int store_mongo_doc_hash(struct store *st, int64_t collection_id, const char *do
 	return rc;
 }
 
-int store_mongo_vectors_by_hash(struct store *st, int64_t collection_id,
-				const char *const *hashes, size_t n, int dim, float *vecs,
-				unsigned char *found, struct rag_err *err)
-{
-	struct sm_conn c;
-	mongoc_collection_t *chunks = NULL;
-	mongoc_cursor_t *cur = NULL;
-	size_t vec_len = (size_t)dim * sizeof(float);
-	bson_t q = BSON_INITIALIZER, in, arr;
-	bson_t *opts = BCON_NEW("projection", "{", "hash", BCON_INT32(1), "v", BCON_INT32(1), "}");
-	const bson_t *d;
-	bson_error_t e;
-	int64_t seq;
-	int have_dim = 0, rc;
-
-	memset(found, 0, n);
-	sm_conn_get(st->impl, &c, "reuse chunk vectors");
-	rc = sm_coll_state(&c, collection_id, &have_dim, &seq, err);
-	if (!rc && have_dim != dim)
-		rc = rag_err_set(err, RAG_EINVAL, NULL,
-				 "vectors of %d dimensions asked of a collection of %d", dim,
-				 have_dim);
-	if (rc || n == 0)
-		goto out;
-	/*
-	 * Any chunk with the hash will do, live or not: the hash addresses the
-	 * text, the chunker settings and the model, so its vector is the same.
-	 */
-	BSON_APPEND_INT64(&q, "c", collection_id);
-	BSON_APPEND_DOCUMENT_BEGIN(&q, "hash", &in);
-	bson_append_array_begin(&in, "$in", -1, &arr);
-	for (size_t i = 0; i < n; i++) {
-		char idx[16];
-		const char *k;
-
-		bson_uint32_to_string((uint32_t)i, &k, idx, sizeof(idx));
-		bson_append_utf8(&arr, k, -1, hashes[i] ? hashes[i] : "", -1);
-	}
-	bson_append_array_end(&in, &arr);
-	bson_append_document_end(&q, &in);
-	chunks = sm_coll(&c, SM_CHUNKS);
-	cur = mongoc_collection_find_with_opts(chunks, &q, opts, c.sm->primary);
-	while (mongoc_cursor_next(cur, &d)) {
-		bson_iter_t it;
-		const char *h = "";
-		const uint8_t *v;
-		uint32_t len;
-
-		if (bson_iter_init_find(&it, d, "hash") && BSON_ITER_HOLDS_UTF8(&it))
-			h = bson_iter_utf8(&it, NULL);
-		v = sm_get_bin(d, "v", &len);
-		if (!*h || !v || len != vec_len)
-			continue;
-		for (size_t i = 0; i < n; i++)
-			if (!found[i] && hashes[i] && strcmp(hashes[i], h) == 0) {
-				memcpy(vecs + i * (size_t)dim, v, vec_len);
-				found[i] = 1;
-			}
-	}
-	if (mongoc_cursor_error(cur, &e))
-		rc = sm_fail(&c, &e, err);
-out:
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(chunks);
-	bson_destroy(&q);
-	bson_destroy(opts);
-	sm_conn_put(&c);
-	return rc;
-}
-
 int store_mongo_doc_list(struct store *st, int64_t collection_id,
 			 const struct store_doc_query *q, struct store_doc **out, size_t *n_out,
 			 struct rag_err *err)
@@ -617,20 +462,20 @@ struct doc_chunks_ctx {
 	size_t n, cap;
 };
 
-static int doc_chunk_cb(void *ctx, const bson_t *d, const struct range *r, struct rag_err *err)
+static int doc_chunk_cb(void *ctx, const bson_t *d, const struct sm_range *r, struct rag_err *err)
 {
 	struct doc_chunks_ctx *dc = ctx;
 
 	if (dc->n == dc->cap)
 		return 0; /* more rows than the range holds cannot happen: ids are unique */
-	return read_hit(d, r->meta_json, &dc->hits[dc->n++], err);
+	return sm_read_hit(d, r->meta_json, &dc->hits[dc->n++], err);
 }
 
 int store_mongo_doc_chunks(struct store *st, int64_t collection_id, const char *doc_id,
 			   struct store_hit **out, size_t *n_out, struct rag_err *err)
 {
 	struct sm_conn c;
-	struct ranges rs = { 0 };
+	struct sm_ranges rs = { 0 };
 	struct doc_chunks_ctx dc = { 0 };
 	char *key = sm_key(collection_id, doc_id);
 	bson_t *dq = NULL, *q = NULL, *opts = NULL;
@@ -653,9 +498,9 @@ int store_mongo_doc_chunks(struct store *st, int64_t collection_id, const char *
 		rc = sm_oom(err);
 		goto out;
 	}
-	q = BCON_NEW("c", BCON_INT64(collection_id), "_id", "{", "$gte",
+	q = BCON_NEW("c", BCON_INT64(collection_id), "i", "{", "$gte",
 		     BCON_INT64(rs.r[0].first), "$lte", BCON_INT64(rs.r[0].last), "}");
-	opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "projection", "{", "v",
+	opts = BCON_NEW("sort", "{", "i", BCON_INT32(1), "}", "projection", "{", "v",
 			BCON_INT32(0), "}");
 	rc = each_live_chunk(&c, q, opts, c.sm->search_prefs, &rs, doc_chunk_cb, &dc, err);
 out:
@@ -666,7 +511,7 @@ out:
 		*out = dc.hits;
 		*n_out = dc.n;
 	}
-	ranges_release(&rs);
+	sm_ranges_release(&rs);
 	bson_destroy(dq);
 	bson_destroy(q);
 	bson_destroy(opts);
@@ -680,7 +525,7 @@ int store_mongo_filter_ids(struct store *st, int64_t collection_id,
 			   struct rag_err *err)
 {
 	struct sm_conn c;
-	struct ranges rs = { 0 };
+	struct sm_ranges rs = { 0 };
 	bson_t q = BSON_INITIALIZER;
 	int64_t *ids = NULL;
 	size_t n = 0, total = 0;
@@ -702,7 +547,7 @@ int store_mongo_filter_ids(struct store *st, int64_t collection_id,
 	for (size_t i = 0; !rc && ids && i < rs.n; i++)
 		for (int64_t id = rs.r[i].first; id <= rs.r[i].last; id++)
 			ids[n++] = id;
-	ranges_release(&rs);
+	sm_ranges_release(&rs);
 	bson_destroy(&q);
 	sm_conn_put(&c);
 	if (rc) {

@@ -108,10 +108,12 @@ static int64_t count(struct fixture *f, const char *coll_name, bson_t *q)
 static void plant_chunk(struct fixture *f, int64_t id, const char *doc_id)
 {
 	float vec[DIM] = { 0, 1, 0, 0 };
-	char key[64];
+	char key[64], id_key[48];
 
 	snprintf(key, sizeof(key), "%lld:%s", (long long)f->cid, doc_id);
-	insert(f, "chunks", BCON_NEW("_id", BCON_INT64(id), "c", BCON_INT64(f->cid), "k",
+	snprintf(id_key, sizeof(id_key), "%lld:%lld", (long long)f->cid, (long long)id);
+	insert(f, "chunks", BCON_NEW("_id", BCON_UTF8(id_key), "i", BCON_INT64(id), "c",
+				     BCON_INT64(f->cid), "k",
 				     BCON_UTF8(key), "d", BCON_UTF8(doc_id), "o", BCON_INT64(0),
 				     "sb", BCON_INT64(0), "eb", BCON_INT64(4), "text",
 				     BCON_UTF8("dead"), "v",
@@ -175,7 +177,7 @@ static void test_rolled_back_before_commit(void **state)
 	/* The next writer takes the expired lock and deletes the garbage. */
 	assert_int_equal(put(f->st, f->cid, "c", "gamma", &c), 0);
 	assert_int_equal(c.seq, a.seq + 1);
-	assert_int_equal(count(f, "chunks", BCON_NEW("_id", "{", "$gte", BCON_INT64(dead), "$lte",
+	assert_int_equal(count(f, "chunks", BCON_NEW("i", "{", "$gte", BCON_INT64(dead), "$lte",
 						     BCON_INT64(dead + 1), "}")), 0);
 	assert_int_equal(count(f, "locks", bson_new()), 0);
 	assert_int_equal(store_collection_seq(f->st, f->cid, &seq, NULL), 0);
