@@ -1,7 +1,7 @@
 /*
- * The MongoDB store: libmongoc's client pool, open/free, error translation,
- * small BSON helpers and the per-collection write lock. The other
- * store_mongo_*.c files hold the ops (see store_mongo_int.h).
+ * The MongoDB store: libmongoc's client pool, open/free, error translation
+ * and small BSON helpers. store_mongo_lock.c holds the locks, the other
+ * store_mongo_*.c files the ops (see store_mongo_int.h).
  *
  * Without multi-document transactions. MongoDB has them on replica sets,
  * but the wire-compatible servers this must also run on (FerretDB) do not,
@@ -46,6 +46,12 @@
  * agree with the change log read the primary; search-path reads may use a
  * secondary (store_mongo_options.search_read_pref).
  *
+ * FerretDB (the tests' server) runs an update as a query then a write by
+ * _id, so its findAndModify and conditional updates are not atomic; the
+ * store detects it (buildInfo) and puts its read-modify-writes that are
+ * not under a collection's lock (id counters, job states, sessions) under
+ * a named mutex (store_mongo_lock.c). MongoDB needs none of that.
+ *
  * Alternatives rejected: seq allocation by $inc without a lock (two writers
  * would publish seq 8 before seq 7 and a follower reading in between would
  * skip 7 for ever; and two puts of one document could log their changes in
@@ -71,8 +77,6 @@
 
 #include "core/banned.h"
 
-#define SM_LOCK_POLL_MAX_US 50000 /* a waiting writer polls at most every 50 ms */
-#define SM_DUP_KEY 11000          /* MongoDB's duplicate-key error code */
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -296,14 +300,27 @@ int sm_alloc(struct sm_conn *c, const char *name, int64_t n, int64_t *last_out,
 	mongoc_collection_t *coll = sm_coll(c, SM_COUNTERS);
 	bson_t *q = BCON_NEW("_id", BCON_UTF8(name));
 	bson_t *u = BCON_NEW("$inc", "{", "n", BCON_INT64(n), "}");
+	char mutex[64];
 	bson_t doc;
-	int found, rc;
+	int found, rc = 0;
 
+	/* Where $inc is a read then a write, two allocations could get the same ids. */
+	snprintf(mutex, sizeof(mutex), "counter:%s", name);
+	if (c->sm->weak_updates)
+		rc = sm_mutex_take(c, mutex, err);
+	if (rc) {
+		bson_init(&doc);
+		found = 1;
+		goto out;
+	}
 	rc = sm_find_modify(c, coll, q, u, 1, 1, &doc, &found, err);
+	if (c->sm->weak_updates)
+		sm_mutex_drop(c, mutex);
 	if (rc == 0 && !found)
 		rc = rag_err_set(err, RAG_EIO, NULL, "store: counter '%s' did not come back", name);
 	if (rc == 0)
 		*last_out = sm_get_int(&doc, "n");
+out:
 	bson_destroy(&doc);
 	bson_destroy(q);
 	bson_destroy(u);
@@ -382,132 +399,6 @@ int sm_coll_state(struct sm_conn *c, int64_t cid, int *dim, int64_t *seq, struct
 	return rc;
 }
 
-/*
- * One try at the lock: takes it when free (insert) or expired (its holder
- * died: recover its intent first). 1 taken, 2 taken after a recovery, 0
- * held by another, or an error.
- */
-static int lock_try(struct sm_conn *c, mongoc_collection_t *locks, int64_t cid,
-		    struct rag_err *err)
-{
-	struct store_mongo *sm = c->sm;
-	int64_t now = sm_now_ms(), until = now + sm->opts.lock_lease_ms;
-	bson_t *q = BCON_NEW("_id", BCON_INT64(cid), "until", "{", "$lt", BCON_INT64(now), "}");
-	bson_t *u = BCON_NEW("$set", "{", "owner", BCON_UTF8(sm->owner), "until",
-			     BCON_INT64(until), "}");
-	bson_t *doc = BCON_NEW("_id", BCON_INT64(cid), "owner", BCON_UTF8(sm->owner), "until",
-			       BCON_INT64(until));
-	bson_t old, opts = BSON_INITIALIZER;
-	bson_iter_t it;
-	bson_error_t e;
-	int found = 0, rc;
-
-	rc = sm_find_modify(c, locks, q, u, 0, 0, &old, &found, err);
-	if (rc == 0 && found) {
-		rc = 1;
-		if (bson_iter_init_find(&it, &old, "intent") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-			const uint8_t *data;
-			uint32_t len;
-			bson_t intent;
-
-			bson_iter_document(&it, &len, &data);
-			bson_init_static(&intent, data, len);
-			rc = store_mongo_recover(c, cid, &intent, err);
-			rc = rc < 0 ? rc : 2;
-		}
-	} else if (rc == 0) {
-		sm_write_opts(sm, &opts);
-		if (mongoc_collection_insert_one(locks, doc, &opts, NULL, &e))
-			rc = 1;
-		else if (e.code != SM_DUP_KEY)
-			rc = sm_fail(c, &e, err);
-	}
-	bson_destroy(&old);
-	bson_destroy(&opts);
-	bson_destroy(q);
-	bson_destroy(u);
-	bson_destroy(doc);
-	return rc;
-}
-
-int sm_lock(struct sm_conn *c, int64_t cid, struct rag_err *err)
-{
-	struct store_mongo *sm = c->sm;
-	mongoc_collection_t *locks = sm_coll(c, SM_LOCKS);
-	int64_t deadline = sm_now_ms() + sm->opts.lock_timeout_ms;
-	useconds_t wait_us = 1000;
-	int rc;
-
-	pthread_mutex_lock(&sm->write_lock);
-	for (;;) {
-		rc = lock_try(c, locks, cid, err);
-		if (rc != 0)
-			break;
-		if (sm_now_ms() > deadline) {
-			rc = rag_err_set(err, RAG_EBUSY, NULL,
-					 "store: %s: collection %lld is being written by another"
-					 " process (lock wait over %d ms)",
-					 c->what, (long long)cid, sm->opts.lock_timeout_ms);
-			break;
-		}
-		usleep(wait_us);
-		wait_us = wait_us * 2 > SM_LOCK_POLL_MAX_US ? SM_LOCK_POLL_MAX_US : wait_us * 2;
-	}
-	mongoc_collection_destroy(locks);
-	if (rc < 0) {
-		pthread_mutex_unlock(&sm->write_lock);
-		return rc;
-	}
-	/* A recovered intent is done: clear it so that a later takeover does not redo it. */
-	if (rc == 1)
-		return 0;
-	if (rc == 2) {
-		bson_t *q = BCON_NEW("_id", BCON_INT64(cid), "owner", BCON_UTF8(sm->owner));
-		bson_t *u = BCON_NEW("$unset", "{", "intent", BCON_UTF8(""), "}");
-
-		locks = sm_coll(c, SM_LOCKS);
-		rc = sm_find_modify(c, locks, q, u, 0, 0, NULL, NULL, err);
-		mongoc_collection_destroy(locks);
-		bson_destroy(q);
-		bson_destroy(u);
-		if (rc < 0)
-			sm_unlock(c, cid);
-	}
-	return rc;
-}
-
-int sm_lock_intent(struct sm_conn *c, int64_t cid, const bson_t *intent, struct rag_err *err)
-{
-	struct store_mongo *sm = c->sm;
-	mongoc_collection_t *locks = sm_coll(c, SM_LOCKS);
-	bson_t *q = BCON_NEW("_id", BCON_INT64(cid), "owner", BCON_UTF8(sm->owner));
-	bson_t *u = BCON_NEW("$set", "{", "intent", BCON_DOCUMENT(intent), "until",
-			     BCON_INT64(sm_now_ms() + sm->opts.lock_lease_ms), "}");
-	int found = 0;
-	int rc = sm_find_modify(c, locks, q, u, 0, 0, NULL, &found, err);
-
-	if (rc == 0 && !found)
-		rc = rag_err_set(err, RAG_EBUSY, NULL,
-				 "store: %s: the write lock of collection %lld expired and was"
-				 " taken over; nothing was written", c->what, (long long)cid);
-	bson_destroy(q);
-	bson_destroy(u);
-	mongoc_collection_destroy(locks);
-	return rc;
-}
-
-void sm_unlock(struct sm_conn *c, int64_t cid)
-{
-	mongoc_collection_t *locks = sm_coll(c, SM_LOCKS);
-	bson_t *q = BCON_NEW("_id", BCON_INT64(cid), "owner", BCON_UTF8(c->sm->owner));
-
-	/* On failure the lease runs out and the next writer finds no intent to redo. */
-	mongoc_collection_delete_one(locks, q, NULL, NULL, NULL);
-	bson_destroy(q);
-	mongoc_collection_destroy(locks);
-	pthread_mutex_unlock(&c->sm->write_lock);
-}
-
 /* Readiness: the server answers a ping on our database. */
 static int ping(struct store *st, struct rag_err *err)
 {
@@ -543,7 +434,7 @@ static int is_ferretdb(struct store_mongo *sm)
 	bson_destroy(cmd);
 	sm_conn_put(&c);
 	if (yes)
-		log_info("store: FerretDB: reading keys one by one instead of with $in");
+		log_info("store: FerretDB: keys read one by one, counters under a lock");
 	return yes;
 }
 
@@ -743,7 +634,7 @@ struct store *store_mongo_open(const struct store_mongo_options *opts, struct ra
 	mongoc_client_pool_set_appname(sm->pool, "ragd");
 	rc = ping(&sm->base, err);
 	if (rc == 0)
-		sm->point_reads = is_ferretdb(sm);
+		sm->point_reads = sm->weak_updates = is_ferretdb(sm);
 	if (rc == 0) {
 		sm_conn_get(sm, &c, "create indexes");
 		rc = create_indexes(&c, err);

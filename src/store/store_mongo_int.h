@@ -1,9 +1,9 @@
 /*
  * Internals shared by the MongoDB store's files, and by nothing else:
- * store_mongo.c (pool, open/free, error translation, helpers, the write
- * lock), store_mongo_coll.c (collections, names, swap), store_mongo_docs.c
- * (document writes and their recovery), store_mongo_read.c (hits, scans,
- * the change log, listings), store_mongo_filter.c (metadata filters) and
+ * store_mongo.c (pool, open/free, error translation, helpers),
+ * store_mongo_lock.c (the write lock and mutexes), store_mongo_coll.c (collections, names, swap), store_mongo_docs.c
+ * (document writes and their recovery), store_mongo_read.c (scans, the
+ * change log, listings), store_mongo_hits.c (reads by chunk id and hash), store_mongo_filter.c (metadata filters) and
  * store_mongo_jobs.c (jobs and sessions).
  *
  * libmongoc's header is included here because every one of those files
@@ -36,6 +36,8 @@ struct store_filter;
 #define SM_JOB_ITEMS "job_items"
 #define SM_JOB_BODIES "job_bodies"
 
+#define SM_LOCK_POLL_MAX_US 50000 /* a waiting writer polls at most every 50 ms */
+#define SM_DUP_KEY 11000          /* MongoDB's duplicate-key error code */
 #define SM_BODY_PART 8388608 /* job bodies in 8 MiB parts: far under BSON's 16 MiB */
 #define SM_DOC_TEXT_MAX 15728640 /* a document's text rides in one BSON document */
 
@@ -63,6 +65,13 @@ struct store_mongo {
 	 * point read is an index lookup.
 	 */
 	int point_reads;
+	/*
+	 * Set for servers whose single-document updates are not atomic
+	 * (FerretDB 1.x runs findAndModify and update as a query, then a write
+	 * by _id): read-modify-writes such as id allocation then take an
+	 * sm_mutex. Inserts stay atomic (a unique _id) everywhere.
+	 */
+	int weak_updates;
 	pthread_mutex_t write_lock;
 };
 
@@ -134,6 +143,15 @@ int sm_coll_state(struct sm_conn *c, int64_t cid, int *dim, int64_t *seq, struct
 int sm_lock(struct sm_conn *c, int64_t cid, struct rag_err *err);
 int sm_lock_intent(struct sm_conn *c, int64_t cid, const bson_t *intent, struct rag_err *err);
 void sm_unlock(struct sm_conn *c, int64_t cid);
+/*
+ * A short mutual exclusion between processes, named (e.g. "job:<id>"): a
+ * document in locks inserted with a unique _id, deleted by sm_mutex_drop,
+ * taken over after the lock lease when its holder died. RAG_EBUSY after
+ * the lock timeout.
+ */
+int sm_mutex_take(struct sm_conn *c, const char *name, struct rag_err *err);
+void sm_mutex_drop(struct sm_conn *c, const char *name);
+
 /* Rolls a dead writer's intent forward or back (store_mongo_docs.c). */
 int store_mongo_recover(struct sm_conn *c, int64_t cid, const bson_t *intent,
 			struct rag_err *err);

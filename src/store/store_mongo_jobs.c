@@ -14,6 +14,11 @@
  *
  * A session is one document whose messages array grows by $push: an
  * append is one atomic write.
+ *
+ * On servers whose updates are not atomic (store_mongo->weak_updates:
+ * FerretDB reads, then writes back by _id), a cancel could be overwritten
+ * by a worker's finish, or two workers claim one job: there, every job
+ * state change and session append holds a store-wide mutex (sm_mutex).
  */
 #include "store/store_mongo_int.h"
 
@@ -24,6 +29,19 @@
 #include <string.h>
 
 #include "core/banned.h"
+
+#define JOBS_MUTEX "jobs" /* job state changes, where updates are not atomic */
+
+static int weak_lock(struct sm_conn *c, const char *name, struct rag_err *err)
+{
+	return c->sm->weak_updates ? sm_mutex_take(c, name, err) : 0;
+}
+
+static void weak_unlock(struct sm_conn *c, const char *name)
+{
+	if (c->sm->weak_updates)
+		sm_mutex_drop(c, name);
+}
 
 static char *item_key(const char *job, int64_t idx)
 {
@@ -375,6 +393,16 @@ int store_mongo_job_claim(struct store *st, const char *owner, int64_t lease_ms,
 	int rc = 0;
 
 	sm_conn_get(st->impl, &c, "claim job");
+	rc = weak_lock(&c, JOBS_MUTEX, err);
+	if (rc) {
+		bson_destroy(q);
+		bson_destroy(u);
+		bson_destroy(sort);
+		bson_destroy(&extra);
+		mongoc_find_and_modify_opts_destroy(fam);
+		sm_conn_put(&c);
+		return rc;
+	}
 	jobs = sm_coll(&c, SM_JOBS);
 	mongoc_find_and_modify_opts_set_update(fam, u);
 	mongoc_find_and_modify_opts_set_sort(fam, sort);
@@ -406,6 +434,7 @@ int store_mongo_job_claim(struct store *st, const char *owner, int64_t lease_ms,
 	bson_destroy(sort);
 	mongoc_find_and_modify_opts_destroy(fam);
 	mongoc_collection_destroy(jobs);
+	weak_unlock(&c, JOBS_MUTEX);
 	sm_conn_put(&c);
 	if (rc) {
 		free(id);
@@ -445,6 +474,9 @@ int store_mongo_job_item_finish(struct store *st, const char *id, int64_t idx, i
 	if (!key)
 		return sm_oom(err);
 	sm_conn_get(st->impl, &c, "finish job item");
+	rc = weak_lock(&c, JOBS_MUTEX, err);
+	if (rc)
+		goto done;
 	rc = job_state(&c, NULL, id, &job_st, err);
 	if (!rc && job_st != STORE_JOB_RUNNING)
 		rc = rag_err_set(err, RAG_ECONFLICT, NULL, "job '%s' is %s", id,
@@ -470,6 +502,8 @@ int store_mongo_job_item_finish(struct store *st, const char *id, int64_t idx, i
 	if (!rc)
 		rc = update(&c, SM_JOBS, q, u, 0, NULL, err);
 out:
+	weak_unlock(&c, JOBS_MUTEX);
+done:
 	bson_destroy(q);
 	bson_destroy(u);
 	free(key);
@@ -489,7 +523,11 @@ int store_mongo_job_finish(struct store *st, const char *id, int state, const ch
 	int rc;
 
 	sm_conn_get(st->impl, &c, "finish job");
-	rc = update(&c, SM_JOBS, q, u, 0, NULL, err);
+	rc = weak_lock(&c, JOBS_MUTEX, err);
+	if (!rc) {
+		rc = update(&c, SM_JOBS, q, u, 0, NULL, err);
+		weak_unlock(&c, JOBS_MUTEX);
+	}
 	bson_destroy(q);
 	bson_destroy(u);
 	sm_conn_put(&c);
@@ -505,6 +543,9 @@ int store_mongo_job_cancel(struct store *st, const char *tenant, const char *id,
 	int state = 0, rc;
 
 	sm_conn_get(st->impl, &c, "cancel job");
+	rc = weak_lock(&c, JOBS_MUTEX, err);
+	if (rc)
+		goto done;
 	rc = job_state(&c, tenant, id, &state, err);
 	if (!rc && state != STORE_JOB_QUEUED && state != STORE_JOB_RUNNING)
 		rc = rag_err_set(err, RAG_ECONFLICT, NULL, "job '%s' already %s", id,
@@ -522,6 +563,8 @@ int store_mongo_job_cancel(struct store *st, const char *tenant, const char *id,
 	if (!rc)
 		rc = remove_many(&c, SM_JOB_BODIES, q, err);
 out:
+	weak_unlock(&c, JOBS_MUTEX);
+done:
 	bson_destroy(q);
 	bson_destroy(u);
 	sm_conn_put(&c);
@@ -569,8 +612,12 @@ int store_mongo_session_append(struct store *st, const char *tenant, const char 
 	sm_conn_get(st->impl, &c, "append to session");
 	sm_write_opts(c.sm, &opts);
 	sessions = sm_coll(&c, SM_SESSIONS);
-	if (!mongoc_collection_update_one(sessions, &q, &u, &opts, NULL, &e))
-		rc = sm_fail(&c, &e, err);
+	rc = weak_lock(&c, key, err);
+	if (!rc) {
+		if (!mongoc_collection_update_one(sessions, &q, &u, &opts, NULL, &e))
+			rc = sm_fail(&c, &e, err);
+		weak_unlock(&c, key);
+	}
 	mongoc_collection_destroy(sessions);
 	sm_conn_put(&c);
 	bson_destroy(&opts);

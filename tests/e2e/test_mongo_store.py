@@ -73,7 +73,8 @@ def test_instances_follow_each_other(pair):
     wait_for(lambda: b.request("GET", "/v1/collections/shared")[0] == 200, "b sees the collection")
     wait_for(lambda: hit_ids(b, "shared", "lava and magma")[:1] == ["volcano"],
              "b finds a's document")
-    assert hit_ids(b, "shared", "yeast", mode="lexical") == ["bread"]
+    wait_for(lambda: hit_ids(b, "shared", "yeast", mode="lexical") == ["bread"],
+             "b finds a's second document")
     assert hit_ids(b, "shared", "anything", flt={"topic": "food"}) == ["bread"]
     # b replaces and deletes; a follows.
     b.add_doc("shared", "Chess openings such as the Sicilian defence.", "volcano")
