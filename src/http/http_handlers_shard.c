@@ -24,6 +24,8 @@
 
 #include "core/banned.h"
 
+#define SHARD_K_MAX 200050 /* limits.max_top_k's ceiling x 2 + 50: a hybrid search's depth */
+
 int http_shard_search(struct http_req *req, struct http_resp *resp)
 {
 	static const char *const allowed[] = { "collection", "vector", "k", "filter", NULL };
@@ -45,7 +47,7 @@ int http_shard_search(struct http_req *req, struct http_resp *resp)
 	if (!body)
 		return 0;
 	if (http_json_string(body, "collection", 1, &collection, NULL, resp) < 0 ||
-	    http_json_int(body, "k", 1, 1LL << 30, &k, resp) < 0 ||
+	    http_json_int(body, "k", 1, SHARD_K_MAX, &k, resp) < 0 ||
 	    http_json_object_text(body, "filter", &filter_text, resp) < 0)
 		goto out;
 	vec = json_object_get(body, "vector");
