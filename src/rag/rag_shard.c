@@ -100,7 +100,7 @@ static int parse_set(const char *s, size_t len, size_t n, const char *field, uin
 			v = v * 10 + (unsigned long)(s[i++] - '0');
 			digits++;
 		}
-		if (digits == 0 || v >= n || (i < len && s[i] != ','))
+		if (digits == 0 || v >= n || (i < len && s[i] != ',') || (i + 1 == len))
 			return rag_err_set(err, RAG_EINVAL, field,
 					   "%s: '%.*s' must list shard numbers 0..%zu separated by ','",
 					   field, (int)len, s, n - 1);
