@@ -73,6 +73,10 @@ static int add_cb(void *ctx, const struct store_chunk_row *row)
 {
 	struct add_buf *b = ctx;
 
+	if (b->shards && b->vi && !row->document_id)
+		return rag_err_set(b->err, RAG_EINTERNAL, NULL,
+				   "the store gave chunk %lld without its document id, which "
+				   "sharding routes by", (long long)row->id);
 	b->ids[b->n] = row->id;
 	if (b->vi && (!b->shards || rag_shards_holds(b->shards, row->document_id))) {
 		memcpy(b->vecs + b->n_vec * b->dim, row->vec, b->dim * sizeof(float));
