@@ -54,6 +54,10 @@ mkdir -p "$OUT"
 
 log() { printf 'validate-deploy: %s\n' "$*" >&2; }
 
+# Go: this machine kind's toolchain lives in /usr/local/go (Debian 12's
+# golang-go is too old for Helm).
+command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
+
 # go install NAME@VERSION into DIR, with its own module and build caches,
 # which are dropped once the binary is in place (only the binary is kept).
 go_tool() { # dir module@version
