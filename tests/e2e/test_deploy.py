@@ -256,3 +256,18 @@ def test_aws_target_tracking_examples():
     res = subprocess.run(["bash", "-n", str(REPO / "deploy" / "aws" / "apply-scaling-policies.sh")],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("variant", ["production", "sharded"])
+def test_init_job_scripts_parse(tools, variant, tmp_path):
+    """The shell scripts of the init Jobs (replica set, sharded cluster, Redis
+    Cluster creation) are valid sh once rendered."""
+    jobs = [d for d in helm_template(tools, variant) if d["kind"] == "Job"]
+    assert len(jobs) >= 2
+    for job in jobs:
+        cmd = job["spec"]["template"]["spec"]["containers"][0]["command"]
+        assert cmd[:2] == ["sh", "-ec"], cmd
+        script = tmp_path / f"{job['metadata']['name']}.sh"
+        script.write_text(cmd[2])
+        res = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
+        assert res.returncode == 0, f"{job['metadata']['name']}: {res.stderr}\n{cmd[2]}"
