@@ -65,7 +65,9 @@ go_tool() { # dir module@version
   [ -x "$dir/$(basename "${mod%%@*}")" ] && return 0
   command -v go >/dev/null || { log "go is needed to build $mod"; return 1; }
   log "building $mod (first run only; a few minutes)"
-  gotmp="$TOOLS/go-work-$$"
+  gotmp="$TOOLS/go-work"
+  [ -d "$gotmp" ] && GOMODCACHE="$gotmp/mod" go clean -modcache 2>/dev/null
+  rm -rf "$gotmp" "$dir.tmp"
   mkdir -p "$dir" "$gotmp"
   GOMODCACHE="$gotmp/mod" GOCACHE="$gotmp/build" GOBIN="$dir.tmp" GOFLAGS=-buildvcs=false \
     GOTOOLCHAIN=local CGO_ENABLED=0 go install "$mod"
@@ -76,6 +78,9 @@ go_tool() { # dir module@version
 
 check_tools() {
   mkdir -p "$TOOLS"
+  # One builder at a time (two test runs may share the cache).
+  exec 9>"$TOOLS/.lock"
+  flock 9
   go_tool "$TOOLS/helm-$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   go_tool "$TOOLS/kubeconform-$KUBECONFORM_VERSION" \
     "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
@@ -89,6 +94,7 @@ check_tools() {
   "$HELM" version --short >/dev/null
   "$KUBECONFORM" -v >/dev/null
   "$HADOLINT" --version >/dev/null
+  flock -u 9
 }
 
 # The variants: default values, then each ci/NAME-values.yaml.
