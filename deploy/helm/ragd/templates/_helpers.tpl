@@ -144,7 +144,4 @@ branches land are emitted only when their values flag is on.
 {{- if and .Values.autoscaling.queriesPerSecond.enabled (not .Values.autoscaling.enabled) -}}
 {{- fail "autoscaling.queriesPerSecond.enabled needs autoscaling.enabled" -}}
 {{- end -}}
-{{- if and .Values.auth.enabled (not .Values.auth.existingSecret) -}}
-{{- fail "auth.enabled needs auth.existingSecret (the Secret holding the bootstrap API keys)" -}}
-{{- end -}}
 {{- end -}}
