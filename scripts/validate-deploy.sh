@@ -245,8 +245,16 @@ check_nginx() {
   for f in deploy/nginx/*.conf; do
     prefix="$OUT/nginx-$(basename "$f" .conf)"
     mkdir -p "$prefix/cache" "$prefix/conf"
-    # The shipped file, with its absolute cache path under the test prefix.
-    sed "s#/var/cache/nginx#$prefix/cache#g" "$f" >"$prefix/conf/site.conf"
+    # The shipped file, with its absolute cache path under the test prefix
+    # and any TLS certificate replaced by a throw-away self-signed one.
+    if grep -q 'ssl_certificate' "$f"; then
+      openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
+        -keyout "$prefix/test.key" -out "$prefix/test.crt" 2>/dev/null
+    fi
+    sed -E -e "s#/var/cache/nginx#$prefix/cache#g" \
+      -e "s#^([[:space:]]*ssl_certificate_key)[[:space:]]+[^;]+;#\1 $prefix/test.key;#" \
+      -e "s#^([[:space:]]*ssl_(certificate|trusted_certificate))[[:space:]]+[^;]+;#\1 $prefix/test.crt;#" \
+      "$f" >"$prefix/conf/site.conf"
     cat >"$prefix/conf/nginx.conf" <<EOF
 pid $prefix/nginx.pid;
 error_log $prefix/error.log warn;
