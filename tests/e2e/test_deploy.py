@@ -94,11 +94,17 @@ def test_kubeconform_rejects_unknown_fields(tools, tmp_path):
         assert "Invalid: 1" in res.stdout, res.stdout
 
 
+AUTH_HINT = ("ragd refuses a non-loopback server.host with auth off: switch auth.enabled to true "
+             "in deploy/helm/ragd/values.yaml and deploy/docker/ragd.yaml, then "
+             "scripts/validate-deploy.sh render")
+
+
 def check_config(path, tmp_path):
     res = subprocess.run([str(Path(RAGD_BIN).resolve()), "serve", "--check-config", "--config", str(path)],
                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
                          env=ragd_env())
     assert not sanitizer_findings(res.stderr), res.stderr
+    assert "not a loopback address" not in res.stderr, AUTH_HINT + "\n" + res.stderr
     return res
 
 
