@@ -105,7 +105,7 @@ static int bind_rag(struct http_req *req, struct rag_engine *eng, struct chat_re
 	struct rag_collection_info info;
 	const char *name = rq->model + strlen(HTTP_CHAT_RAG_PREFIX);
 
-	if (rag_collection_get(eng, req->ctx->tenant, name, &info, NULL) < 0)
+	if (rag_collection_get(eng, req->who.tenant, name, &info, NULL) < 0)
 		return rag_err_set(err, RAG_ENOTFOUND, "model",
 				   "collection '%s' does not exist (model '%s')", name, rq->model);
 	rag_collection_info_release(&info);
@@ -125,7 +125,7 @@ int http_chat_bind(struct http_req *req, struct rag_engine *eng, struct chat_req
 	char path[1024];
 
 	rq->eng = eng;
-	rq->tenant = req->ctx->tenant;
+	rq->tenant = req->who.tenant;
 	if (strncmp(rq->model, HTTP_CHAT_RAG_PREFIX, strlen(HTTP_CHAT_RAG_PREFIX)) == 0)
 		return bind_rag(req, eng, rq, err);
 	rq->run = run_plain;

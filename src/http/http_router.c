@@ -8,44 +8,66 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "http/http_handlers.h"
 
 #include "core/banned.h"
 
+/*
+ * role: the least role a key needs (AUTH_ROLE_NONE: public, no key);
+ * quota: what else the request counts against (besides the request rate):
+ * Q_INGEST its body against the key's daily ingest bytes, Q_TOKENS it is
+ * refused when the key's generated tokens for the day are spent.
+ */
 struct route {
 	const char *method;
 	const char *pattern;
 	http_handler_fn fn;
+	enum auth_role role;
+	int quota;
 };
 
+#define Q_INGEST 1
+#define Q_TOKENS 2
+
+#define PUBLIC AUTH_ROLE_NONE
+#define READER AUTH_ROLE_READER
+#define WRITER AUTH_ROLE_WRITER
+#define ADMIN AUTH_ROLE_ADMIN
+
 static const struct route routes[] = {
-	{ "GET", "/health", http_health },
-	{ "GET", "/ready", http_ready },
-	{ "GET", "/metrics", http_metrics },
-	{ "POST", "/v1/collections", http_collection_create },
-	{ "GET", "/v1/collections", http_collection_list },
-	{ "GET", "/v1/collections/{name}", http_collection_get },
-	{ "DELETE", "/v1/collections/{name}", http_collection_delete },
-	{ "PATCH", "/v1/collections/{name}", http_collection_update },
-	{ "POST", "/v1/collections/{name}/documents", http_document_put },
-	{ "GET", "/v1/collections/{name}/documents", http_documents_list },
-	{ "POST", "/v1/collections/{name}/documents:batch", http_documents_batch },
-	{ "POST", "/v1/collections/{name}/files", http_documents_upload },
-	{ "GET", "/v1/collections/{name}/documents/{id}/chunks", http_document_chunks },
-	{ "GET", "/v1/jobs/{id}", http_job_get },
-	{ "DELETE", "/v1/jobs/{id}", http_job_cancel },
-	{ "GET", "/v1/collections/{name}/documents/{id}", http_document_get },
-	{ "DELETE", "/v1/collections/{name}/documents/{id}", http_document_delete },
-	{ "POST", "/v1/collections/{name}/search", http_search },
-	{ "POST", "/v1/collections/{name}/query", http_query },
-	{ "GET", "/v1/models", http_oai_models },
-	{ "GET", "/v1/models/{model}", http_oai_model },
-	{ "POST", "/v1/embeddings", http_oai_embeddings },
-	{ "POST", "/v1/chat/completions", http_oai_chat },
-	{ "GET", "/openapi.json", http_openapi },
-	{ "GET", "/docs", http_docs_swagger },
-	{ "GET", "/redoc", http_docs_redoc },
-	{ "GET", "/docs/assets/{file}", http_docs_asset },
+	{ "GET", "/health", http_health, PUBLIC, 0 },
+	{ "GET", "/ready", http_ready, PUBLIC, 0 },
+	{ "GET", "/metrics", http_metrics, PUBLIC, 0 },
+	{ "POST", "/v1/collections", http_collection_create, WRITER, 0 },
+	{ "GET", "/v1/collections", http_collection_list, READER, 0 },
+	{ "GET", "/v1/collections/{name}", http_collection_get, READER, 0 },
+	{ "DELETE", "/v1/collections/{name}", http_collection_delete, WRITER, 0 },
+	{ "PATCH", "/v1/collections/{name}", http_collection_update, WRITER, 0 },
+	{ "POST", "/v1/collections/{name}/documents", http_document_put, WRITER, Q_INGEST },
+	{ "GET", "/v1/collections/{name}/documents", http_documents_list, READER, 0 },
+	{ "POST", "/v1/collections/{name}/documents:batch", http_documents_batch, WRITER, Q_INGEST },
+	{ "POST", "/v1/collections/{name}/files", http_documents_upload, WRITER, Q_INGEST },
+	{ "GET", "/v1/collections/{name}/documents/{id}/chunks", http_document_chunks, READER, 0 },
+	{ "GET", "/v1/jobs/{id}", http_job_get, READER, 0 },
+	{ "DELETE", "/v1/jobs/{id}", http_job_cancel, WRITER, 0 },
+	{ "GET", "/v1/collections/{name}/documents/{id}", http_document_get, READER, 0 },
+	{ "DELETE", "/v1/collections/{name}/documents/{id}", http_document_delete, WRITER, 0 },
+	{ "POST", "/v1/collections/{name}/search", http_search, READER, 0 },
+	{ "POST", "/v1/collections/{name}/query", http_query, READER, Q_TOKENS },
+	{ "GET", "/v1/models", http_oai_models, READER, 0 },
+	{ "GET", "/v1/models/{model}", http_oai_model, READER, 0 },
+	{ "POST", "/v1/embeddings", http_oai_embeddings, READER, 0 },
+	{ "POST", "/v1/chat/completions", http_oai_chat, READER, Q_TOKENS },
+	{ "GET", "/openapi.json", http_openapi, PUBLIC, 0 },
+	{ "GET", "/docs", http_docs_swagger, PUBLIC, 0 },
+	{ "GET", "/redoc", http_docs_redoc, PUBLIC, 0 },
+	{ "GET", "/docs/assets/{file}", http_docs_asset, PUBLIC, 0 },
+	{ "POST", "/v1/admin/keys", http_admin_key_create, ADMIN, 0 },
+	{ "GET", "/v1/admin/keys", http_admin_key_list, ADMIN, 0 },
+	{ "DELETE", "/v1/admin/keys/{id}", http_admin_key_revoke, ADMIN, 0 },
+	{ "GET", "/v1/admin/usage", http_admin_usage, ADMIN, 0 },
+	{ "GET", "/v1/admin/usage/{id}", http_admin_usage, ADMIN, 0 },
 };
 
 /* Matches one pattern; on success the params are in req (caller frees). */
@@ -136,6 +158,9 @@ http_handler_fn http_route(const char *method, const char *path, struct http_req
 		if (strcmp(routes[i].method, method) == 0) {
 			req->route = routes[i].pattern;
 			req->route_id = (int)i;
+			req->min_role = routes[i].role;
+			req->ingest = routes[i].quota == Q_INGEST;
+			req->generates = routes[i].quota == Q_TOKENS;
 			return routes[i].fn;
 		}
 		path_matched = 1;
