@@ -387,8 +387,7 @@ class ChromaServer:
 
     @property
     def url(self):
-        scheme = "https" if self.ssl_context is not None else "http"
-        return f"{scheme}://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout=READY_TIMEOUT_S):
         assert self.proc is None, "chroma already running"
