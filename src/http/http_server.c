@@ -395,6 +395,22 @@ static void preflight(struct http_server *srv, struct MHD_Connection *c, const c
 	sbuf_release(&resp.body);
 }
 
+/*
+ * A keyed request's cacheable answer belongs to its tenant: a shared cache
+ * (nginx, a CDN) keyed by URL would hand it to another tenant, so it is
+ * marked private (browsers may keep it, shared caches may not).
+ */
+static void private_cache(const struct http_req *req, struct http_resp *resp)
+{
+	char cc[sizeof(resp->cache_control_buf)];
+
+	if (!resp->cache_control || !req->who.slot || strncmp(resp->cache_control, "public", 6) != 0)
+		return;
+	snprintf(cc, sizeof(cc), "private%s", resp->cache_control + 6);
+	memcpy(resp->cache_control_buf, cc, sizeof(cc));
+	resp->cache_control = resp->cache_control_buf;
+}
+
 static void dispatch(struct http_server *srv, struct MHD_Connection *c, const char *method,
 		     const char *url, struct conn *cn)
 {
@@ -426,6 +442,7 @@ static void dispatch(struct http_server *srv, struct MHD_Connection *c, const ch
 		resp.error_style = HTTP_ERRORS_OPENAI;
 	if (authorize(&req, &resp) == 0)
 		fn(&req, &resp);
+	private_cache(&req, &resp);
 	if (resp.stream) {
 		cn->stream = resp.stream;
 		cn->route_id = req.route_id;

@@ -258,6 +258,17 @@ def test_tenants_cannot_reach_each_others_data(srv):
                                key=B)
     assert status == 200 and "7741" not in json.dumps(resp), resp
 
+    # a tenant's cacheable answers are private: no shared cache may hand them on
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    conn.request("GET", "/v1/collections/shared-name",
+                 headers={"Authorization": f"Bearer {srv.tokens[A]}"})
+    r = conn.getresponse()
+    r.read()
+    conn.close()
+    assert r.status == 200 and r.getheader("Cache-Control").startswith("private"), \
+        r.getheader("Cache-Control")
+
     # metrics carry no other tenant's collection names
     _, _, raw = srv.raw_request("GET", "/metrics", key=False)
     assert b"alpha-only-kept-secret" not in raw
