@@ -399,3 +399,27 @@ def test_quotas_answer_429_with_retry_after(ragd_factory):
     assert f'ragd_key_generated_tokens_total{{key="{made["id"]}"}} {used}' in text
     assert "delta" not in text  # labelled by key id, never the tenant
     assert gen not in text
+
+
+# -- `ragd key` -----------------------------------------------------------------------
+
+def test_cli_key_new_and_create(ragd_factory, tmp_path):
+    from conftest import run_cli
+    out = run_cli("key", "new", "--tenant", "eps", "--role", "reader").stdout
+    token = out.split("token: ")[1].split()[0]
+    entry = out.split("auth.keys entry: ")[1].strip()
+    assert token.split("_")[2] not in entry  # the entry holds no secret
+    data = tmp_path / "data"
+    made = run_cli("key", "create", "--tenant", "eps", "--role", "admin", "--name", "boot",
+                   data_dir=data).stdout
+    admin = made.split("token: ")[1].split()[0]
+    bad = run_cli("key", "new", "--tenant", "no spaces", "--role", "reader", expect_ok=False)
+    assert bad.returncode != 0 and "--tenant" in bad.stderr
+    srv = ragd_factory(data_dir=data, extra_args=["--set", "auth.enabled=true",
+                                                  "--set", f"auth.keys={entry}",
+                                                  "--set", "models.generator="])
+    status, _ = srv.request("GET", "/v1/collections", key=token)
+    assert status == 200
+    assert srv.request("POST", "/v1/collections", {"name": "x"}, key=token)[0] == 403
+    _, keys = srv.request("GET", "/v1/admin/keys", key=admin)
+    assert {k["source"] for k in keys["keys"]} == {"config", "store"}
