@@ -142,3 +142,79 @@ def test_tls_misconfigured_refuses_to_start(tmp_path, cert):
                                "--set", f"server.tls_key={tmp_path}/missing.pem"],
                        capture_output=True, timeout=60, env=ragd_env())
     assert p.returncode != 0 and b"server.tls_key" in p.stderr, p.stderr
+
+
+def test_tls_at_nginx_with_the_shipped_config(ragd_factory, cert, tmp_path):
+    """deploy/nginx/ragd-tls.conf (addresses and paths substituted) in front
+    of ragd with auth on: the openai client speaks HTTPS to nginx with a
+    Bearer key, which reaches ragd untouched; /metrics stays inside."""
+    import shutil
+    import time
+    import httpx
+    from conftest import REPO, free_port
+    crt, key = cert
+    srv = ragd_factory(keys={"r": ("edge", "reader")}, extra_args=["--set", "models.generator="])
+    port, plain = free_port(), free_port()
+    for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (tmp_path / d).mkdir()
+    snippet = (REPO / "deploy" / "nginx" / "ragd-tls.conf").read_text() \
+        .replace("127.0.0.1:8080", f"127.0.0.1:{srv.port}") \
+        .replace("/etc/nginx/tls/ragd.example.com.crt", str(crt)) \
+        .replace("/etc/nginx/tls/ragd.example.com.key", str(key)) \
+        .replace("listen 80;", f"listen 127.0.0.1:{plain};") \
+        .replace("listen 443 ssl http2;", f"listen 127.0.0.1:{port} ssl http2;")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"""
+daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp_path}/nginx.pid;
+error_log {tmp_path}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp_path}/body;
+    proxy_temp_path {tmp_path}/proxy;
+    fastcgi_temp_path {tmp_path}/fastcgi;
+    uwsgi_temp_path {tmp_path}/uwsgi;
+    scgi_temp_path {tmp_path}/scgi;
+{snippet}
+}}
+""")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    p = subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp_path)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        ctx = ssl.create_default_context(cafile=str(crt))
+        client = openai.OpenAI(base_url=f"https://127.0.0.1:{port}/v1",
+                               api_key=srv.tokens["r"], max_retries=0,
+                               http_client=httpx.Client(verify=ctx))
+        deadline = time.monotonic() + 20
+        while True:
+            assert p.poll() is None, p.stderr.read().decode()
+            try:
+                models = client.models.list()
+                break
+            except openai.APIConnectionError:
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.1)
+        assert models.data and models.data[0].object == "model"
+        bad = openai.OpenAI(base_url=f"https://127.0.0.1:{port}/v1", api_key="wrong",
+                            max_retries=0, http_client=httpx.Client(verify=ctx))
+        with pytest.raises(openai.AuthenticationError):
+            bad.models.list()
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
+        conn.request("GET", "/metrics")
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        assert r.status == 403
+        conn = http.client.HTTPConnection("127.0.0.1", plain, timeout=10)
+        conn.request("GET", "/v1/models")
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        assert r.status == 301 and r.getheader("Location").startswith("https://")
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
