@@ -14,7 +14,9 @@
 #include "core/banned.h"
 
 /*
- * role: the least role a key needs (AUTH_ROLE_NONE: public, no key);
+ * access: who may call the route: A_PUBLIC (no key), A_READER, A_WRITER,
+ * A_ADMIN. A route whose entry forgets it (0) is admin-only: a new route
+ * fails closed, never open;
  * quota: what else the request counts against (besides the request rate):
  * Q_INGEST its body against the key's daily ingest bytes, Q_TOKENS it is
  * refused when the key's generated tokens for the day are spent.
@@ -23,17 +25,19 @@ struct route {
 	const char *method;
 	const char *pattern;
 	http_handler_fn fn;
-	enum auth_role role;
+	int access;
 	int quota;
 };
+
+enum { A_UNSET = 0, A_PUBLIC, A_READER, A_WRITER, A_ADMIN };
 
 #define Q_INGEST 1
 #define Q_TOKENS 2
 
-#define PUBLIC AUTH_ROLE_NONE
-#define READER AUTH_ROLE_READER
-#define WRITER AUTH_ROLE_WRITER
-#define ADMIN AUTH_ROLE_ADMIN
+#define PUBLIC A_PUBLIC
+#define READER A_READER
+#define WRITER A_WRITER
+#define ADMIN A_ADMIN
 
 static const struct route routes[] = {
 	{ "GET", "/health", http_health, PUBLIC, 0 },
@@ -69,6 +73,16 @@ static const struct route routes[] = {
 	{ "GET", "/v1/admin/usage", http_admin_usage, ADMIN, 0 },
 	{ "GET", "/v1/admin/usage/{id}", http_admin_usage, ADMIN, 0 },
 };
+
+static enum auth_role min_role(int access)
+{
+	switch (access) {
+	case A_PUBLIC: return AUTH_ROLE_NONE;
+	case A_READER: return AUTH_ROLE_READER;
+	case A_WRITER: return AUTH_ROLE_WRITER;
+	default: return AUTH_ROLE_ADMIN;
+	}
+}
 
 /* Matches one pattern; on success the params are in req (caller frees). */
 static int match(const char *pattern, const char *path, struct http_req *req)
@@ -158,7 +172,7 @@ http_handler_fn http_route(const char *method, const char *path, struct http_req
 		if (strcmp(routes[i].method, method) == 0) {
 			req->route = routes[i].pattern;
 			req->route_id = (int)i;
-			req->min_role = routes[i].role;
+			req->min_role = min_role(routes[i].access);
 			req->ingest = routes[i].quota == Q_INGEST;
 			req->generates = routes[i].quota == Q_TOKENS;
 			return routes[i].fn;
