@@ -49,6 +49,7 @@
 #include "core/rag_error.h"
 #include "core/sbuf.h"
 #include "http/http.h"
+#include "http/http_auth.h"
 #include "http/http_metrics.h"
 #include "http/http_router.h"
 #include "http/http_stream.h"
@@ -192,38 +193,12 @@ static void etag(struct MHD_Connection *c, struct http_resp *resp, char out[36])
 	}
 }
 
-/* The request's Origin when CORS allows it, else NULL. */
-static const char *cors_origin(const struct http_ctx *ctx, struct MHD_Connection *c)
-{
-	const char *origin, *p;
-	size_t len;
-
-	if (!ctx->cors_origins || !ctx->cors_origins[0])
-		return NULL;
-	origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
-	if (!origin || !*origin)
-		return NULL;
-	if (strcmp(ctx->cors_origins, "*") == 0)
-		return origin;
-	len = strlen(origin);
-	for (p = ctx->cors_origins; *p;) {
-		size_t n;
-
-		while (*p == ' ' || *p == ',')
-			p++;
-		n = strcspn(p, ", ");
-		if (n == len && strncmp(p, origin, n) == 0)
-			return origin;
-		p += n;
-	}
-	return NULL;
-}
-
 /* Adds the CORS headers of an actual (not preflight) response. */
 static void cors_headers(const struct http_ctx *ctx, struct MHD_Connection *c,
 			 struct MHD_Response *r)
 {
-	const char *origin = cors_origin(ctx, c);
+	const char *origin = http_cors_origin(ctx, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+									      "Origin"));
 
 	if (!ctx->cors_origins || !ctx->cors_origins[0])
 		return;
@@ -316,52 +291,13 @@ static void reply_status(struct http_server *srv, struct MHD_Connection *c, stru
 	sbuf_release(&resp.body);
 }
 
-/*
- * Decides who the request is served as and whether it may run: 0, or a
- * negative code with the error (401, 403, 429 with Retry-After, 503
- * while the store is not open) written into resp.
- */
-static int authorize(struct http_req *req, struct http_resp *resp)
-{
-	struct auth *a = req->ctx->auth;
-	struct rag_err err = { 0 };
-	int retry = 0, rc;
-
-	auth_anonymous(&req->who);
-	if (!auth_enabled(a))
-		return 0;
-	if (req->min_role == AUTH_ROLE_NONE) {
-		req->who.role = AUTH_ROLE_NONE; /* public: nothing a tenant owns */
-		return 0;
-	}
-	rc = auth_verify(a, http_header(req, "Authorization"), &req->who, &err);
-	if (rc == 0 && req->who.role < req->min_role)
-		rc = rag_err_set(&err, RAG_EFORBIDDEN, NULL,
-				 "this API key's role '%s' may not do this: it needs '%s'",
-				 auth_role_name(req->who.role), auth_role_name(req->min_role));
-	if (rc == RAG_EUNAUTHORIZED || rc == RAG_EFORBIDDEN)
-		auth_note_refusal(rc);
-	if (rc == 0)
-		rc = auth_admit(a, &req->who, AUTH_QUOTA_REQUESTS, 1, &retry, &err);
-	if (rc == 0 && req->ingest)
-		rc = auth_admit(a, &req->who, AUTH_QUOTA_INGEST_BYTES, (int64_t)req->body_len,
-				&retry, &err);
-	if (rc == 0 && req->generates)
-		rc = auth_admit(a, &req->who, AUTH_QUOTA_TOKENS, 0, &retry, &err);
-	if (rc == 0)
-		return 0;
-	http_error(resp, &err);
-	if (retry > 0)
-		resp->retry_after_s = retry;
-	return rc;
-}
-
 /* A CORS preflight (OPTIONS with Origin): 204 with the allowances, 403, or 404. */
 static void preflight(struct http_server *srv, struct MHD_Connection *c, const char *url,
 		      struct conn *cn)
 {
 	const struct http_ctx *ctx = srv->ctx;
-	const char *origin = cors_origin(ctx, c);
+	const char *origin = http_cors_origin(ctx, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+									      "Origin"));
 	struct http_resp resp = { .status = 204, .ctx = srv->ctx };
 	struct MHD_Response *r;
 	char allow[64] = "", age[16];
@@ -395,22 +331,6 @@ static void preflight(struct http_server *srv, struct MHD_Connection *c, const c
 	sbuf_release(&resp.body);
 }
 
-/*
- * A keyed request's cacheable answer belongs to its tenant: a shared cache
- * (nginx, a CDN) keyed by URL would hand it to another tenant, so it is
- * marked private (browsers may keep it, shared caches may not).
- */
-static void private_cache(const struct http_req *req, struct http_resp *resp)
-{
-	char cc[sizeof(resp->cache_control_buf)];
-
-	if (!resp->cache_control || !req->who.slot || strncmp(resp->cache_control, "public", 6) != 0)
-		return;
-	snprintf(cc, sizeof(cc), "private%s", resp->cache_control + 6);
-	memcpy(resp->cache_control_buf, cc, sizeof(cc));
-	resp->cache_control = resp->cache_control_buf;
-}
-
 static void dispatch(struct http_server *srv, struct MHD_Connection *c, const char *method,
 		     const char *url, struct conn *cn)
 {
@@ -440,9 +360,9 @@ static void dispatch(struct http_server *srv, struct MHD_Connection *c, const ch
 	sbuf_init(&resp.body, 0);
 	if (http_is_openai_path(url))
 		resp.error_style = HTTP_ERRORS_OPENAI;
-	if (authorize(&req, &resp) == 0)
+	if (http_authorize(&req, &resp) == 0)
 		fn(&req, &resp);
-	private_cache(&req, &resp);
+	http_private_cache(&req, &resp);
 	if (resp.stream) {
 		cn->stream = resp.stream;
 		cn->route_id = req.route_id;
