@@ -496,14 +496,7 @@ static int slot_update(struct auth_slot *s, const struct store_key *k)
 	return 0;
 }
 
-/*
- * The slot for id into *out, read from the store when it is not known or
- * its cache period is over; *out NULL when the key does not exist (or is
- * unusable). RAG_EBUSY without a store, RAG_EIO or RAG_ENOMEM on failure.
- * Takes and releases a->lock.
- */
-static int slot_lookup(struct auth *a, const char *id, struct auth_slot **out,
-		       struct rag_err *err)
+int auth_slot_get(struct auth *a, const char *id, struct auth_slot **out, struct rag_err *err)
 {
 	struct store *st = atomic_load(&a->store);
 	struct auth_slot *s;
@@ -588,7 +581,7 @@ int auth_verify(struct auth *a, const char *authorization, struct auth_principal
 				   "the API key is not valid");
 	memcpy(idz, id, AUTH_ID_HEX);
 	idz[AUTH_ID_HEX] = '\0';
-	rc = slot_lookup(a, idz, &s, err);
+	rc = auth_slot_get(a, idz, &s, err);
 	if (rc)
 		return rc;
 	if (!s)

@@ -67,6 +67,14 @@ struct auth {
 /* A slot's limits with the defaults filled in. Caller holds nothing. */
 struct auth_limits auth_effective(const struct auth *a, const struct auth_limits *own);
 
+/*
+ * The slot for id into *out, read from the store when it is not known or
+ * its cache period is over; *out NULL when the key does not exist (or is
+ * unusable). RAG_EBUSY without a store, RAG_EIO or RAG_ENOMEM on failure.
+ * Takes and releases a->lock.
+ */
+int auth_slot_get(struct auth *a, const char *id, struct auth_slot **out, struct rag_err *err);
+
 /* Creates the slot's metric children and quota state (auth_quota.c). */
 void auth_slot_quota_init(struct auth_slot *s);
 

@@ -236,6 +236,7 @@ int auth_usage_json(struct auth *a, const char *tenant, const char *key_id, stru
 		    struct rag_err *err)
 {
 	struct hashmap_iter it;
+	struct auth_slot *s = NULL;
 	const char *key;
 	void *val;
 	int first = 1, found = 0;
@@ -244,8 +245,7 @@ int auth_usage_json(struct auth *a, const char *tenant, const char *key_id, stru
 	pthread_mutex_lock(&a->lock);
 	hashmap_iter_init(&it, a->slots);
 	while (hashmap_iter_next(&it, &key, &val)) {
-		struct auth_slot *s = val;
-
+		s = val;
 		if (strcmp(s->tenant, tenant) != 0 || (key_id && strcmp(s->id, key_id) != 0))
 			continue;
 		if (!first)
@@ -255,10 +255,16 @@ int auth_usage_json(struct auth *a, const char *tenant, const char *key_id, stru
 		usage_json(a, s, out);
 	}
 	pthread_mutex_unlock(&a->lock);
+	/* A stored key this instance has not seen yet: read it, usage all zero. */
+	if (key_id && !found && auth_slot_get(a, key_id, &s, NULL) == 0 && s &&
+	    strcmp(s->tenant, tenant) == 0) {
+		pthread_mutex_lock(&a->lock);
+		usage_json(a, s, out);
+		pthread_mutex_unlock(&a->lock);
+		found = 1;
+	}
 	sbuf_addch(out, ']');
 	if (key_id && !found)
-		return rag_err_set(err, RAG_ENOTFOUND, "id",
-				   "key '%s' not found (or not used since this instance started)",
-				   key_id);
+		return rag_err_set(err, RAG_ENOTFOUND, "id", "key '%s' not found", key_id);
 	return sbuf_error(out) ? rag_err_set(err, RAG_ENOMEM, NULL, "out of memory") : 0;
 }

@@ -299,6 +299,8 @@ def test_key_lifecycle_and_restart(ragd_factory):
     assert status == 201, made
     token = made["token"]
     assert token.startswith("ragd_") and made["tenant"] == "gamma"
+    status, usage = srv.request("GET", f"/v1/admin/usage/{made['id']}")  # not used yet
+    assert status == 200 and usage["keys"][0]["usage"]["requests_total"] == 0, usage
     _, lst = srv.request("GET", "/v1/admin/keys")
     listed = next(k for k in lst["keys"] if k["id"] == made["id"])
     assert listed["role"] == "writer" and listed["source"] == "store"
