@@ -82,6 +82,7 @@ static int run_rag(struct chat_request *rq, gen_token_fn on_token, void *ctx,
 	q.max_tokens = rq->max_tokens_given || rq->rag_max_tokens <= 0 ? rq->params.max_tokens
 									 : rq->rag_max_tokens;
 	q.temperature = rq->params.temperature;
+	q.authorization = rq->authorization;
 	q.on_token = on_token;
 	q.ctx = ctx;
 	rc = rag_answer(rq->eng, rq->tenant, rq->collection, &q, &a, err);
@@ -110,7 +111,9 @@ static int bind_rag(struct http_req *req, struct rag_engine *eng, struct chat_re
 				   "collection '%s' does not exist (model '%s')", name, rq->model);
 	rag_collection_info_release(&info);
 	rq->collection = strdup(name);
-	if (!rq->collection)
+	if (http_header(req, "Authorization"))
+		rq->authorization = strdup(http_header(req, "Authorization"));
+	if (!rq->collection || (http_header(req, "Authorization") && !rq->authorization))
 		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
 	rq->rag_top_k = req->ctx->answer_top_k;
 	rq->rag_max_tokens = req->ctx->answer_max_tokens;

@@ -66,6 +66,7 @@ static void request_release(struct chat_request *rq)
 	free((char **)rq->params.stop);
 	free(rq->model);
 	free(rq->collection);
+	free(rq->authorization);
 	free(rq->citations_json);
 	if (rq->release)
 		rq->release(rq);

@@ -236,6 +236,7 @@ int http_search(struct http_req *req, struct http_resp *resp)
 		goto out;
 	}
 	q.no_cache = use_cache && json_is_false(use_cache);
+	q.authorization = http_header(req, "Authorization"); /* for shard peers */
 	if (fusion && strcmp(fusion, "rrf") != 0 && strcmp(fusion, "weighted") != 0) {
 		http_errorf(resp, RAG_EINVAL, "fusion", "field 'fusion' must be 'rrf' or 'weighted'");
 		goto out;

@@ -36,6 +36,7 @@ struct query_job {
 	struct http_stream *s;
 	struct auth *auth;       /* generated tokens are charged to who's key */
 	struct auth_principal who; /* strings valid until the server stops, past any worker */
+	char *authorization;     /* the caller's header, for shard peers; NULL when none */
 	char *collection;
 	char *question;
 	size_t question_len;
@@ -58,6 +59,7 @@ static void job_free(struct query_job *j)
 	free(j->collection);
 	free(j->question);
 	free(j->session_id);
+	free(j->authorization);
 	rag_filter_free(j->filter);
 	free(j->filter_key);
 	free(j);
@@ -139,6 +141,7 @@ static void query_work(struct http_stream *s, void *arg)
 	q.filter = rag_filter_tree(j->filter);
 	q.filter_key = j->filter_key;
 	q.no_cache = j->no_cache;
+	q.authorization = j->authorization;
 	q.session_id = j->session_id;
 	q.max_tokens = j->max_tokens;
 	q.temperature = j->temperature;
@@ -259,6 +262,13 @@ int http_query(struct http_req *req, struct http_resp *resp)
 	j->eng = eng;
 	j->auth = req->ctx->auth;
 	j->who = req->who;
+	if (http_header(req, "Authorization")) {
+		j->authorization = strdup(http_header(req, "Authorization"));
+		if (!j->authorization) {
+			http_errorf(resp, RAG_ENOMEM, NULL, "out of memory");
+			goto out;
+		}
+	}
 	j->collection = strdup(req->params[0]);
 	j->question = malloc(question_len + 1);
 	if (j->question) {

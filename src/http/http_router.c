@@ -59,6 +59,7 @@ static const struct route routes[] = {
 	{ "DELETE", "/v1/collections/{name}/documents/{id}", http_document_delete, WRITER, 0 },
 	{ "POST", "/v1/collections/{name}/search", http_search, READER, 0 },
 	{ "POST", "/v1/collections/{name}/query", http_query, READER, Q_TOKENS },
+	{ "POST", "/v1/internal/shard-search", http_shard_search, READER, 0 },
 	{ "GET", "/v1/models", http_oai_models, READER, 0 },
 	{ "GET", "/v1/models/{model}", http_oai_model, READER, 0 },
 	{ "POST", "/v1/embeddings", http_oai_embeddings, READER, 0 },
