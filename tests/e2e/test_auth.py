@@ -425,3 +425,58 @@ def test_cli_key_new_and_create(ragd_factory, tmp_path):
     assert srv.request("POST", "/v1/collections", {"name": "x"}, key=token)[0] == 403
     _, keys = srv.request("GET", "/v1/admin/keys", key=admin)
     assert {k["source"] for k in keys["keys"]} == {"config", "store"}
+
+
+# -- sharding with keys -------------------------------------------------------------
+
+def test_sharded_search_forwards_the_callers_tenant(tmp_path, topics):
+    """Two instances, one shard each, on one store, auth on with the same
+    configured keys: a search fans out with the caller's own key, so the
+    other shard answers for the same tenant; another tenant's same-named
+    collection stays its own; the internal route wants a key too."""
+    from conftest import RagdServer, auth_args, http_request
+    ports = [free_port(), free_port()]
+    peers = " ".join(f"http://127.0.0.1:{p}={i}" for i, p in enumerate(ports))
+    flags, tokens = auth_args({"t1": ("one", "writer"), "t2": ("two", "writer")}, tmp_path)
+    nodes = []
+    try:
+        for i, port in enumerate(ports):
+            (tmp_path / f"n{i}").mkdir()
+            srv = RagdServer(tmp_path / "shared", tmp_path / f"n{i}",
+                             [*flags, "--set", "cache.backend=none", "--set", "index.snapshot=false",
+                              "--set", "index.follow_interval_ms=100", "--set", "sharding.shards=2",
+                              "--set", f"sharding.peers={peers}", "--set", f"sharding.holds={i}",
+                              "--set", "models.generator="], tokens=tokens)
+            nodes.append(srv)
+            srv.start(port=port)
+        a, b = nodes
+        assert a.request("POST", "/v1/collections", {"name": "c"}, key="t1")[0] == 201
+        docs = topics[:12]
+        for d in docs:
+            assert a.request("POST", "/v1/collections/c/documents",
+                             {"id": d["id"], "text": d["text"]}, key="t1")[0] in (200, 201)
+        assert b.request("POST", "/v1/collections", {"name": "c"}, key="t2")[0] == 201
+        b.request("POST", "/v1/collections/c/documents",
+                  {"id": "other", "text": "Tenant two keeps one note here."}, key="t2")
+        deadline = time.monotonic() + 30
+        while True:  # both shards indexed (each node holds part of tenant one's documents)
+            va = a.request("GET", "/v1/collections/c", key="t1")[1]["vectors"]
+            vb = b.request("GET", "/v1/collections/c", key="t1")[1]["vectors"]
+            if va + vb >= len(docs) and va > 0 and vb > 0:
+                break
+            assert time.monotonic() < deadline, (va, vb)
+            time.sleep(0.1)
+        status, res = a.request("POST", "/v1/collections/c/search",
+                                {"query": "anything", "top_k": 50, "mode": "dense"}, key="t1")
+        assert status == 200, res
+        assert {r["document_id"] for r in res["results"]} == {d["id"] for d in docs}
+        status, res = a.request("POST", "/v1/collections/c/search",
+                                {"query": "anything", "top_k": 50, "mode": "dense"}, key="t2")
+        assert status == 200, res
+        assert {r["document_id"] for r in res["results"]} == {"other"}
+        status, body, _ = http_request("127.0.0.1", b.port, "POST", "/v1/internal/shard-search",
+                                       {"collection": "c", "vector": [0.0] * 384, "k": 5})
+        assert status == 401, body
+    finally:
+        for srv in nodes:
+            srv.stop()
