@@ -57,6 +57,8 @@ static const struct key keys[] = {
 	{ "server.shutdown_timeout_s", T_INT, F(server.shutdown_timeout_s), 0, 3600 },
 	{ "server.memory_limit_bytes", T_SIZE, F(server.memory_limit_bytes), 0,
 	  1024 * KIB * KIB * KIB * KIB },
+	{ "server.tls_cert", T_STR0, F(server.tls_cert), 0, 0 },
+	{ "server.tls_key", T_STR0, F(server.tls_key), 0, 0 },
 	{ "environment", T_STR, F(environment), 0, 0 },
 	{ "limits.max_top_k", T_INT, F(limits.max_top_k), 1, 100000 },
 	{ "log.level", T_LEVEL, F(log.level), 0, 0 },
@@ -139,6 +141,18 @@ static const struct key keys[] = {
 	{ "store.mongodb.write_majority", T_BOOL, F(store.mongodb.write_majority), 0, 0 },
 	{ "store.mongodb.lock_lease_ms", T_INT, F(store.mongodb.lock_lease_ms), 100, 3600000 },
 	{ "store.mongodb.lock_timeout_ms", T_INT, F(store.mongodb.lock_timeout_ms), 0, 600000 },
+	{ "auth.enabled", T_BOOL, F(auth.enabled), 0, 0 },
+	{ "auth.keys", T_STR0, F(auth.keys), 0, 0 },
+	{ "auth.key_cache_s", T_INT, F(auth.key_cache_s), 1, 3600 },
+	{ "auth.requests_per_s", T_DOUBLE, F(auth.requests_per_s), 0, 1000000 },
+	{ "auth.burst", T_INT, F(auth.burst), 0, 1000000 },
+	{ "auth.ingest_bytes_per_day", T_SIZE, F(auth.ingest_bytes_per_day), 0,
+	  1024 * KIB * KIB * KIB * KIB },
+	{ "auth.tokens_per_day", T_SIZE, F(auth.tokens_per_day), 0, 1000000000000LL },
+	{ "cors.allowed_origins", T_STR0, F(cors.allowed_origins), 0, 0 },
+	{ "cors.allowed_headers", T_STR, F(cors.allowed_headers), 0, 0 },
+	{ "cors.allowed_methods", T_STR, F(cors.allowed_methods), 0, 0 },
+	{ "cors.max_age_s", T_INT, F(cors.max_age_s), 0, 86400 },
 	{ "sharding.shards", T_INT, F(sharding.shards), 0, 64 },
 	{ "sharding.holds", T_STR0, F(sharding.holds), 0, 0 },
 	{ "sharding.ordinal", T_INT, F(sharding.ordinal), -1, 1000000 },
@@ -251,6 +265,20 @@ struct config *config_new(void)
 	if (!cfg->store.backend || !cfg->store.mongodb.uri || !cfg->store.mongodb.uri_file ||
 	    !cfg->store.mongodb.database || !cfg->store.mongodb.username ||
 	    !cfg->store.mongodb.password_file || !cfg->store.mongodb.read_preference) {
+		config_free(cfg);
+		return NULL;
+	}
+	cfg->server.tls_cert = strdup("");
+	cfg->server.tls_key = strdup("");
+	cfg->auth.keys = strdup("");
+	cfg->auth.key_cache_s = 10;
+	cfg->cors.allowed_origins = strdup("");
+	cfg->cors.allowed_headers = strdup("Authorization, Content-Type, X-Request-ID");
+	cfg->cors.allowed_methods = strdup("GET, POST, PATCH, DELETE, OPTIONS");
+	cfg->cors.max_age_s = 600;
+	if (!cfg->server.tls_cert || !cfg->server.tls_key || !cfg->auth.keys ||
+	    !cfg->cors.allowed_origins || !cfg->cors.allowed_headers ||
+	    !cfg->cors.allowed_methods) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -676,6 +704,10 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 		return rag_err_set(err, RAG_EINVAL, "store.mongodb.min_pool_size",
 				   "store.mongodb.min_pool_size: %d is over max_pool_size (%d)",
 				   cfg->store.mongodb.min_pool_size, cfg->store.mongodb.max_pool_size);
+	if (!cfg->server.tls_cert[0] != !cfg->server.tls_key[0])
+		return rag_err_set(err, RAG_EINVAL, cfg->server.tls_cert[0] ? "server.tls_key"
+									    : "server.tls_cert",
+				   "server.tls_cert and server.tls_key: give both (HTTPS) or neither");
 	if (strcmp(cfg->environment, "development") != 0 &&
 	    strcmp(cfg->environment, "production") != 0)
 		return rag_err_set(err, RAG_EINVAL, "environment",
@@ -757,6 +789,17 @@ int config_dump_json(const struct config *cfg, struct sbuf *sb)
 		sbuf_addch(sb, '}');
 	sbuf_addch(sb, '}');
 	return sbuf_error(sb);
+}
+
+bool config_key_is_list(const char *key)
+{
+	return strcmp(key, "auth.keys") == 0 || strcmp(key, "cors.allowed_origins") == 0;
+}
+
+bool config_host_is_loopback(const char *host)
+{
+	return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+	       strcmp(host, "::1") == 0;
 }
 
 int config_cpu_count(int configured)

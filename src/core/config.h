@@ -94,6 +94,20 @@
  *   store.mongodb.write_majority true         write concern majority (else w:1)
  *   store.mongodb.lock_lease_ms 30000         100..3600000 (a dead writer's lock expires)
  *   store.mongodb.lock_timeout_ms 10000       0..600000 (then 503, retry)
+ *   server.tls_cert             ""            PEM certificate file; with tls_key: HTTPS
+ *   server.tls_key              ""            PEM private key file
+ *   auth.enabled                false         off only allowed on a loopback server.host
+ *   auth.keys                   ""            entries "f=v;f=v" joined by ","; YAML: a list of
+ *                                             mappings (tenant, role, key_file | id + hash, ...)
+ *   auth.key_cache_s            10            1..3600 (a store key is re-read after this)
+ *   auth.requests_per_s         0 = no limit  0..1000000, per key (token bucket)
+ *   auth.burst                  0 = max(1, requests_per_s)  0..1000000
+ *   auth.ingest_bytes_per_day   0 = no limit  per key; bytes or k/m/g
+ *   auth.tokens_per_day         0 = no limit  per key, generated tokens
+ *   cors.allowed_origins        "" = CORS off; "*" or origins joined by "," (YAML: a list)
+ *   cors.allowed_headers        "Authorization, Content-Type, X-Request-ID"
+ *   cors.allowed_methods        "GET, POST, PATCH, DELETE, OPTIONS"
+ *   cors.max_age_s              600           0..86400 (preflight cache)
  *
  * Thread-safety: a config is built by one thread at start-up and is then
  * read-only; any number of threads may read a config nobody modifies.
@@ -118,6 +132,8 @@ struct config {
 		int max_connections;
 		int connection_timeout_s;
 		int shutdown_timeout_s;      /* SIGTERM: in-flight requests get this long */
+		char *tls_cert;              /* PEM files; both "" = plain HTTP */
+		char *tls_key;
 		size_t memory_limit_bytes;   /* for alerts; 0 = the cgroup's limit, if any */
 	} server;
 	struct {
@@ -193,6 +209,21 @@ struct config {
 		int connect_timeout_ms; /* its connection set-up */
 	} chroma;
 	struct {
+		bool enabled;           /* off: every request is the default tenant's admin */
+		char *keys;             /* configured keys (src/auth/auth.h parses them) */
+		int key_cache_s;
+		double requests_per_s;  /* per-key defaults; 0 = unlimited */
+		int burst;
+		size_t ingest_bytes_per_day;
+		size_t tokens_per_day;
+	} auth;
+	struct {
+		char *allowed_origins;  /* "" = off */
+		char *allowed_headers;
+		char *allowed_methods;
+		int max_age_s;
+	} cors;
+	struct {
 		size_t max_file_bytes; /* one document's bytes (upload, batch item, CLI file) */
 		char *root;            /* server-side paths only below this; "" = not accepted */
 		int job_workers;       /* threads running ingest jobs in `ragd serve` */
@@ -254,8 +285,19 @@ int config_set(struct config *cfg, const char *key, const char *value, const cha
 	       struct rag_err *err);
 
 /*
+ * True for the keys whose YAML value may be a list (auth.keys,
+ * cors.allowed_origins): config_load_file joins its items with "," (a
+ * mapping item as "field=value;field=value") and sets the key once.
+ */
+bool config_key_is_list(const char *key);
+
+/* True when host (an IPv4 literal or "localhost") is a loopback address. */
+bool config_host_is_loopback(const char *host);
+
+/*
  * Applies the YAML file at path: a mapping whose nested mappings flatten to
- * dotted keys (server: {port: 80} sets server.port). Lists, aliases and
+ * dotted keys (server: {port: 80} sets server.port). Lists (except where
+ * config_key_is_list), aliases and
  * more than one document are rejected. Returns 0; RAG_EIO when the file
  * cannot be read; RAG_EINVAL for a YAML syntax error (the message gives
  * path:line:column) or any key config_set rejects (the message gives
