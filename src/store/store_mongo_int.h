@@ -4,7 +4,7 @@
  * store_mongo_lock.c (the write lock and mutexes), store_mongo_coll.c (collections, names, swap), store_mongo_docs.c
  * (document writes and their recovery), store_mongo_read.c (scans, the
  * change log, listings), store_mongo_hits.c (reads by chunk id and hash), store_mongo_filter.c (metadata filters) and
- * store_mongo_jobs.c (jobs and sessions).
+ * store_mongo_jobs.c (jobs and sessions) and store_mongo_keys.c (API keys).
  *
  * libmongoc's header is included here because every one of those files
  * speaks BSON; nothing outside src/store/store_mongo*.c includes this file.
@@ -32,6 +32,7 @@ struct store_filter;
 #define SM_CHANGES "changes"         /* {_id: key(cid, seq), c, s, op, d, first, last, at} */
 #define SM_LOCKS "locks"             /* {_id: cid, owner, until, intent} */
 #define SM_SESSIONS "sessions"       /* {_id: key(tenant, sid), msgs: [...]} */
+#define SM_KEYS "keys"             /* {_id: key id, tenant, role, ..., created_at} */
 #define SM_JOBS "jobs"
 #define SM_JOB_ITEMS "job_items"
 #define SM_JOB_BODIES "job_bodies"
@@ -266,5 +267,12 @@ int store_mongo_session_append(struct store *st, const char *tenant, const char 
 int store_mongo_session_history(struct store *st, const char *tenant, const char *session_id,
 				size_t limit, struct store_message **out, size_t *n_out,
 				struct rag_err *err);
+int store_mongo_key_put(struct store *st, const struct store_key *key, struct rag_err *err);
+int store_mongo_key_get(struct store *st, const char *id, struct store_key *out,
+			struct rag_err *err);
+int store_mongo_key_list(struct store *st, const char *tenant, struct store_key **out,
+			 size_t *n_out, struct rag_err *err);
+int store_mongo_key_delete(struct store *st, const char *tenant, const char *id,
+			   struct rag_err *err);
 
 #endif

@@ -240,6 +240,10 @@ int sm_chunk_row(const bson_t *d, int dim, float *vec, store_row_fn cb, void *ct
 	if (bson_iter_init_find(&it, d, "text") && BSON_ITER_HOLDS_UTF8(&it))
 		row.text = bson_iter_utf8(&it, &text_len);
 	row.text_len = text_len;
+	/* Borrowed from d, which outlives the callback (store.h). */
+	row.document_id = "";
+	if (bson_iter_init_find(&it, d, "d") && BSON_ITER_HOLDS_UTF8(&it))
+		row.document_id = bson_iter_utf8(&it, NULL);
 	return cb(ctx, &row);
 }
 
@@ -268,12 +272,13 @@ static int scan_vectors(struct store *st, int64_t cid, int ranged, int64_t first
 		q = BCON_NEW("c", BCON_INT64(cid), "i", "{", "$gte", BCON_INT64(first), "$lte",
 			     BCON_INT64(last), "}");
 		opts = BCON_NEW("sort", "{", "i", BCON_INT32(1), "}", "projection", "{", "i",
-				BCON_INT32(1), "v", BCON_INT32(1), "text", BCON_INT32(1), "}");
+				BCON_INT32(1), "v", BCON_INT32(1), "text", BCON_INT32(1), "d",
+				BCON_INT32(1), "}");
 	} else {
 		dq = BCON_NEW("c", BCON_INT64(cid));
 		q = BCON_NEW("c", BCON_INT64(cid));
 		opts = BCON_NEW("projection", "{", "i", BCON_INT32(1), "v", BCON_INT32(1), "text",
-				BCON_INT32(1), "}");
+				BCON_INT32(1), "d", BCON_INT32(1), "}");
 	}
 	sm_conn_get(st->impl, &c, ranged ? "read chunk vectors" : "scan chunks");
 	rc = sm_coll_state(&c, cid, &sc.dim, &seq, err);
