@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Backend, RagdServer, ServerFactory
+from conftest import Backend, RagdServer, ServerFactory, auth_args
 from ferretdb_server import start_ferretdb
 
 
@@ -26,11 +26,16 @@ class MongoServerFactory(ServerFactory):
         super().__init__(tmp_dir_fn)
         self.ferretdb = ferretdb
 
-    def __call__(self, extra_args=(), data_dir=None, env=None, default_index=None):
+    def __call__(self, extra_args=(), data_dir=None, env=None, default_index=None, keys=None,
+                 ssl_context=None):
         base = self._tmp_dir_fn()
         data_dir = Path(data_dir) if data_dir else base / "data"
+        tokens = None
+        if keys:
+            flags, tokens = auth_args(keys, base)
+            extra_args = [*flags, *extra_args]
         srv = RagdServer(data_dir, base, extra_args, self.ferretdb.ragd_env(data_dir, env),
-                         default_index)
+                         default_index, tokens, ssl_context)
         self.servers.append(srv)
         srv.start()
         return srv
