@@ -32,7 +32,8 @@ for (const [coll, list] of Object.entries(indexes)) {
 // Sharding: documents by a hashed key on their id ("<collection id>:<document
 // id>"), chunks by a hashed key on their document's id, so a document and its
 // chunks each spread evenly and a document's chunks sit together. The small
-// collections (names, collections, counters, locks, changes, jobs, sessions)
+// collections (names, collections, counters, locks, changes, jobs, sessions,
+// keys)
 // stay unsharded on the primary shard: every write touches them by _id, and
 // the change log is read in seq order per collection.
 if (shard) {
