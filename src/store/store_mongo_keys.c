@@ -16,6 +16,7 @@
 
 #include "core/banned.h"
 
+/* A rate: stored as a double, but a key written by hand may hold an integer. */
 static double get_double(const bson_t *b, const char *key)
 {
 	bson_iter_t it;
