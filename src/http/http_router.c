@@ -25,6 +25,7 @@ static const struct route routes[] = {
 	{ "POST", "/v1/collections", http_collection_create },
 	{ "GET", "/v1/collections", http_collection_list },
 	{ "GET", "/v1/collections/{name}", http_collection_get },
+	{ "GET", "/v1/collections/{name}/check", http_collection_check },
 	{ "DELETE", "/v1/collections/{name}", http_collection_delete },
 	{ "PATCH", "/v1/collections/{name}", http_collection_update },
 	{ "POST", "/v1/collections/{name}/documents", http_document_put },
