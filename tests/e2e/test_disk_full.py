@@ -20,6 +20,7 @@ from conftest import RagdServer
 
 TMPFS_MB = 40
 FILL_MARGIN = 1 << 20  # bytes left free: a few documents fit, then the disk is full
+SPARE = 400 << 10      # freed later: room for a batch's inputs, not for its documents
 
 
 @pytest.fixture
@@ -84,6 +85,7 @@ def test_disk_full_fails_cleanly_and_recovers(tmpfs, tmp_path):
     rng = random.Random(5)
     data = tmpfs / "data"
     filler = tmpfs / "filler"
+    spare = tmpfs / "spare"  # freed to let a batch in
     srv = RagdServer(data, tmp_path, ["--set", "models.generator="])
     acked = {}
 
@@ -105,7 +107,8 @@ def test_disk_full_fails_cleanly_and_recovers(tmpfs, tmp_path):
         srv.start()
 
         # Fill the disk, leaving a little, and ingest until it does not fit.
-        fill(filler, FILL_MARGIN)
+        fill(filler, FILL_MARGIN + SPARE)
+        fill(spare, FILL_MARGIN)
         full = None
         for i in range(400):
             status, body = ingest(f"b-{i}", 1000)
@@ -133,11 +136,38 @@ def test_disk_full_fails_cleanly_and_recovers(tmpfs, tmp_path):
             del acked["a-0"]
         assert_all_there(srv, acked)
 
+        # A batch accepted with a little room, whose documents do not fit:
+        # its items wait for space (neither failed nor retried in a loop).
+        spare.unlink()
+        batch = {f"j-{i}": text_of(rng, f"tagj{i}", 2000) for i in range(12)}
+        status, body = srv.request("POST", "/v1/collections/c/documents:batch",
+                                   {"documents": [{"id": k, "text": v}
+                                                  for k, v in batch.items()]})
+        assert status == 202, body
+        job = body["job_id"]
+        deadline = time.monotonic() + 60
+        while "waits" not in srv.stderr_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        status, body = srv.request("GET", f"/v1/jobs/{job}")
+        assert body["state"] == "running" and body["counts"]["failed"] == 0, body
+        assert "waits" in srv.stderr_text(), body
+        time.sleep(3)
+        waits = srv.stderr_text().count("waits")
+        assert waits <= 10, f"{waits} retries in 3 s: the worker spins"
+
         # Space returns: ingest works again, nothing acknowledged was lost.
         filler.unlink()
         for i in range(3):
             status, body = ingest(f"d-{i}", 2000)
             assert status == 201, body
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            status, body = srv.request("GET", f"/v1/jobs/{job}")
+            if body["state"] != "running":
+                break
+            time.sleep(0.5)
+        assert body["state"] == "succeeded" and body["counts"]["failed"] == 0, body
+        acked.update(batch)
         assert_all_there(srv, acked)
 
         # A shutdown on a full disk: the snapshot cannot be written, the
@@ -158,6 +188,7 @@ def test_disk_full_fails_cleanly_and_recovers(tmpfs, tmp_path):
     finally:
         if srv.proc is not None:
             srv.stop(check=False)
-        if filler.exists():
-            filler.unlink()
+        for f in (filler, spare):
+            if f.exists():
+                f.unlink()
     assert not srv.problems, srv.problems
