@@ -12,10 +12,11 @@ Steps:
    (or --rate skips the ramp);
 3. the run: --duration-s at that rate. Every --sample-s seconds a CSV row:
    elapsed, requests, 5xx, other errors, p50/p99 of that window, VmRSS,
-   open fds, threads;
+   RssAnon (heap: the leak signal), open fds, threads;
 4. writes the CSV, an ASCII curve of RSS and fds, and a summary (the
    RSS slope after --warmup-s by least squares, fd range, 5xx count, pass
-   or fail) under --out.
+   or fail) under --out. ragd's own log goes to --out/ragd.log: run with
+   --ragd build-asan/ragd and LeakSanitizer's report at exit lands there.
 
 The load is open-loop: requests are scheduled at the rate whatever the
 answers do, and latency is measured from the scheduled time, so a server
@@ -100,15 +101,20 @@ def load_queries(path):
 
 
 def proc_sample(pid):
-    rss = threads = 0
+    """VmRSS and RssAnon (kB), open fds, threads. RssAnon is the heap and
+    stacks: VmRSS also counts the model file's mapped pages, which the
+    kernel drops and reads back under memory pressure."""
+    rss = anon = threads = 0
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])  # kB
+                rss = int(line.split()[1])
+            elif line.startswith("RssAnon:"):
+                anon = int(line.split()[1])
             elif line.startswith("Threads:"):
                 threads = int(line.split()[1])
     fds = len(os.listdir(f"/proc/{pid}/fd"))
-    return rss, fds, threads
+    return rss, anon, fds, threads
 
 
 def pct(xs, p):
@@ -337,11 +343,12 @@ def main():
         pid = srv.pid
 
         def tick(t, window):
-            rss, fds, threads = proc_sample(pid)
+            rss, anon, fds, threads = proc_sample(pid)
             s = summarize(window)
             rows.append({"t_s": round(t, 1), "requests": s["n"], "5xx": s["5xx"],
                          "errors": s["errors"], "p50_ms": round(s["p50"] * 1e3, 1),
                          "p99_ms": round(s["p99"] * 1e3, 1), "rss_mb": round(rss / 1024, 1),
+                         "anon_mb": round(anon / 1024, 1),
                          "fds": fds, "threads": threads})
 
         print(f"run: {rate} req/s for {args.duration_s:.0f} s", flush=True)
@@ -356,8 +363,9 @@ def main():
             for r in rows:
                 f.write(",".join(str(r[k]) for k in keys) + "\n")
         after = [r for r in rows if r["t_s"] >= args.warmup_s] or rows
-        rss_slope = slope([r["t_s"] / 60 for r in after], [r["rss_mb"] for r in after])
-        rss_mean = sum(r["rss_mb"] for r in after) / len(after)
+        rss_slope = slope([r["t_s"] / 60 for r in after], [r["anon_mb"] for r in after])
+        rss_mean = sum(r["anon_mb"] for r in after) / len(after)
+        vm_slope = slope([r["t_s"] / 60 for r in after], [r["rss_mb"] for r in after])
         fd_lo, fd_hi = min(r["fds"] for r in after), max(r["fds"] for r in after)
         fd_slope = slope([r["t_s"] / 60 for r in after], [r["fds"] for r in after])
         info = json.loads(admin.request("GET", f"/v1/collections/{COLL}")[1])
@@ -377,14 +385,16 @@ def main():
             f"p99 by kind (ms): " + ", ".join(f"{k} {v * 1e3:.0f}"
                                               for k, v in total["by_kind"].items()),
             f"5xx: {total['5xx']}, other errors: {total['errors']}",
-            f"RSS after {args.warmup_s:.0f} s warm-up: mean {rss_mean:.1f} MB, slope "
-            f"{rss_slope:+.3f} MB/min ({rss_growth:+.1f} MB over the rest of the run)",
+            f"RSS (anonymous: heap + stacks) after {args.warmup_s:.0f} s warm-up: mean "
+            f"{rss_mean:.1f} MB, slope {rss_slope:+.3f} MB/min ({rss_growth:+.1f} MB over the "
+            f"rest of the run); VmRSS (with the mapped model) slope {vm_slope:+.3f} MB/min",
             f"open fds after warm-up: {fd_lo}..{fd_hi} (slope {fd_slope:+.3f}/min)",
             f"result: {'PASS' if passed else 'FAIL'} (criteria: zero 5xx and errors, p99 < "
             f"{args.p99_s:g} s, RSS growth under max(2 %, 5 MB), fd range <= 4)",
             f"csv: {csv_path}",
         ]
-        curve = ascii_curve(rows, "rss_mb", "RSS (MB)") + "\n\n" + \
+        curve = ascii_curve(rows, "anon_mb", "RssAnon (MB)") + "\n\n" + \
+            ascii_curve(rows, "rss_mb", "VmRSS (MB)") + "\n\n" + \
             ascii_curve(rows, "fds", "open fds") + "\n\n" + \
             ascii_curve(rows, "p99_ms", "p99 per window (ms)")
         with open(os.path.join(args.out, f"load-{stamp}.txt"), "w") as f:

@@ -327,6 +327,7 @@ def test_kill_9_during_sustained_ingest(tmp_path):
         t.start()
     modes = {"write": 0, "startup": 0, "shutdown": 0, "clean": 0}
     torn_shutdowns = 0
+    startup_cut = 0  # kills before the indexes were loaded
     t0 = time.monotonic()
     try:
         for cycle in range(n_cycles):
@@ -337,8 +338,17 @@ def test_kill_9_during_sustained_ingest(tmp_path):
             if srv.proc is None:
                 if mode == "startup":
                     srv.spawn()
-                    time.sleep(rng.uniform(0.0, 1.5))
+                    if rng.random() < 0.5:
+                        time.sleep(rng.uniform(0.0, 1.5))
+                    else:  # aim at the index load: it follows the model's
+                        deadline = time.monotonic() + 30
+                        while ("embedder" not in srv.stderr_text()
+                               and time.monotonic() < deadline):
+                            time.sleep(0.002)
+                        time.sleep(rng.uniform(0.0, 0.02))
                     srv.kill()
+                    if "indexes loaded" not in srv.stderr_text():
+                        startup_cut += 1
                     continue
                 srv.start()
             ctx.port = srv.port
@@ -366,7 +376,8 @@ def test_kill_9_during_sustained_ingest(tmp_path):
         problems, stats = verify(srv, docs, collections, corpus)
         acked = sum(t.acked for t in loaders)
         unanswered = sum(t.unanswered for t in loaders)
-        print(f"\n{n_cycles} cycles in {elapsed:.0f} s ({modes}, {torn_shutdowns} shutdowns "
+        print(f"\n{n_cycles} cycles in {elapsed:.0f} s ({modes}, {startup_cut} start-ups cut "
+              f"before the indexes were loaded, {torn_shutdowns} shutdowns "
               f"cut by SIGKILL); {acked} operations acknowledged, {unanswered} unanswered {[t.unanswered_by for t in loaders]}; "
               f"{len(docs)} documents: {stats}; verified in "
               f"{time.monotonic() - t0 - elapsed:.0f} s")
