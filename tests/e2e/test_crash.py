@@ -435,3 +435,30 @@ def test_snapshot_then_replay_after_kill(tmp_path):
     problems, _ = verify(srv, list(docs.values()), ["c"], corpus)
     assert not problems, "\n".join(problems)
     srv.stop()
+
+
+def test_snapshot_of_deleted_collection_swept(tmp_path):
+    """A kill between a collection's delete and the removal of its snapshot
+    would leave the file for good: the next start removes it (and leaves
+    the live collections' snapshots)."""
+    srv = CrashServer(tmp_path / "data", tmp_path, ["--set", "models.generator="])
+    srv.start()
+    for name in ("gone", "kept"):
+        srv.create_collection(name)
+        srv.add_doc(name, f"A document of collection {name}.", doc_id="d")
+    srv.stop()
+    index = tmp_path / "data" / "index"
+    snaps = {p.name: p.read_bytes() for p in index.glob("*.vidx")}
+    assert len(snaps) == 2, snaps.keys()
+    srv.start()
+    assert srv.request("DELETE", "/v1/collections/gone")[0] == 200
+    srv.kill()
+    left = {p.name for p in index.glob("*.vidx")}
+    (old_id,) = set(snaps) - left  # the delete removed it: put it back, as if killed before
+    (index / old_id).write_bytes(snaps[old_id])
+    (index / (old_id + ".tmp")).write_bytes(snaps[old_id][:100])
+    srv.start()
+    assert sorted(p.name for p in index.iterdir()) == sorted(left), list(index.iterdir())
+    assert srv.search("kept", "document", mode="lexical")
+    assert srv.request("GET", "/v1/collections/gone")[0] == 404
+    srv.stop()
