@@ -76,6 +76,24 @@
  *   ingest.root                 ""            server-side paths allowed below it; "" = none
  *   ingest.job_workers          1             0..64
  *   ingest.job_lease_ms         30000         100..3600000
+ *   store.backend               sqlite        sqlite|mongodb
+ *   store.mongodb.uri           ""            mongodb://...; env RAGD_MONGODB_URI too
+ *   store.mongodb.uri_file      ""            file holding the URI (a mounted secret)
+ *   store.mongodb.database      ""            "" = the URI's database, else "ragd"
+ *   store.mongodb.username      ""            overrides the URI's user
+ *   store.mongodb.password_file ""            file holding the password (a mounted secret)
+ *   store.mongodb.max_pool_size 100           1..1024 (maxPoolSize)
+ *   store.mongodb.min_pool_size 0             0..1024 (minPoolSize)
+ *   store.mongodb.max_idle_time_ms 30000      0..86400000 (maxIdleTimeMS)
+ *   store.mongodb.server_selection_timeout_ms 5000  1..600000
+ *   store.mongodb.connect_timeout_ms 10000    1..600000
+ *   store.mongodb.socket_timeout_ms 20000     1..3600000
+ *   store.mongodb.heartbeat_frequency_ms 10000 500..600000
+ *   store.mongodb.read_preference primary     for search-path reads: primary|primaryPreferred|
+ *                                             secondary|secondaryPreferred|nearest
+ *   store.mongodb.write_majority true         write concern majority (else w:1)
+ *   store.mongodb.lock_lease_ms 30000         100..3600000 (a dead writer's lock expires)
+ *   store.mongodb.lock_timeout_ms 10000       0..600000 (then 503, retry)
  *
  * Thread-safety: a config is built by one thread at start-up and is then
  * read-only; any number of threads may read a config nobody modifies.
@@ -180,6 +198,38 @@ struct config {
 		int job_workers;       /* threads running ingest jobs in `ragd serve` */
 		int job_lease_ms;      /* a dead worker's job is resumed after this */
 	} ingest;
+	struct {
+		char *backend; /* "sqlite" or "mongodb" */
+		struct config_mongodb {
+			char *uri;      /* may hold credentials: never logged or dumped */
+			char *uri_file; /* read at start-up when uri is empty (a Kubernetes secret) */
+			char *database; /* "" = the URI's, else "ragd" */
+			char *username;      /* overrides the URI's */
+			char *password_file; /* the password, read at start-up (a secret) */
+			int max_pool_size;
+			int min_pool_size;
+			int max_idle_time_ms;
+			int server_selection_timeout_ms;
+			int connect_timeout_ms;
+			int socket_timeout_ms;
+			int heartbeat_frequency_ms;
+			char *read_preference; /* search-path reads: primary|...|secondaryPreferred */
+			bool write_majority;
+			int lock_lease_ms;
+			int lock_timeout_ms;
+		} mongodb;
+	} store;
+	struct {
+		int shards;         /* 0 = not sharded; see rag/rag_shard.h */
+		char *holds;        /* "0,2"; "" = from ordinal */
+		int ordinal;        /* -1 = unset; else holds ordinal % shards (RAGD_SHARD_ORDINAL) */
+		char *peers;        /* "URL=0,1 URL=1" */
+		char *peer_pattern; /* "http://ragd-{i}.ragd-headless:8080" */
+		int instances;      /* with peer_pattern */
+		int vnodes;
+		int timeout_ms;
+		int backoff_ms;
+	} sharding;
 };
 
 /* A config holding the defaults (which validate), or NULL when out of

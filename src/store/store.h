@@ -5,7 +5,7 @@
  * per-collection change log whose sequence numbers let indexes (which are
  * derived data) be rebuilt with store_chunks_scan() and then kept current by
  * replaying store_changes(). Backends sit behind `struct store_ops`: SQLite
- * (store_sqlite.h) today, MongoDB later; callers only use the store_*
+ * (store_sqlite.h) and MongoDB (store_mongo.h); callers only use the store_*
  * functions below, which dispatch through the ops table.
  *
  * Conventions for every function here: 0 on success or a negative RAG_E*
@@ -146,6 +146,7 @@ struct store_chunk_row {
 	const float *vec; /* the collection's dim floats, suitably aligned */
 	const char *text; /* text_len bytes, NUL-terminated */
 	size_t text_len;
+	const char *document_id; /* the chunk's document: sharding routes by it */
 };
 
 /* One message of a conversation session; strings owned, see store_messages_free(). */
@@ -373,6 +374,10 @@ void store_hits_release(struct store_hit *hits, size_t n);
  * the state at that seq, and replaying changes after it brings it current.
  * Writers are not blocked meanwhile. cb returns 0 to go on; anything else
  * stops the scan and is returned as is (return a RAG_E* code).
+ * A backend without read snapshots (MongoDB) may also hand out documents
+ * committed after *seq_out, each whole (all its chunks or none): replaying
+ * the changes after *seq_out over such a scan is harmless, as a PUT of
+ * chunks already there and a DELETE of chunks absent are both no-ops.
  *
  * cb runs while the scan holds one of the store's connections: it must not
  * call back into the same store (with a pool of one, that would deadlock).

@@ -312,6 +312,21 @@ def ragd(ragd_module_factory):
     return ragd_module_factory()
 
 
+# -- MongoDB store: FerretDB ----------------------------------------------------
+
+@pytest.fixture(scope="session")
+def ferretdb(tmp_path_factory):
+    """A FerretDB server (MongoDB wire protocol, SQLite backend) for the
+    session: .uri, .port, .ragd_env(key) for a ragd on the MongoDB store in
+    a database named after key, .stop()/.start(). ferretdb_server.py's
+    start_ferretdb(workdir) starts one of a test's own; mongo_fixtures.py
+    moves a whole module's servers onto it."""
+    from ferretdb_server import start_ferretdb
+    srv = start_ferretdb(tmp_path_factory.mktemp("ferretdb"))
+    yield srv
+    srv.stop()
+
+
 # -- Chroma, the second vector backend ----------------------------------------
 
 CHROMA_BIN = os.environ.get("RAGD_CHROMA_BIN") or str(Path(sys.executable).parent / "chroma")
