@@ -25,6 +25,7 @@ static const struct {
 	{ RAG_EUNAUTHORIZED, "unauthorized", 401 },
 	{ RAG_EFORBIDDEN, "forbidden", 403 },
 	{ RAG_ERATELIMIT, "rate_limited", 429 },
+	{ RAG_ENOSPACE, "insufficient_storage", 507 },
 };
 
 void rag_err_clear(struct rag_err *err)

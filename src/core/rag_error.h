@@ -30,6 +30,7 @@ enum {
 	RAG_EUNAUTHORIZED = -10, /* no credentials, or ones that are not valid */
 	RAG_EFORBIDDEN = -11,   /* valid credentials whose role may not do this */
 	RAG_ERATELIMIT = -12,   /* a quota or rate limit is spent: retry later */
+	RAG_ENOSPACE = -13,     /* the disk (or a quota) is full: nothing was written */
 };
 
 #define RAG_ERR_FIELD_MAX 64   /* longest field path a client can be told */

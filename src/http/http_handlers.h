@@ -13,6 +13,7 @@ int http_metrics(struct http_req *req, struct http_resp *resp);
 int http_collection_create(struct http_req *req, struct http_resp *resp);
 int http_collection_list(struct http_req *req, struct http_resp *resp);
 int http_collection_get(struct http_req *req, struct http_resp *resp);
+int http_collection_check(struct http_req *req, struct http_resp *resp);
 int http_collection_delete(struct http_req *req, struct http_resp *resp);
 /* PATCH: a new embedding model, applied by a background job (202). */
 int http_collection_update(struct http_req *req, struct http_resp *resp);

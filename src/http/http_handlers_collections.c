@@ -191,6 +191,26 @@ int http_collection_get(struct http_req *req, struct http_resp *resp)
 	return 0;
 }
 
+int http_collection_check(struct http_req *req, struct http_resp *resp)
+{
+	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_index_check chk;
+	struct rag_err err = { 0 };
+
+	if (!eng)
+		return 0;
+	if (rag_collection_check(eng, req->who.tenant, req->params[0], &chk, &err) < 0) {
+		http_error(resp, &err);
+		return 0;
+	}
+	http_json_reply(resp, 200,
+			json_pack("{s:s, s:I, s:I, s:I, s:I, s:b}", "name", req->params[0], "seq",
+				  (json_int_t)chk.seq, "store_chunks", (json_int_t)chk.store_chunks,
+				  "index_vectors", (json_int_t)chk.index_vectors, "lexical_chunks",
+				  (json_int_t)chk.lexical_chunks, "consistent", chk.consistent));
+	return 0;
+}
+
 int http_collection_delete(struct http_req *req, struct http_resp *resp)
 {
 	struct rag_engine *eng = http_engine(req, resp);

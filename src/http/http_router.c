@@ -46,6 +46,7 @@ static const struct route routes[] = {
 	{ "POST", "/v1/collections", http_collection_create, WRITER, 0 },
 	{ "GET", "/v1/collections", http_collection_list, READER, 0 },
 	{ "GET", "/v1/collections/{name}", http_collection_get, READER, 0 },
+	{ "GET", "/v1/collections/{name}/check", http_collection_check, ADMIN, 0 },
 	{ "DELETE", "/v1/collections/{name}", http_collection_delete, WRITER, 0 },
 	{ "PATCH", "/v1/collections/{name}", http_collection_update, WRITER, 0 },
 	{ "POST", "/v1/collections/{name}/documents", http_document_put, WRITER, Q_INGEST },

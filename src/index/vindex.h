@@ -149,8 +149,9 @@ const char *vindex_kind(struct vindex *vi);
  * and fsyncs the directory, so path holds the old or the new snapshot, never
  * a mix. Concurrent saves to one path must be serialised by the caller
  * (they share path.tmp). Searches continue during a save; add and remove
- * wait for it. Returns 0, RAG_EINVAL or RAG_EIO (the message quotes the path
- * and strerror).
+ * wait for it. Returns 0, RAG_EINVAL, RAG_ENOSPACE (disk or quota full) or
+ * RAG_EIO (the message quotes the path and strerror); on failure the
+ * snapshot at path, if any, is left as it was.
  */
 int vindex_save(struct vindex *vi, const char *path, uint64_t seq, struct rag_err *err);
 

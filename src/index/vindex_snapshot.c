@@ -19,7 +19,9 @@
  * SSE4.2 dispatch for the same job.
  *
  * Writes go to path.tmp, are fsynced, renamed over path, and the directory is
- * fsynced, so a crash leaves the old snapshot or the new one.
+ * fsynced, so a crash leaves the old snapshot or the new one; so does a
+ * full disk (RAG_ENOSPACE): the partial path.tmp is removed, path is
+ * untouched.
  */
 #include "index/vindex_snapshot.h"
 #include "index/vindex.h"
@@ -194,8 +196,10 @@ fail_unlink:
 	unlink(tmp);
 	errno = e;
 fail:
-	return rag_err_set(err, RAG_EIO, NULL, "cannot %s vector snapshot '%s': %s", step, tmp,
-			   errstr(errno, ebuf, sizeof(ebuf)));
+	e = errno;
+	return rag_err_set(err, e == ENOSPC || e == EDQUOT ? RAG_ENOSPACE : RAG_EIO, NULL,
+			   "cannot %s vector snapshot '%s': %s", step, tmp,
+			   errstr(e, ebuf, sizeof(ebuf)));
 }
 
 /* Rejects a file with a message naming it and what is wrong with it. */

@@ -10,7 +10,9 @@
  */
 #include "rag/rag_int.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -393,6 +395,47 @@ static void *follower_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Removes the snapshots of collections the store no longer has: a crash
+ * between a collection's delete and the unlink of its snapshot leaves one
+ * behind for good, as large as the index. Only ids below the highest live
+ * one are swept: ids are never reused, so those collections are certainly
+ * gone, while a higher id may belong to a collection another process on
+ * this data directory created after the listing.
+ */
+static void sweep_snapshots(struct rag_engine *eng)
+{
+	struct store_collection *all = NULL;
+	struct dirent *de;
+	size_t n = 0;
+	int64_t max_id = 0;
+	DIR *dir;
+
+	if (store_collection_list_all(eng->store, &all, &n, NULL) < 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (all[i].id > max_id)
+			max_id = all[i].id;
+	dir = opendir(eng->index_dir);
+	while (dir && (de = readdir(dir)) != NULL) {
+		char *end;
+		long long id = strtoll(de->d_name, &end, 10);
+		int live = 0;
+
+		if (end == de->d_name || id <= 0 || id >= max_id ||
+		    (strcmp(end, ".vidx") != 0 && strcmp(end, ".vidx.tmp") != 0))
+			continue;
+		for (size_t i = 0; i < n && !live; i++)
+			live = all[i].id == id;
+		if (!live && unlinkat(dirfd(dir), de->d_name, 0) == 0)
+			log_info("removed '%s/%s': its collection was deleted", eng->index_dir,
+				 de->d_name);
+	}
+	if (dir)
+		closedir(dir);
+	store_collection_list_free(all, n);
+}
+
 static int make_index_dir(struct rag_engine *eng, struct rag_err *err)
 {
 	struct sbuf sb = SBUF_INIT;
@@ -439,6 +482,7 @@ struct rag_engine *rag_engine_new(const struct rag_engine_options *opts, struct 
 		size_t n;
 
 		follow_once(eng);
+		sweep_snapshots(eng);
 		n = hashmap_count(eng->colls);
 		log_info("indexes loaded: %zu collections in %.0f ms", n, rag_now_ms() - t0);
 	}

@@ -141,6 +141,25 @@ int rag_collection_delete(struct rag_engine *eng, const char *tenant, const char
 void rag_collection_info_release(struct rag_collection_info *info);
 void rag_collection_info_list_free(struct rag_collection_info *list, size_t n);
 
+/* What rag_collection_check found: this instance's indexes against the store. */
+struct rag_index_check {
+	int64_t seq;           /* the change-log position all three counts were taken at */
+	size_t store_chunks;   /* the collection's chunks in the store */
+	size_t index_vectors;  /* vectors in this instance's vector index */
+	size_t lexical_chunks; /* chunks its lexical index finds (removed ones excluded) */
+	int consistent;        /* the three counts agree */
+};
+
+/*
+ * A diagnostic: replays the change log, then counts the store's chunks and
+ * both indexes' entries at one seq. Reads every chunk of the collection
+ * (O(collection)), so it is for operators and tests, not for polling.
+ * RAG_ENOTFOUND for no such collection, RAG_EUNSUPPORTED when this engine
+ * loads no indexes, RAG_EBUSY when writes kept landing between the counts.
+ */
+int rag_collection_check(struct rag_engine *eng, const char *tenant, const char *name,
+			 struct rag_index_check *out, struct rag_err *err);
+
 /* --- documents --- */
 
 struct rag_doc_in {

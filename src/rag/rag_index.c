@@ -342,3 +342,62 @@ int rag_index_snapshot(struct rag_engine *eng, struct rag_coll *coll, struct rag
 	pthread_mutex_unlock(&coll->apply_mu);
 	return rc;
 }
+
+#define INDEX_CHECK_TRIES 5 /* scans before a collection that keeps changing is reported busy */
+
+static int count_cb(void *ctx, const struct store_chunk_row *row)
+{
+	(void)row;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+/*
+ * The store is counted by a scan (its own read transaction, so the count
+ * and the seq it returns belong together), then the indexes are counted
+ * under apply_mu if they were caught up to exactly that seq. A write
+ * landing in between moves one of the two: catch up and count again. The
+ * scan reads every chunk, so this is a diagnostic, not something to poll.
+ */
+int rag_collection_check(struct rag_engine *eng, const char *tenant, const char *name,
+			 struct rag_index_check *out, struct rag_err *err)
+{
+	struct rag_coll *coll = rag_coll_acquire(eng, tenant, name, err);
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!coll)
+		return err && err->code ? err->code : RAG_ENOTFOUND;
+	if (!coll->vi) {
+		rag_coll_unref(coll);
+		return rag_err_set(err, RAG_EUNSUPPORTED, NULL,
+				   "this instance keeps no index of collection '%s'", name);
+	}
+	rc = RAG_EBUSY;
+	for (int i = 0; i < INDEX_CHECK_TRIES && rc == RAG_EBUSY; i++) {
+		size_t n = 0;
+		int64_t seq = 0;
+
+		rc = rag_index_catch_up(eng, coll, err);
+		if (rc == 0)
+			rc = store_chunks_scan(eng->store, coll->c.id, count_cb, &n, &seq, err);
+		if (rc < 0)
+			break;
+		pthread_mutex_lock(&coll->apply_mu);
+		if (atomic_load(&coll->applied_seq) == seq) {
+			out->seq = seq;
+			out->store_chunks = n;
+			out->index_vectors = vindex_count(coll->vi);
+			out->lexical_chunks = coll->lx ? lexical_count(coll->lx) : 0;
+			out->consistent = out->index_vectors == n && out->lexical_chunks == n;
+		} else {
+			rc = RAG_EBUSY;
+		}
+		pthread_mutex_unlock(&coll->apply_mu);
+	}
+	if (rc == RAG_EBUSY)
+		rag_err_set(err, RAG_EBUSY, NULL,
+			    "collection '%s' kept changing while it was checked; try again", name);
+	rag_coll_unref(coll);
+	return rc;
+}

@@ -16,6 +16,12 @@
  *   next item (the item's finish is refused) and stops.
  * - a file that fails (unsupported, malformed, too big) is recorded with its
  *   reason and the job goes on.
+ * - an item refused for a reason of the moment (RAG_ENOSPACE: the disk is
+ *   full; RAG_EBUSY), or whose outcome cannot be recorded, is not failed:
+ *   the worker waits JOB_RETRY_MS and runs it again, so a job held up by a
+ *   full disk goes on once space is freed. The lease is renewed by each
+ *   item recorded, so a wait longer than ingest.job_lease_ms lets another
+ *   process take the job over (upserts: running an item twice is harmless).
  *
  * Workers of one process never take each other's jobs (the claim skips
  * leases held by this engine's owner id); other processes on the same store
@@ -38,6 +44,7 @@
 #define JOB_ITEMS_BATCH 8      /* items read per store call: bodies can be large */
 #define JOB_POLL_MS 1000       /* look for jobs of other processes and expired leases */
 #define JOB_MAX_ITEMS 100000   /* documents in one job: bounds a request's transaction */
+#define JOB_RETRY_MS 1000      /* wait before retrying an item refused for want of space */
 
 void rag_random_hex(char *out, size_t n_bytes)
 {
@@ -94,7 +101,11 @@ void rag_jobs_wake(struct rag_engine *eng)
 	pthread_mutex_unlock(&eng->stop_mu);
 }
 
-/* Runs one item; returns the state to record (1 done, 2 failed, 3 unchanged). */
+/*
+ * Runs one item; returns the state to record (1 done, 2 failed, 3
+ * unchanged), or 0 when it failed for a reason of the moment (a full disk,
+ * a busy store): nothing to record, the item is tried again.
+ */
 static int run_item(struct rag_engine *eng, const struct store_job *job,
 		    const struct store_job_item *it, int64_t *n_chunks, char *why, size_t why_len)
 {
@@ -119,7 +130,7 @@ static int run_item(struct rag_engine *eng, const struct store_job *job,
 	}
 	if (rag_ingest(eng, job->tenant, job->collection, &doc, &res, &err) < 0) {
 		snprintf(why, why_len, "%s", err.msg);
-		return 2;
+		return err.code == RAG_ENOSPACE || err.code == RAG_EBUSY ? 0 : 2;
 	}
 	*n_chunks = res.unchanged ? 0 : (int64_t)res.n_chunks; /* chunks this job wrote */
 	return res.unchanged ? 3 : 1;
@@ -133,6 +144,24 @@ static int stopping(struct rag_engine *eng)
 	stop = eng->stop;
 	pthread_mutex_unlock(&eng->stop_mu);
 	return stop;
+}
+
+/* Sleeps ms unless the engine stops meanwhile. */
+static void pause_ms(struct rag_engine *eng, long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&eng->stop_mu);
+	if (!eng->stop) /* rag_jobs_stop broadcasts jobs_cond; a new job may wake it early */
+		pthread_cond_timedwait(&eng->jobs_cond, &eng->stop_mu, &ts);
+	pthread_mutex_unlock(&eng->stop_mu);
 }
 
 /* Works through a claimed job until it is done, cancelled, or the engine stops. */
@@ -199,15 +228,28 @@ static void run_job(struct rag_engine *eng, const char *id)
 			int state = run_item(eng, &job, &items[i], &n_chunks, why, sizeof(why));
 			int rc;
 
+			if (state == 0) {
+				/*
+				 * Not the document's fault: wait and take the same
+				 * items again rather than fail them (or spin).
+				 */
+				log_warn("job '%s': item %lld waits: %s", id,
+					 (long long)items[i].idx, why);
+				pause_ms(eng, JOB_RETRY_MS);
+				break;
+			}
 			rag_err_clear(&err);
 			rc = store_job_item_finish(eng->store, id, items[i].idx, state,
 						   state == 2 ? why : NULL, n_chunks,
 						   (int64_t)items[i].body_len, eng->opts.job_lease_ms,
 						   &err);
-			if (rc == RAG_ECONFLICT)
+			if (rc == RAG_ECONFLICT) {
 				cancelled = 1;
-			else if (rc < 0)
+			} else if (rc < 0) {
 				log_warn("job '%s': %s", id, err.msg);
+				pause_ms(eng, JOB_RETRY_MS); /* a full disk: the item is run again */
+				break;
+			}
 		}
 		store_job_items_free(items, n);
 	}

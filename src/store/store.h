@@ -11,7 +11,8 @@
  * Conventions for every function here: 0 on success or a negative RAG_E*
  * code, with details in the optional `err`. RAG_EBUSY means another process
  * held the database longer than the busy timeout: retry later. RAG_EIO means
- * the storage failed. Strings passed in are borrowed for the call only.
+ * the storage failed. RAG_ENOSPACE means the disk, a quota or the file size
+ * limit left no room: the write was rolled back whole, reads go on. Strings passed in are borrowed for the call only.
  * Strings and arrays handed out are owned by the caller, who frees them with
  * the matching *_release / *_free function.
  *

@@ -85,7 +85,11 @@ struct store_sqlite {
 	pthread_mutex_t write_lock;
 };
 
-/* Translates a SQLite result code into a RAG_E* code, recording "store: what: message". */
+/*
+ * Translates a SQLite result code into a RAG_E* code, recording "store: what:
+ * message". A full disk (SQLITE_FULL, or an IOERR with errno ENOSPC, EDQUOT
+ * or EFBIG) is RAG_ENOSPACE.
+ */
 int store_sqlite_error(struct sqlite3 *db, int rc, struct rag_err *err, const char *what);
 
 /*

@@ -39,9 +39,11 @@
 
 #include "core/rag_error.h"
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/banned.h"
 
@@ -171,7 +173,7 @@ static const char *const migrations[STORE_SQLITE_SCHEMA_VERSION] = {
 
 int store_sqlite_error(sqlite3 *db, int rc, struct rag_err *err, const char *what)
 {
-	int code;
+	int code, sys;
 
 	switch (rc & 0xff) {
 	case SQLITE_BUSY:
@@ -190,8 +192,21 @@ int store_sqlite_error(sqlite3 *db, int rc, struct rag_err *err, const char *wha
 			       ? RAG_ECONFLICT
 			       : RAG_EINTERNAL;
 		break;
-	case SQLITE_IOERR:
 	case SQLITE_FULL:
+		code = RAG_ENOSPACE;
+		break;
+	case SQLITE_IOERR:
+		/*
+		 * SQLite says SQLITE_FULL only for a write that found the disk
+		 * full; growing the WAL index, a quota or the file size limit
+		 * (RLIMIT_FSIZE) come back as an IOERR whose errno tells.
+		 */
+		sys = db ? sqlite3_system_errno(db) : 0;
+		if (sys == ENOSPC || sys == EDQUOT || sys == EFBIG)
+			return rag_err_set(err, RAG_ENOSPACE, NULL, "store: %s: %s (%s)", what,
+					   sqlite3_errmsg(db), strerror(sys));
+		code = RAG_EIO;
+		break;
 	case SQLITE_CORRUPT:
 	case SQLITE_NOTADB:
 	case SQLITE_CANTOPEN:

@@ -21,6 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -230,6 +233,64 @@ static void test_failed_put_leaves_nothing(void **state)
 	store_free(st);
 }
 
+/*
+ * A put that does not fit on the disk: the file size limit stands in for a
+ * full disk (the same short write; ENOSPC itself needs a small mount, which
+ * tests/e2e/test_disk_full.py makes). It is RAG_ENOSPACE, nothing of it is
+ * stored, reads go on, and once there is room again the same put works.
+ */
+static void test_full_disk_put(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_store(f->dir);
+	int64_t cid = make_collection(st, "docs");
+	size_t big_len = 4u << 20;
+	char *big = malloc(big_len + 1);
+	struct store_chunk chunk = { .start_byte = 0, .end_byte = 1, .text = "x" };
+	float vec[DIM] = { 0 };
+	struct store_doc doc = { .id = "big", .text = big };
+	struct store_put put = { .doc = &doc, .chunks = &chunk, .n_chunks = 1, .vecs = vec,
+				 .dim = DIM };
+	struct store_doc got;
+	struct rag_err err = { 0 };
+	struct rlimit old, lim;
+	struct stat sb;
+	char wal[128];
+	int64_t seq;
+	int rc;
+
+	assert_non_null(big);
+	memset(big, 'a', big_len);
+	big[big_len] = '\0';
+	assert_int_equal(put_doc(st, cid, "small", 2, NULL, NULL), 0);
+	snprintf(wal, sizeof(wal), "%s-wal", f->db);
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)sb.st_size + (1u << 20);
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	rc = store_doc_put(st, cid, &put, NULL, &err);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(rc, RAG_ENOSPACE);
+	assert_int_equal(err.code, RAG_ENOSPACE);
+	assert_non_null(strstr(err.msg, "store: "));
+
+	assert_int_equal(store_doc_get(st, cid, "big", &got, NULL), RAG_ENOTFOUND);
+	assert_int_equal(store_doc_get(st, cid, "small", &got, NULL), 0);
+	store_doc_release(&got);
+	assert_int_equal(store_collection_seq(st, cid, &seq, NULL), 0);
+	assert_int_equal(seq, 1);
+
+	assert_int_equal(store_doc_put(st, cid, &put, NULL, NULL), 0);
+	assert_int_equal(store_doc_get(st, cid, "big", &got, NULL), 0);
+	assert_int_equal(strlen(got.text), big_len);
+	store_doc_release(&got);
+	free(big);
+	store_free(st);
+}
+
 /* Two processes put into one directory at once; busy_timeout serialises them. */
 static void test_two_processes(void **state)
 {
@@ -276,6 +337,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_directory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_put_leaves_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_disk_put, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_processes, setup, teardown),
 	};
 
