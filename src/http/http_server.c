@@ -532,7 +532,7 @@ struct http_server *http_server_start(const struct http_server_options *o, struc
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 				  MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
 				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
-				  MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
+				  MHD_OPTION_LISTENING_ADDRESS_REUSE, o->reuse_port ? 1U : 0U,
 				  MHD_OPTION_END);
 	if (!srv->d) {
 		rag_err_set(err, RAG_EIO, "server.port", "cannot listen on %s:%d (in use?)", o->host,

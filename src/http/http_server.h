@@ -19,6 +19,12 @@ struct http_server_options {
 	int threads;                /* pool size, >= 1 */
 	int max_connections;
 	int connection_timeout_s;   /* idle keep-alive connections are closed after this */
+	/*
+	 * SO_REUSEPORT: other processes may listen on the same port, the kernel
+	 * spreading new connections over them (worker processes). Off, a port
+	 * already in use is an error.
+	 */
+	int reuse_port;
 };
 
 /* Starts serving with ctx (borrowed: it must outlive the server). NULL + err on failure. */
