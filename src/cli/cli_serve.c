@@ -13,9 +13,9 @@
  * (or worker) tells the others about its writes, so their change-log
  * followers look at once instead of at their next poll: workers through
  * the supervisor's shared memory, instances through Redis pub/sub when
- * replication.redis_url is set. A worker restarted after a crash loads
- * its indexes before it listens, so the kernel never hands it connections
- * it would answer 503.
+ * replication.redis_url is set. A worker loads its models and indexes
+ * before it listens (a single server listens first, for /health), so the
+ * kernel never hands a loading worker connections it would answer 503.
  *
  * `ragd serve --check-config` validates the configuration, checks that the
  * model file is readable and the data directory usable, prints the
@@ -273,8 +273,11 @@ static int serve_one(struct cli_app *app, int index, int generation)
 	register_worker(index, generation);
 	metrics_add_collector(ready_collector, &ctx);
 	metrics_process_start(SERVE_SAMPLE_MS);
-	/* A restarted worker listens once ready: its siblings serve meanwhile. */
-	if (generation <= 1 && start_http(app, &ctx, index >= 0, &srv) < 0)
+	/*
+	 * A worker listens once ready: the kernel would hand a loading one its
+	 * share of connections, to be answered 503 while a sibling could serve.
+	 */
+	if (index < 0 && start_http(app, &ctx, 0, &srv) < 0)
 		goto out;
 	if (app->cfg->replication.redis_url[0]) {
 		struct cache_pubsub_options po = {

@@ -139,8 +139,8 @@ static int reap(struct slot *slots, int n, int stopping, int *failed)
 			else if (WEXITSTATUS(status) != 0 || !stopping)
 				log_warn("worker %d (pid %ld) exited with status %d after %lld ms", i,
 					 (long)pid, WEXITSTATUS(status), (long long)lived);
-			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-				*failed = 1;
+			if (stopping && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
+				*failed = 1; /* a crash before the stop was dealt with by restarting */
 			if (stopping)
 				break;
 			s->backoff_ms = cli_workers_backoff_ms(s->backoff_ms, lived);
