@@ -80,8 +80,9 @@ struct cli_workers_options {
  * start of that slot, 2 after its first restart...) and exiting with its
  * return value; restarts those that die, with back-off; forwards SIGTERM,
  * SIGINT (as SIGTERM) and SIGHUP, and returns once all workers have exited
- * after a stop signal: 0 if every one exited 0, else 1. Call it before any
- * thread is started. Never returns in the workers.
+ * after a stop signal: 0 if every one exited 0, else 1. A worker exiting
+ * non-zero at its first start (bad model, port taken) stops them all: 1.
+ * Call it before any thread is started. Never returns in the workers.
  */
 int cli_workers_run(const struct cli_workers_options *opts,
 		    int (*worker)(void *ctx, int index, int generation), void *ctx);

@@ -19,7 +19,10 @@
  * is restarted: at once if it had run for CLI_WORKER_STABLE_MS, else after
  * a back-off that doubles from CLI_WORKER_BACKOFF_MIN_MS to
  * CLI_WORKER_BACKOFF_MAX_MS (a worker that cannot start must not fork in a
- * tight loop). SIGTERM and SIGINT are forwarded as SIGTERM (each worker
+ * tight loop). A worker that exits with a failure status at its very
+ * first start (a bad model path, a port taken) would fail again: the
+ * supervisor then stops the others and exits 1, as a single server would.
+ * SIGTERM and SIGINT are forwarded as SIGTERM (each worker
  * drains as a single server does), and workers still alive after
  * shutdown_timeout_s plus CLI_WORKER_GRACE_MS are killed. SIGHUP reopens
  * the supervisor's log and is forwarded. Workers ask the kernel for
@@ -143,6 +146,11 @@ static int reap(struct slot *slots, int n, int stopping, int *failed)
 				*failed = 1; /* a crash before the stop was dealt with by restarting */
 			if (stopping)
 				break;
+			if (s->generation == 1 && WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+				/* A first start that fails by itself (bad model, port taken) fails again. */
+				*failed = 2;
+				break;
+			}
 			s->backoff_ms = cli_workers_backoff_ms(s->backoff_ms, lived);
 			s->restart_at_ms = mono_ms() + s->backoff_ms;
 			if (s->backoff_ms > 0)
@@ -217,6 +225,15 @@ int cli_workers_run(const struct cli_workers_options *o,
 		}
 		if (reap(slots, n, stopping, &failed) == 0 && stopping)
 			break;
+		if (failed == 2 && !stopping) {
+			log_error("a worker failed at its first start: stopping the others");
+			stopping = 1;
+			kill_at = mono_ms() + (int64_t)o->shutdown_timeout_s * 1000 +
+				  CLI_WORKER_GRACE_MS;
+			signal_all(slots, n, SIGTERM);
+			if (reap(slots, n, stopping, &failed) == 0)
+				break;
+		}
 		if (stopping && mono_ms() > kill_at) {
 			log_warn("workers still running past the shutdown deadline: killing them");
 			signal_all(slots, n, SIGKILL);
@@ -225,7 +242,7 @@ int cli_workers_run(const struct cli_workers_options *o,
 		}
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	return failed;
+	return failed ? 1 : 0;
 }
 
 /* --- nudges between workers --- */

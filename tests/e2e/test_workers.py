@@ -19,13 +19,14 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 import uuid
 
 import pytest
 
-from conftest import http_request
+from conftest import RAGD_BIN, free_port, http_request, ragd_env, sanitizer_findings
 from redis_servers import RedisServer
 
 LIGHT = ["--set", "models.generator="]  # workers load no LLM: they need no answers here
@@ -161,6 +162,19 @@ def test_workers_serve_restart_and_share_writes(ragd_factory):
     workers = children(srv.proc.pid)
     assert srv.stop() == 0
     assert not any(os.path.exists(f"/proc/{p}") for p in workers), workers
+
+
+def test_workers_fail_fast_on_a_bad_start(tmp_path):
+    # Every worker would fail the same way: the supervisor exits 1 instead of
+    # restarting them forever.
+    p = subprocess.run([RAGD_BIN, "serve", "--data-dir", str(tmp_path / "d"), "--port",
+                        str(free_port()), "--model", str(tmp_path / "missing.gguf"),
+                        "--set", "server.workers=2", *LIGHT],
+                       capture_output=True, timeout=60, env=ragd_env())
+    text = (p.stdout + p.stderr).decode(errors="replace")
+    assert p.returncode == 1, text
+    assert "failed at its first start" in text
+    assert not sanitizer_findings(text), text
 
 
 def idle_socket(port):
