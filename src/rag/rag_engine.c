@@ -288,18 +288,24 @@ int rag_engine_health(struct rag_engine *eng, struct rag_err *err)
 #define LEXICAL_PURGE_BATCH 256 /* FTS5 rows deleted per lock hold: ~80 ms here */
 #define LEXICAL_PURGE_MS 50     /* per collection per follower pass */
 
-/* Deletes removed chunks from the lexical index a few at a time (see lexical.h). */
-static void purge_lexical(struct rag_coll *coll)
+/*
+ * Deletes removed chunks from the lexical index a few at a time (see
+ * lexical.h); returns how many are still pending, so that the follower
+ * keeps its short interval until they are gone.
+ */
+static size_t purge_lexical(struct rag_coll *coll)
 {
 	double t0 = rag_now_ms();
+	size_t left;
 
 	if (!coll->lx)
-		return;
+		return 0;
 	pthread_mutex_lock(&coll->apply_mu);
-	while (lexical_purge(coll->lx, LEXICAL_PURGE_BATCH) > 0 &&
+	while ((left = lexical_purge(coll->lx, LEXICAL_PURGE_BATCH)) > 0 &&
 	       rag_now_ms() - t0 < LEXICAL_PURGE_MS)
 		;
 	pthread_mutex_unlock(&coll->apply_mu);
+	return left;
 }
 
 /*
@@ -346,7 +352,7 @@ static int64_t follow_once(struct rag_engine *eng)
 			rag_err_clear(&err);
 		}
 		moved += atomic_load(&coll->applied_seq) - before;
-		purge_lexical(coll);
+		moved += purge_lexical(coll) > 0;
 		rag_coll_unref(coll);
 	}
 	/* Drop what the store no longer has. */

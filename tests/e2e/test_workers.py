@@ -295,3 +295,24 @@ def test_redis_nudge_between_instances(ragd_factory, redis, tmp_path):
     lat.sort()
     print(f"\ncross-instance visibility with the Redis nudge over 20 writes: "
           f"median {lat[10] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms (poll 20 s)")
+
+
+def test_idle_follower_backs_off_but_stays_bounded(ragd_factory, tmp_path):
+    # No nudge at all: B's follower, idle long enough to have backed off to
+    # max_backoff_ms, still finds A's write within about that long.
+    data = tmp_path / "shared"
+    poll = ["--set", "replication.poll_ms=50", "--set", "replication.max_backoff_ms=400"]
+    a = ragd_factory(extra_args=[*LIGHT, *poll], data_dir=data)
+    b = ragd_factory(extra_args=[*LIGHT, *poll], data_dir=data)
+    a.create_collection("idle")
+    cb = Conn(b.port)
+    lat = []
+    for i in range(5):
+        time.sleep(1.5)  # idle: 50, 100, 200, 400, 400 ms...
+        word = f"tapir{uuid.uuid4().hex[:8]}"
+        a.add_doc("idle", f"A {word} sleeps in the shade.", doc_id=f"i{i}")
+        lat.append(wait_found(cb, "idle", word, f"i{i}", VISIBLE_WITHIN_S))
+    cb.close()
+    print(f"\nvisibility by polling alone (max_backoff_ms 400): "
+          f"{', '.join(f'{x * 1000:.0f}' for x in lat)} ms")
+    assert max(lat) < 2.0, lat
