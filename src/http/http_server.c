@@ -507,6 +507,7 @@ struct http_server *http_server_start(const struct http_server_options *o, struc
 	struct http_server *srv = calloc(1, sizeof(*srv));
 	struct sockaddr_in addr = { 0 };
 	const union MHD_DaemonInfo *info;
+	struct MHD_OptionItem reuse[] = { { MHD_OPTION_END, 1, NULL }, { MHD_OPTION_END, 0, NULL } };
 
 	if (!srv || http_metrics_init() < 0) {
 		free(srv);
@@ -521,6 +522,12 @@ struct http_server *http_server_start(const struct http_server_options *o, struc
 		free(srv);
 		return NULL;
 	}
+	/*
+	 * Without the option MHD sets SO_REUSEADDR (a restart binds past
+	 * TIME_WAIT); with it set to 1, SO_REUSEPORT too; set to 0 it would
+	 * set neither.
+	 */
+	reuse[0].option = o->reuse_port ? MHD_OPTION_LISTENING_ADDRESS_REUSE : MHD_OPTION_END;
 	srv->ctx = ctx;
 	srv->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
 					  MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
@@ -532,7 +539,7 @@ struct http_server *http_server_start(const struct http_server_options *o, struc
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 				  MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
 				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
-				  MHD_OPTION_LISTENING_ADDRESS_REUSE, o->reuse_port ? 1U : 0U,
+				  MHD_OPTION_ARRAY, reuse,
 				  MHD_OPTION_END);
 	if (!srv->d) {
 		rag_err_set(err, RAG_EIO, "server.port", "cannot listen on %s:%d (in use?)", o->host,

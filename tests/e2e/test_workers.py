@@ -177,6 +177,16 @@ def test_workers_fail_fast_on_a_bad_start(tmp_path):
     assert not sanitizer_findings(text), text
 
 
+def test_single_server_refuses_a_port_in_use(ragd_factory, tmp_path):
+    # SO_REUSEPORT is for workers only: a second server on a taken port fails.
+    srv = ragd_factory(extra_args=LIGHT)
+    p = subprocess.run([RAGD_BIN, "serve", "--data-dir", str(tmp_path / "d"), "--port",
+                        str(srv.port), "--host", "127.0.0.1", *LIGHT],
+                       capture_output=True, timeout=60, env=ragd_env())
+    text = (p.stdout + p.stderr).decode(errors="replace")
+    assert p.returncode == 1 and "cannot listen" in text, text
+
+
 def idle_socket(port):
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     return s
