@@ -39,26 +39,34 @@ WORDS = ["river", "mountain", "forest", "desert", "ocean", "valley", "island", "
          "canyon", "meadow", "volcano", "prairie"]
 
 
-def store_args(kind, tmp_path):
-    """(extra ragd args, data dir for instance i) for the store under test."""
+def store_for(kind, tmp_path):
+    """(env for every instance, data dir of instance i, stop()) for the store under test."""
     if kind == "sqlite":
         shared = tmp_path / "shared-data"
-        return [], lambda i: shared
+        return None, lambda i: shared, lambda: None
     if kind == "mongodb":
-        pytest.importorskip("ferretdb_server")  # the mongo branch's FerretDB fixture
+        from ferretdb_server import start_ferretdb  # the MongoDB store's fixture
+        ferret = start_ferretdb(tmp_path / "ferretdb")
+        env = {"RAGD_STORE_BACKEND": "mongodb",
+               "RAGD_MONGODB_URI": f"mongodb://127.0.0.1:{ferret.port}/ragd_cluster"}
+        return env, lambda i: tmp_path / f"data{i}", ferret.stop
     raise AssertionError(f"unknown store {kind}")
 
 
 @pytest.fixture
 def cluster(ragd_factory, tmp_path):
     redis = RedisServer(tmp_path / "redis").start()
-    extra, data_dir = store_args(STORE, tmp_path)
+    env, data_dir, stop_store = store_for(STORE, tmp_path)
     args = ["--set", "models.generator=", "--set",
-            f"replication.redis_url=redis://127.0.0.1:{redis.port}", *extra]
-    nodes = [ragd_factory(extra_args=args, data_dir=data_dir(i)) for i in range(N_INSTANCES)]
+            f"replication.redis_url=redis://127.0.0.1:{redis.port}"]
+    nodes = [ragd_factory(extra_args=args, data_dir=data_dir(i), env=env)
+             for i in range(N_INSTANCES)]
     lb = start_lb(tmp_path / "nginx", [n.port for n in nodes])
     yield nodes, lb
     lb.stop()
+    for n in nodes:
+        n.stop(check=False)
+    stop_store()
     redis.stop()
 
 
