@@ -12,7 +12,9 @@ there are several per worker.
 
 Configurations (the 2-core machine's cores shared differently):
   w1        1 worker,  server.threads 2, models.embed_contexts 2 (the default)
-  w2        2 workers, each server.threads 1, models.embed_contexts 1
+  w2        2 workers, each server.threads 1, one embedding context of one
+            thread (two ggml threads per context would spin-wait on each
+            other across the workers)
   w2-over   2 workers, each with the defaults (2 + 2: oversubscribed)
 
   nice -n 10 python3 bench/bench_workers.py --ragd build/ragd
@@ -33,7 +35,7 @@ import time
 CONFIGS = {
     "w1": ["--set", "server.workers=1"],
     "w2": ["--set", "server.workers=2", "--set", "server.threads=1",
-           "--set", "models.embed_contexts=1"],
+           "--set", "models.embed_contexts=1", "--set", "models.embed_threads=1"],
     "w2-over": ["--set", "server.workers=2"],
 }
 
