@@ -145,7 +145,8 @@ static void *sub_main(void *arg)
 		if (!c) {
 			if (!warned++)
 				log_warn("replication: cannot subscribe to redis %s:%d; followers "
-					 "poll without nudges until it answers", ps->host, ps->port);
+					 "poll without nudges until it answers", ps->host,
+					 ps->port);
 			if (nap(ps, backoff))
 				break;
 			backoff = backoff * 2 > PUBSUB_BACKOFF_MAX_MS ? PUBSUB_BACKOFF_MAX_MS

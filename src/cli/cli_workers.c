@@ -121,43 +121,49 @@ static void spawn(struct slot *s, int index, const sigset_t *old_mask,
 	log_info("worker %d started (pid %ld, start %d)", index, (long)pid, s->generation);
 }
 
-/* Reaps exited workers; schedules restarts unless stopping. Returns how many are alive. */
+/*
+ * Worker i has exited with status: logs it, and unless stopping schedules
+ * its restart. *failed: 1 for a worker that failed while stopping, 2 for
+ * one that failed at its very first start (a bad model, a port taken:
+ * it would fail again).
+ */
+static void exited(struct slot *s, int i, int status, int stopping, int *failed)
+{
+	int64_t lived = mono_ms() - s->started_ms;
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+
+	if (WIFSIGNALED(status))
+		log_warn("worker %d (pid %ld) killed by signal %d after %lld ms", i, (long)s->pid,
+			 WTERMSIG(status), (long long)lived);
+	else if (code != 0 || !stopping)
+		log_warn("worker %d (pid %ld) exited with status %d after %lld ms", i,
+			 (long)s->pid, code, (long long)lived);
+	s->pid = 0;
+	if (stopping) {
+		if (code != 0)
+			*failed = 1; /* a crash before the stop was dealt with by restarting */
+		return;
+	}
+	if (s->generation == 1 && code > 0) {
+		*failed = 2;
+		return;
+	}
+	s->backoff_ms = cli_workers_backoff_ms(s->backoff_ms, lived);
+	s->restart_at_ms = mono_ms() + s->backoff_ms;
+	if (s->backoff_ms > 0)
+		log_warn("worker %d restarts in %d ms", i, s->backoff_ms);
+}
+
+/* Reaps exited workers. Returns how many are alive. */
 static int reap(struct slot *slots, int n, int stopping, int *failed)
 {
 	int status, alive = 0;
 	pid_t pid;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (int i = 0; i < n; i++) {
-			struct slot *s = &slots[i];
-			int64_t lived;
-
-			if (s->pid != pid)
-				continue;
-			s->pid = 0;
-			lived = mono_ms() - s->started_ms;
-			if (WIFSIGNALED(status))
-				log_warn("worker %d (pid %ld) killed by signal %d after %lld ms", i,
-					 (long)pid, WTERMSIG(status), (long long)lived);
-			else if (WEXITSTATUS(status) != 0 || !stopping)
-				log_warn("worker %d (pid %ld) exited with status %d after %lld ms", i,
-					 (long)pid, WEXITSTATUS(status), (long long)lived);
-			if (stopping && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
-				*failed = 1; /* a crash before the stop was dealt with by restarting */
-			if (stopping)
-				break;
-			if (s->generation == 1 && WIFEXITED(status) && WEXITSTATUS(status) != 0) {
-				/* A first start that fails by itself (bad model, port taken) fails again. */
-				*failed = 2;
-				break;
-			}
-			s->backoff_ms = cli_workers_backoff_ms(s->backoff_ms, lived);
-			s->restart_at_ms = mono_ms() + s->backoff_ms;
-			if (s->backoff_ms > 0)
-				log_warn("worker %d restarts in %d ms", i, s->backoff_ms);
-			break;
-		}
-	}
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (int i = 0; i < n; i++)
+			if (slots[i].pid == pid)
+				exited(&slots[i], i, status, stopping, failed);
 	for (int i = 0; i < n; i++)
 		alive += slots[i].pid > 0;
 	return alive;
