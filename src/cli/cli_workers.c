@@ -113,6 +113,7 @@ static void spawn(struct slot *s, int index, const sigset_t *old_mask,
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent)
 			_exit(1); /* the supervisor died before prctl took effect */
+		log_set_process(index);
 		exit(worker(ctx, index, s->generation));
 	}
 	s->pid = pid;
