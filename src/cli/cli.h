@@ -82,6 +82,8 @@ struct cli_workers_options {
  * SIGINT (as SIGTERM) and SIGHUP, and returns once all workers have exited
  * after a stop signal: 0 if every one exited 0, else 1. A worker exiting
  * non-zero at its first start (bad model, port taken) stops them all: 1.
+ * Workers start with SIGTERM, SIGINT and SIGHUP blocked (so none sent
+ * during their start-up is lost): they take them with sigwait.
  * Call it before any thread is started. Never returns in the workers.
  */
 int cli_workers_run(const struct cli_workers_options *opts,

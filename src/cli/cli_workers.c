@@ -109,7 +109,13 @@ static void spawn(struct slot *s, int index, const sigset_t *old_mask,
 		return;
 	}
 	if (pid == 0) {
-		sigprocmask(SIG_SETMASK, old_mask, NULL);
+		sigset_t mask = *old_mask;
+
+		/* Stop signals stay blocked for the worker to sigwait: none is lost at start. */
+		sigaddset(&mask, SIGTERM);
+		sigaddset(&mask, SIGINT);
+		sigaddset(&mask, SIGHUP);
+		sigprocmask(SIG_SETMASK, &mask, NULL);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent)
 			_exit(1); /* the supervisor died before prctl took effect */
