@@ -27,6 +27,7 @@ struct cli_app {
 	struct rag_engine *eng;
 	struct generator *gen; /* NULL: extractive answers */
 	struct chroma_client *chroma; /* for collections whose index type is "chroma" */
+	struct rag_shards *shards; /* sharding.*; NULL: not sharded */
 	/* Set before cli_open by `serve`: the engine's write hook (rag_engine.h on_change). */
 	void (*on_change)(void *ctx);
 	void *on_change_ctx;
