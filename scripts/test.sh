@@ -30,6 +30,11 @@ ensure_pytest() {
   PYTHON=$venv/bin/python
   # The Chroma server the chroma index's unit tests start (tests/unit/test_chroma.c).
   export RAGD_CHROMA_BIN=${RAGD_CHROMA_BIN:-$venv/bin/chroma}
+  # The FerretDB server the MongoDB store's tests start (unit and e2e).
+  if [ -z "${RAGD_FERRETDB:-}" ]; then
+    RAGD_FERRETDB=$(bash scripts/ferretdb.sh) || RAGD_FERRETDB=""
+    export RAGD_FERRETDB
+  fi
 }
 
 run_ctest() { # build-dir label

@@ -116,5 +116,6 @@ int cli_ingest(int argc, char **argv);
 int cli_search(int argc, char **argv);
 int cli_embed(int argc, char **argv);
 int cli_eval(int argc, char **argv);
+int cli_key(int argc, char **argv);
 
 #endif

@@ -8,6 +8,11 @@
  * in flight get up to server.shutdown_timeout_s to be answered, then the
  * index snapshots are saved and the store closed, and the exit status is 0.
  *
+ * Authentication (src/auth/auth.h): with auth.enabled false every request
+ * is the default tenant's admin, which is only allowed on a loopback
+ * server.host; anything else refuses to start. Either way the start-up log
+ * says which it is.
+ *
  * With server.workers above 1 the process becomes a supervisor
  * (cli_workers.c) and each worker runs serve_one below. Every instance
  * (or worker) tells the others about its writes, so their change-log
@@ -33,6 +38,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "cache/cache.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -118,6 +124,45 @@ static void register_info(const struct config *cfg)
 	cache_metrics_register(); /* with cache.backend none too, so dashboards hold */
 }
 
+/*
+ * The security settings' own checks: auth off only on loopback, TLS only
+ * with a libmicrohttpd that has it. Prints and returns -1.
+ */
+static int check_security(const struct config *cfg)
+{
+	if (!cfg->auth.enabled && !config_host_is_loopback(cfg->server.host)) {
+		fprintf(stderr, "ragd: auth.enabled: authentication is off but server.host '%s' is"
+			" not a loopback address: set auth.enabled true with auth.keys, or listen on"
+			" 127.0.0.1 (docs/security.md)\n", cfg->server.host);
+		return -1;
+	}
+	if (cfg->server.tls_cert[0] && !http_server_tls_supported()) {
+		fprintf(stderr, "ragd: server.tls_cert: this libmicrohttpd was built without TLS;"
+			" terminate TLS at a reverse proxy (docs/security.md)\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* The auth registry from the config: configured keys loaded, store attached later. */
+static struct auth *open_auth(const struct config *cfg)
+{
+	struct auth_options ao = {
+		.enabled = cfg->auth.enabled,
+		.keys = cfg->auth.keys,
+		.defaults = { cfg->auth.requests_per_s, cfg->auth.burst,
+			      (int64_t)cfg->auth.ingest_bytes_per_day,
+			      (int64_t)cfg->auth.tokens_per_day },
+		.key_cache_s = cfg->auth.key_cache_s,
+	};
+	struct rag_err err = { 0 };
+	struct auth *a = auth_new(&ao, NULL, &err);
+
+	if (!a)
+		fprintf(stderr, "ragd: %s\n", err.msg);
+	return a;
+}
+
 static int check_config(struct cli_app *app)
 {
 	struct sbuf sb = SBUF_INIT;
@@ -142,6 +187,10 @@ static int check_config(struct cli_app *app)
 		fprintf(stderr, "ragd: data_dir: '%s' is not writable\n", app->cfg->data_dir);
 		rc = 1;
 	}
+	if (check_security(app->cfg) < 0)
+		rc = 1;
+	else
+		auth_free(open_auth(app->cfg)); /* key entries and key files */
 	config_dump_json(app->cfg, &sb);
 	puts(sb.buf);
 	sbuf_release(&sb);
@@ -223,13 +272,22 @@ static int start_http(struct cli_app *app, struct http_ctx *ctx, int reuse_port,
 	so.max_connections = app->cfg->server.max_connections;
 	so.connection_timeout_s = app->cfg->server.connection_timeout_s;
 	so.reuse_port = reuse_port;
+	so.tls_cert = app->cfg->server.tls_cert;
+	so.tls_key = app->cfg->server.tls_key;
 	*out = http_server_start(&so, ctx, &err);
 	if (!*out) {
 		fprintf(stderr, "ragd: %s\n", err.msg);
 		return -1;
 	}
-	log_info("listening on %s:%d (%d threads, %s), data in %s", so.host,
-		 http_server_port(*out), so.threads, app->cfg->environment, app->cfg->data_dir);
+	log_info("listening on %s://%s:%d (%d threads, %s), data in %s",
+		 so.tls_cert[0] ? "https" : "http", so.host, http_server_port(*out), so.threads,
+		 app->cfg->environment, app->cfg->data_dir);
+	if (auth_enabled(ctx->auth))
+		log_info("authentication on: API keys required (Authorization: Bearer)");
+	else
+		log_warn("authentication is OFF: every request acts as tenant '%s' with the admin"
+			 " role; allowed only because %s is loopback (auth.enabled)",
+			 STORE_DEFAULT_TENANT, so.host);
 	return 0;
 }
 
@@ -257,18 +315,24 @@ static int serve_one(struct cli_app *app, int index, int generation)
 
 	gethostname(host, sizeof(host) - 1);
 	ctx.instance = host;
-	ctx.tenant = STORE_DEFAULT_TENANT;
 	ctx.max_body_bytes = app->cfg->server.max_body_bytes;
 	ctx.ingest_root = app->cfg->ingest.root;
 	ctx.max_file_bytes = app->cfg->ingest.max_file_bytes;
 	ctx.access_log = app->cfg->log.access;
 	ctx.docs_enabled = strcmp(app->cfg->environment, "production") != 0;
 	ctx.http_max_age_s = app->cfg->cache.http_max_age_s;
+	ctx.cors_origins = app->cfg->cors.allowed_origins;
+	ctx.cors_headers = app->cfg->cors.allowed_headers;
+	ctx.cors_methods = app->cfg->cors.allowed_methods;
+	ctx.cors_max_age_s = app->cfg->cors.max_age_s;
 	ctx.models = model_cache_new((size_t)app->cfg->models.cache_capacity);
 	ctx.models_dir = app->cfg->models.dir;
 	ctx.model_threads = config_cpu_count(app->cfg->models.gen_threads);
 	atomic_init(&ctx.engine, NULL);
 	atomic_init(&ctx.draining, 0);
+	ctx.auth = open_auth(app->cfg);
+	if (!ctx.auth)
+		goto out;
 	register_info(app->cfg);
 	register_worker(index, generation);
 	metrics_add_collector(ready_collector, &ctx);
@@ -302,6 +366,7 @@ static int serve_one(struct cli_app *app, int index, int generation)
 	app->on_change_ctx = &sn;
 	if (cli_open(app, 1, 1, 1) < 0 || cli_open_generator(app) < 0)
 		goto out;
+	auth_set_store(ctx.auth, app->store);
 	ctx.generator = app->gen;
 	ctx.answer_top_k = app->cfg->rag.top_k;
 	ctx.answer_max_tokens = app->cfg->rag.max_tokens;
@@ -320,6 +385,7 @@ out:
 	metrics_process_stop();
 	cli_app_release(app);
 	model_cache_free(ctx.models);
+	auth_free(ctx.auth);
 	if (rc == 0)
 		log_info("stopped");
 	return rc;
@@ -342,6 +408,7 @@ int cli_serve(int argc, char **argv)
 {
 	struct cli_app app;
 	struct cli_workers_options wo = { 0 };
+	struct auth *auth;
 	int check = 0;
 	const struct cli_flag flags[] = { { "--check-config", NULL, &check }, { NULL, NULL, NULL } };
 	int rc = 1;
@@ -356,11 +423,15 @@ int cli_serve(int argc, char **argv)
 		rc = check_config(&app);
 		goto out;
 	}
-	if (open_log(app.cfg->log.file) < 0)
+	if (open_log(app.cfg->log.file) < 0 || check_security(app.cfg) < 0)
 		goto out;
 	wo.n_workers = app.cfg->server.workers > 0 ? app.cfg->server.workers : config_cpu_count(0);
 	if (wo.n_workers <= 1)
 		return serve_one(&app, -1, 1);
+	auth = open_auth(app.cfg); /* bad keys: refused here, not once per worker */
+	if (!auth)
+		goto out;
+	auth_free(auth);
 	wo.shutdown_timeout_s = app.cfg->server.shutdown_timeout_s;
 	wo.on_hup = supervisor_hup;
 	rc = cli_workers_run(&wo, serve_worker, &app);

@@ -44,6 +44,17 @@ int http_job_get(struct http_req *req, struct http_resp *resp);
 int http_job_cancel(struct http_req *req, struct http_resp *resp);
 
 /*
+ * The admin API (http_handlers_admin.c), admin role, scoped to the
+ * caller's tenant: POST /v1/admin/keys (the token is in the 201 answer
+ * only), GET /v1/admin/keys, DELETE /v1/admin/keys/{id}, GET
+ * /v1/admin/usage and GET /v1/admin/usage/{id}.
+ */
+int http_admin_key_create(struct http_req *req, struct http_resp *resp);
+int http_admin_key_list(struct http_req *req, struct http_resp *resp);
+int http_admin_key_revoke(struct http_req *req, struct http_resp *resp);
+int http_admin_usage(struct http_req *req, struct http_resp *resp);
+
+/*
  * GET /openapi.json (always) and the docs pages GET /docs, GET /redoc and
  * GET /docs/assets/{file}, which answer 404 when ctx->docs_enabled is 0 or
  * the Swagger UI and ReDoc bundles were not built in (http_handlers_docs.c).

@@ -6,9 +6,11 @@
  * the right instance. It never fans out further, so a cluster whose peer
  * lists point at each other cannot loop.
  *
- * Not authenticated beyond what every route gets: expose it only on the
- * cluster network (docs/sharding.md); an internal credential is a
- * follow-up.
+ * With auth on it needs a key (reader) like any search, and answers for
+ * the key's tenant only: the fanning-out instance sends its caller's own
+ * Authorization header (rag_shards_search), so a peer serves exactly the
+ * tenant the original request was for. Still, expose it only on the
+ * cluster network (docs/sharding.md).
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -74,7 +76,7 @@ int http_shard_search(struct http_req *req, struct http_resp *resp)
 		http_error(resp, &err);
 		goto out;
 	}
-	if (rag_search_local_dense(eng, req->ctx->tenant, collection, qv, dim, (size_t)k,
+	if (rag_search_local_dense(eng, req->who.tenant, collection, qv, dim, (size_t)k,
 				   rag_filter_tree(filter), id, sc, &n, &err) < 0) {
 		http_error(resp, &err);
 		goto out;

@@ -19,6 +19,8 @@ struct http_server_options {
 	int threads;                /* pool size, >= 1 */
 	int max_connections;
 	int connection_timeout_s;   /* idle keep-alive connections are closed after this */
+	const char *tls_cert;       /* PEM files: both set = HTTPS (GnuTLS in libmicrohttpd); */
+	const char *tls_key;        /* NULL or "" = plain HTTP */
 	/*
 	 * SO_REUSEPORT: other processes may listen on the same port, the kernel
 	 * spreading new connections over them (worker processes). Off, a port
@@ -26,6 +28,9 @@ struct http_server_options {
 	 */
 	int reuse_port;
 };
+
+/* True when this libmicrohttpd can serve HTTPS (built with GnuTLS). */
+int http_server_tls_supported(void);
 
 /* Starts serving with ctx (borrowed: it must outlive the server). NULL + err on failure. */
 struct http_server *http_server_start(const struct http_server_options *opts,

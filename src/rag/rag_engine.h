@@ -326,6 +326,12 @@ struct rag_query {
 	 */
 	const char *filter_key;
 	int no_cache;                      /* skip the result and embedding caches */
+	/*
+	 * The caller's Authorization header value, sent on to the instances
+	 * holding other shards (their tenant is the key's there too); NULL:
+	 * none (auth off, or the CLI).
+	 */
+	const char *authorization;
 };
 
 /* Parses "dense", "lexical" or "hybrid"; RAG_EINVAL naming "mode" otherwise. */

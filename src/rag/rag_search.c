@@ -211,13 +211,18 @@ static int result_key(const struct rag_coll *coll, const struct rag_query *q, in
 	return cache_key_end(&b, out);
 }
 
-/* Queries are embedded by the collection's own model: the key names it. */
+/*
+ * Queries are embedded by the collection's own model: the key names it.
+ * And the tenant: an embedding holds nothing of another tenant's, but a
+ * hit's speed would tell one tenant what another has just asked.
+ */
 static int embedding_key(const struct rag_coll *coll, const struct qcache *qc,
 			 struct cache_key *out)
 {
 	struct cache_key_builder b;
 
 	cache_key_begin(&b, CACHE_EMBEDDING);
+	cache_key_add_str(&b, "tenant", coll->c.tenant, strlen(coll->c.tenant));
 	cache_key_add_str(&b, "model", coll->c.embed_model, strlen(coll->c.embed_model));
 	cache_key_add_i64(&b, "dim", (int64_t)coll->c.dim);
 	cache_key_add_str(&b, "text", qc->text, qc->text_len);
@@ -320,8 +325,8 @@ static int dense(struct rag_engine *eng, struct rag_coll *coll, const struct rag
 					 "a sharded search needs the filter's JSON form");
 		else
 			rc = rag_shards_search(eng->opts.shards, coll->c.name, qv, dim, depth,
-					       q->filter ? q->filter_key : NULL, c->ids, c->scores,
-					       &c->n, err);
+					       q->filter ? q->filter_key : NULL, q->authorization,
+					       c->ids, c->scores, &c->n, err);
 	}
 	free(qv);
 	return rc;

@@ -421,7 +421,8 @@ out:
 	return rc;
 }
 
-static int call_start(CURLM *multi, struct call *c, const char *body, int64_t left_ms)
+static int call_start(CURLM *multi, struct call *c, const char *body, const char *auth_line,
+		      int64_t left_ms)
 {
 	struct sbuf url = SBUF_INIT;
 	char *u;
@@ -431,6 +432,16 @@ static int call_start(CURLM *multi, struct call *c, const char *body, int64_t le
 	u = sbuf_detach(&url, NULL);
 	c->h = curl_easy_init();
 	c->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	if (c->headers && auth_line) {
+		struct curl_slist *more = curl_slist_append(c->headers, auth_line);
+
+		if (!more) {
+			curl_slist_free_all(c->headers);
+			c->headers = NULL;
+		} else {
+			c->headers = more;
+		}
+	}
 	if (!u || !c->h || !c->headers) {
 		free(u);
 		return -1;
@@ -501,8 +512,8 @@ static void run_round(CURLM *multi, struct call *calls, size_t n_calls, struct m
 }
 
 int rag_shards_search(struct rag_shards *sh, const char *collection, const float *vec,
-		      size_t dim, size_t k, const char *filter_json, int64_t *ids, float *scores,
-		      size_t *n, struct rag_err *err)
+		      size_t dim, size_t k, const char *filter_json, const char *authorization,
+		      int64_t *ids, float *scores, size_t *n, struct rag_err *err)
 {
 	struct merge m = { ids, scores, *n, k };
 	uint64_t all = sh->n_shards == 64 ? UINT64_MAX : (1ULL << sh->n_shards) - 1;
@@ -512,7 +523,23 @@ int rag_shards_search(struct rag_shards *sh, const char *collection, const float
 	struct call *calls = calloc(sh->n_peers ? sh->n_peers : 1, sizeof(*calls));
 	char *body = request_body(collection, vec, dim, k, filter_json);
 	CURLM *multi = curl_multi_init();
+	char *auth_line = NULL;
 	int rc = 0;
+
+	/* The caller's key goes on as it came (never with a line break: one header). */
+	if (authorization && *authorization && !strpbrk(authorization, "\r\n")) {
+		struct sbuf line = SBUF_INIT;
+
+		sbuf_addf(&line, "Authorization: %s", authorization);
+		auth_line = sbuf_detach(&line, NULL);
+		if (!auth_line) {
+			free(tried);
+			free(calls);
+			free(body);
+			curl_multi_cleanup(multi);
+			return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory fanning out a search");
+		}
+	}
 
 	if (!tried || !calls || !body || !multi) {
 		rc = rag_err_set(err, RAG_ENOMEM, NULL, "out of memory fanning out a search");
@@ -540,7 +567,7 @@ int rag_shards_search(struct rag_shards *sh, const char *collection, const float
 			calls[n_calls].peer = p;
 			calls[n_calls].covers = need & p->mask & ~planned;
 			planned |= calls[n_calls].covers;
-			if (call_start(multi, &calls[n_calls], body, deadline - now) < 0) {
+			if (call_start(multi, &calls[n_calls], body, auth_line, deadline - now) < 0) {
 				call_release(multi, &calls[n_calls]);
 				rc = rag_err_set(err, RAG_ENOMEM, NULL, "out of memory fanning out");
 				break;
@@ -557,6 +584,7 @@ int rag_shards_search(struct rag_shards *sh, const char *collection, const float
 out:
 	if (multi)
 		curl_multi_cleanup(multi);
+	free(auth_line);
 	free(body);
 	free(calls);
 	free(tried);

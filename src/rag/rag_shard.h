@@ -81,11 +81,13 @@ int rag_shards_remote(const struct rag_shards *sh);
  * optional filter (a JSON object as the search API takes it), and merges
  * them into ids/scores: on entry *n results (the local shards'), on return
  * the best min(k, all) of both, ordered by score then id, each id once.
- * ids and scores have room for k. Returns 0, RAG_EBUSY naming the shard
+ * ids and scores have room for k. authorization (may be NULL) is sent as
+ * the Authorization header: the caller's own key, so each peer serves the
+ * same tenant (their route takes the tenant from the key). Returns 0, RAG_EBUSY naming the shard
  * when none of its holders answered before the deadline, or RAG_ENOMEM.
  */
 int rag_shards_search(struct rag_shards *sh, const char *collection, const float *vec,
-		      size_t dim, size_t k, const char *filter_json, int64_t *ids, float *scores,
-		      size_t *n, struct rag_err *err);
+		      size_t dim, size_t k, const char *filter_json, const char *authorization,
+		      int64_t *ids, float *scores, size_t *n, struct rag_err *err);
 
 #endif

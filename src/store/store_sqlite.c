@@ -665,6 +665,10 @@ static const struct store_ops sqlite_ops = {
 	.job_finish = store_sqlite_job_finish,
 	.job_cancel = store_sqlite_job_cancel,
 	.collection_swap = store_sqlite_collection_swap,
+	.key_put = store_sqlite_key_put,
+	.key_get = store_sqlite_key_get,
+	.key_list = store_sqlite_key_list,
+	.key_delete = store_sqlite_key_delete,
 };
 
 struct store *store_sqlite_open(const char *data_dir, const struct store_options *opts,

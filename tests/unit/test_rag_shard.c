@@ -140,13 +140,13 @@ static void test_no_live_holder_is_busy(void **state)
 	o.timeout_ms = 1000;
 	sh = rag_shards_new(&o, &err);
 	assert_non_null(sh);
-	assert_int_equal(rag_shards_search(sh, "c", vec, 4, 3, NULL, ids, scores, &n, &err),
+	assert_int_equal(rag_shards_search(sh, "c", vec, 4, 3, NULL, NULL, ids, scores, &n, &err),
 			 RAG_EBUSY);
 	assert_non_null(strstr(err.msg, "shard 1 of 2"));
 	/* Both were tried (each in back-off now), and the second search fails the same way. */
 	rag_err_clear(&err);
 	n = 1;
-	assert_int_equal(rag_shards_search(sh, "c", vec, 4, 3, "{\"a\":1}", ids, scores, &n, &err),
+	assert_int_equal(rag_shards_search(sh, "c", vec, 4, 3, "{\"a\":1}", NULL, ids, scores, &n, &err),
 			 RAG_EBUSY);
 	assert_int_equal(ids[0], 7); /* the local results are left as they were */
 	rag_shards_free(sh);
