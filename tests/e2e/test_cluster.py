@@ -12,10 +12,12 @@ turns ready. The cross-instance visibility of a write (acknowledged by one
 instance, found by a search on another) is measured and printed; its p99
 goes to bench/RESULTS.md, with only a generous bound asserted here.
 
-The store is a parameter: STORE = "sqlite" shares one data directory
-between the instances (one machine only), "mongodb" gives each its own
-data directory (snapshots) and one FerretDB.
+The store is a parameter: STORE = os.environ.get("RAGD_CLUSTER_STORE", "mongodb") (the design's shared store:
+each instance has its own data directory for snapshots, all share one
+FerretDB database), or "sqlite", which shares one data directory between
+the instances (one machine only); RAGD_CLUSTER_STORE overrides it.
 """
+import os
 import random
 import threading
 import time
@@ -27,7 +29,7 @@ from conftest import http_request
 from nginx_servers import start_lb
 from redis_servers import RedisServer
 
-STORE = "sqlite"
+STORE = os.environ.get("RAGD_CLUSTER_STORE", "mongodb")
 
 N_INSTANCES = 3
 RUN_S = 14.0
