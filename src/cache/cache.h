@@ -242,4 +242,43 @@ void cache_metrics_register(void);
 /* For backends: counts a failed command (ragd_cache_errors_total{backend}). */
 void cache_count_error(const char *backend);
 
+/* --- change notices over Redis pub/sub (cache_pubsub.c) --- */
+
+/*
+ * A nudge channel between instances that share a store: publish() tells the
+ * others "the change log moved", and each subscriber's on_notice runs (on
+ * the subscriber's own thread) for every notice, its own included, and
+ * once after each (re)connection, since notices sent while it was away are
+ * lost. It carries no data: followers still read the log itself, so a lost
+ * notice costs latency, never a change.
+ *
+ * Thread-safety: publish may be called from any thread; new and free from
+ * one thread.
+ */
+struct cache_pubsub;
+
+struct cache_pubsub_options {
+	const char *redis_url; /* "redis://host:port" or "host:port" (one server) */
+	const char *channel;   /* e.g. "ragd:changes" */
+	int timeout_ms;        /* connect and publish timeout */
+	void (*on_notice)(void *ctx);
+	void *ctx;
+};
+
+/*
+ * Starts the subscriber thread (it connects, and reconnects with back-off,
+ * on its own: a Redis that is down is not an error). NULL with err for a
+ * bad address (RAG_EINVAL naming replication.redis_url) or RAG_ENOMEM.
+ */
+struct cache_pubsub *cache_pubsub_new(const struct cache_pubsub_options *opts,
+				      struct rag_err *err);
+
+/* Sends a notice; failures are counted and logged once, not returned. */
+void cache_pubsub_publish(struct cache_pubsub *ps);
+
+/* Stops the subscriber (within CACHE_PUBSUB_POLL_MS) and frees; NULL-safe. */
+void cache_pubsub_free(struct cache_pubsub *ps);
+
+#define CACHE_PUBSUB_POLL_MS 200 /* how soon the subscriber notices it must stop */
+
 #endif

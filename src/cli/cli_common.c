@@ -384,7 +384,10 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	ro.data_dir = cfg->data_dir;
 	ro.load_indexes = load_indexes;
 	ro.snapshot = cfg->index.snapshot;
-	ro.follow_interval_ms = follow ? cfg->index.follow_interval_ms : 0;
+	ro.follow_interval_ms = follow ? cfg->replication.poll_ms : 0;
+	ro.follow_max_backoff_ms = cfg->replication.max_backoff_ms;
+	ro.on_change = app->on_change;
+	ro.on_change_ctx = app->on_change_ctx;
 	ro.max_top_k = (size_t)cfg->limits.max_top_k;
 	ro.chunk_size = cfg->chunking.size;
 	ro.chunk_overlap = cfg->chunking.overlap;

@@ -13,6 +13,15 @@
  * server.host; anything else refuses to start. Either way the start-up log
  * says which it is.
  *
+ * With server.workers above 1 the process becomes a supervisor
+ * (cli_workers.c) and each worker runs serve_one below. Every instance
+ * (or worker) tells the others about its writes, so their change-log
+ * followers look at once instead of at their next poll: workers through
+ * the supervisor's shared memory, instances through Redis pub/sub when
+ * replication.redis_url is set. A worker loads its models and indexes
+ * before it listens (a single server listens first, for /health), so the
+ * kernel never hands a loading worker connections it would answer 503.
+ *
  * `ragd serve --check-config` validates the configuration, checks that the
  * model file is readable and the data directory usable, prints the
  * effective configuration as JSON and exits 0, or 1 naming the problem.
@@ -211,17 +220,197 @@ static void serve_loop(struct cli_app *app, struct http_ctx *ctx, struct http_se
 		log_warn("shutdown deadline passed with requests still running");
 }
 
+/* What the write hook and the notice callbacks need (serve_one's stack). */
+struct serve_notify {
+	struct http_ctx *ctx;
+	struct cache_pubsub *pubsub; /* NULL without replication.redis_url */
+	int workers;                 /* in workers mode: nudge the siblings */
+};
+
+/* The engine's on_change: another instance or worker should look at the log now. */
+static void on_change(void *arg)
+{
+	struct serve_notify *sn = arg;
+
+	if (sn->workers)
+		cli_workers_notify();
+	cache_pubsub_publish(sn->pubsub);
+}
+
+static void on_notice(void *arg)
+{
+	struct serve_notify *sn = arg;
+
+	rag_engine_nudge(atomic_load(&sn->ctx->engine));
+}
+
+static void register_worker(int index, int generation)
+{
+	static const char *const labels[] = { "worker", NULL };
+	char idx[16];
+	const char *values[] = { idx, NULL };
+
+	if (index < 0)
+		return;
+	snprintf(idx, sizeof(idx), "%d", index);
+	metric_set(metric_child(metrics_gauge("ragd_worker_starts",
+					      "Times this worker slot has been started by the "
+					      "supervisor (1 = never restarted)", labels),
+				values),
+		   generation);
+}
+
+static int start_http(struct cli_app *app, struct http_ctx *ctx, int reuse_port,
+		      struct http_server **out)
+{
+	struct http_server_options so;
+	struct rag_err err = { 0 };
+
+	so.host = app->cfg->server.host;
+	so.port = app->cfg->server.port;
+	so.threads = config_cpu_count(app->cfg->server.threads);
+	so.max_connections = app->cfg->server.max_connections;
+	so.connection_timeout_s = app->cfg->server.connection_timeout_s;
+	so.reuse_port = reuse_port;
+	so.tls_cert = app->cfg->server.tls_cert;
+	so.tls_key = app->cfg->server.tls_key;
+	*out = http_server_start(&so, ctx, &err);
+	if (!*out) {
+		fprintf(stderr, "ragd: %s\n", err.msg);
+		return -1;
+	}
+	log_info("listening on %s://%s:%d (%d threads, %s), data in %s",
+		 so.tls_cert[0] ? "https" : "http", so.host, http_server_port(*out), so.threads,
+		 app->cfg->environment, app->cfg->data_dir);
+	if (auth_enabled(ctx->auth))
+		log_info("authentication on: API keys required (Authorization: Bearer)");
+	else
+		log_warn("authentication is OFF: every request acts as tenant '%s' with the admin"
+			 " role; allowed only because %s is loopback (auth.enabled)",
+			 STORE_DEFAULT_TENANT, so.host);
+	return 0;
+}
+
+/*
+ * One server: the whole `ragd serve` when there are no workers (index -1),
+ * else worker `index`, started for the generation-th time.
+ */
+static int serve_one(struct cli_app *app, int index, int generation)
+{
+	struct http_ctx ctx = { 0 };
+	struct http_server *srv = NULL;
+	struct serve_notify sn = { .ctx = &ctx, .workers = index >= 0 };
+	struct rag_err err = { 0 };
+	char host[256] = "localhost";
+	sigset_t sigs;
+	int rc = 1;
+
+	/* Every thread started from here on inherits the mask; main waits for them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	gethostname(host, sizeof(host) - 1);
+	ctx.instance = host;
+	ctx.max_body_bytes = app->cfg->server.max_body_bytes;
+	ctx.ingest_root = app->cfg->ingest.root;
+	ctx.max_file_bytes = app->cfg->ingest.max_file_bytes;
+	ctx.access_log = app->cfg->log.access;
+	ctx.docs_enabled = strcmp(app->cfg->environment, "production") != 0;
+	ctx.http_max_age_s = app->cfg->cache.http_max_age_s;
+	ctx.cors_origins = app->cfg->cors.allowed_origins;
+	ctx.cors_headers = app->cfg->cors.allowed_headers;
+	ctx.cors_methods = app->cfg->cors.allowed_methods;
+	ctx.cors_max_age_s = app->cfg->cors.max_age_s;
+	ctx.models = model_cache_new((size_t)app->cfg->models.cache_capacity);
+	ctx.models_dir = app->cfg->models.dir;
+	ctx.model_threads = config_cpu_count(app->cfg->models.gen_threads);
+	atomic_init(&ctx.engine, NULL);
+	atomic_init(&ctx.draining, 0);
+	ctx.auth = open_auth(app->cfg);
+	if (!ctx.auth)
+		goto out;
+	register_info(app->cfg);
+	register_worker(index, generation);
+	metrics_add_collector(ready_collector, &ctx);
+	metrics_process_start(SERVE_SAMPLE_MS);
+	/*
+	 * A worker listens once ready: the kernel would hand a loading one its
+	 * share of connections, to be answered 503 while a sibling could serve.
+	 */
+	if (index < 0 && start_http(app, &ctx, 0, &srv) < 0)
+		goto out;
+	if (app->cfg->replication.redis_url[0]) {
+		struct cache_pubsub_options po = {
+			.redis_url = app->cfg->replication.redis_url,
+			.channel = app->cfg->replication.redis_channel,
+			.timeout_ms = app->cfg->cache.redis_timeout_ms,
+			.on_notice = on_notice,
+			.ctx = &sn,
+		};
+
+		sn.pubsub = cache_pubsub_new(&po, &err);
+		if (!sn.pubsub) {
+			fprintf(stderr, "ragd: %s\n", err.msg);
+			goto out;
+		}
+	}
+	if (sn.workers && cli_workers_watch_start(on_notice, &sn) < 0) {
+		fprintf(stderr, "ragd: cannot start the workers' notice thread\n");
+		goto out;
+	}
+	app->on_change = on_change;
+	app->on_change_ctx = &sn;
+	if (cli_open(app, 1, 1, 1) < 0 || cli_open_generator(app) < 0)
+		goto out;
+	auth_set_store(ctx.auth, app->store);
+	ctx.generator = app->gen;
+	ctx.answer_top_k = app->cfg->rag.top_k;
+	ctx.answer_max_tokens = app->cfg->rag.max_tokens;
+	atomic_store(&ctx.engine, app->eng);
+	if (!srv && start_http(app, &ctx, index >= 0, &srv) < 0)
+		goto out;
+	log_info("ready");
+	serve_loop(app, &ctx, srv, &sigs);
+	rc = 0;
+out:
+	http_server_stop(srv);
+	/* Nothing may nudge the engine once it is freed. */
+	cli_workers_watch_stop();
+	cache_pubsub_free(sn.pubsub);
+	metrics_remove_collector(ready_collector, &ctx);
+	metrics_process_stop();
+	cli_app_release(app);
+	model_cache_free(ctx.models);
+	auth_free(ctx.auth);
+	if (rc == 0)
+		log_info("stopped");
+	return rc;
+}
+
+static int serve_worker(void *arg, int index, int generation)
+{
+	return serve_one(arg, index, generation);
+}
+
+static void supervisor_hup(void *arg)
+{
+	struct cli_app *app = arg;
+
+	open_log(app->cfg->log.file);
+	log_info("SIGHUP: log file reopened; forwarded to the workers");
+}
+
 int cli_serve(int argc, char **argv)
 {
 	struct cli_app app;
-	struct http_ctx ctx = { 0 };
-	struct http_server_options so;
-	struct http_server *srv = NULL;
-	struct rag_err err = { 0 };
-	char host[256] = "localhost";
+	struct cli_workers_options wo = { 0 };
+	struct auth *auth;
 	int check = 0;
 	const struct cli_flag flags[] = { { "--check-config", NULL, &check }, { NULL, NULL, NULL } };
-	sigset_t sigs;
 	int rc = 1;
 
 	if (cli_setup(&app, argc, argv, 2, flags) < 0)
@@ -236,76 +425,19 @@ int cli_serve(int argc, char **argv)
 	}
 	if (open_log(app.cfg->log.file) < 0 || check_security(app.cfg) < 0)
 		goto out;
-	ctx.auth = open_auth(app.cfg);
-	if (!ctx.auth)
+	wo.n_workers = app.cfg->server.workers > 0 ? app.cfg->server.workers : config_cpu_count(0);
+	if (wo.n_workers <= 1)
+		return serve_one(&app, -1, 1);
+	auth = open_auth(app.cfg); /* bad keys: refused here, not once per worker */
+	if (!auth)
 		goto out;
-	/* Every thread started from here on inherits the mask; main waits for them. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	gethostname(host, sizeof(host) - 1);
-	ctx.instance = host;
-	ctx.max_body_bytes = app.cfg->server.max_body_bytes;
-	ctx.ingest_root = app.cfg->ingest.root;
-	ctx.max_file_bytes = app.cfg->ingest.max_file_bytes;
-	ctx.access_log = app.cfg->log.access;
-	ctx.docs_enabled = strcmp(app.cfg->environment, "production") != 0;
-	ctx.http_max_age_s = app.cfg->cache.http_max_age_s;
-	ctx.cors_origins = app.cfg->cors.allowed_origins;
-	ctx.cors_headers = app.cfg->cors.allowed_headers;
-	ctx.cors_methods = app.cfg->cors.allowed_methods;
-	ctx.cors_max_age_s = app.cfg->cors.max_age_s;
-	ctx.models = model_cache_new((size_t)app.cfg->models.cache_capacity);
-	ctx.models_dir = app.cfg->models.dir;
-	ctx.model_threads = config_cpu_count(app.cfg->models.gen_threads);
-	atomic_init(&ctx.engine, NULL);
-	atomic_init(&ctx.draining, 0);
-	register_info(app.cfg);
-	metrics_add_collector(ready_collector, &ctx);
-	metrics_process_start(SERVE_SAMPLE_MS);
-	so.host = app.cfg->server.host;
-	so.port = app.cfg->server.port;
-	so.threads = config_cpu_count(app.cfg->server.threads);
-	so.max_connections = app.cfg->server.max_connections;
-	so.connection_timeout_s = app.cfg->server.connection_timeout_s;
-	so.tls_cert = app.cfg->server.tls_cert;
-	so.tls_key = app.cfg->server.tls_key;
-	srv = http_server_start(&so, &ctx, &err);
-	if (!srv) {
-		fprintf(stderr, "ragd: %s\n", err.msg);
-		goto out;
-	}
-	log_info("listening on %s://%s:%d (%d threads, %s), data in %s",
-		 so.tls_cert[0] ? "https" : "http", so.host, http_server_port(srv), so.threads,
-		 app.cfg->environment, app.cfg->data_dir);
-	if (auth_enabled(ctx.auth))
-		log_info("authentication on: API keys required (Authorization: Bearer)");
-	else
-		log_warn("authentication is OFF: every request acts as tenant '%s' with the admin"
-			 " role; allowed only because %s is loopback (auth.enabled)",
-			 STORE_DEFAULT_TENANT, so.host);
-	if (cli_open(&app, 1, 1, 1) < 0 || cli_open_generator(&app) < 0)
-		goto out;
-	auth_set_store(ctx.auth, app.store);
-	ctx.generator = app.gen;
-	ctx.answer_top_k = app.cfg->rag.top_k;
-	ctx.answer_max_tokens = app.cfg->rag.max_tokens;
-	atomic_store(&ctx.engine, app.eng);
-	log_info("ready");
-	serve_loop(&app, &ctx, srv, &sigs);
-	rc = 0;
-out:
-	http_server_stop(srv);
-	metrics_remove_collector(ready_collector, &ctx);
-	metrics_process_stop();
-	cli_app_release(&app);
-	model_cache_free(ctx.models);
-	auth_free(ctx.auth);
+	auth_free(auth);
+	wo.shutdown_timeout_s = app.cfg->server.shutdown_timeout_s;
+	wo.on_hup = supervisor_hup;
+	rc = cli_workers_run(&wo, serve_worker, &app);
 	if (rc == 0)
 		log_info("stopped");
+out:
+	cli_app_release(&app);
 	return rc;
 }

@@ -54,6 +54,7 @@ static const struct key keys[] = {
 	{ "server.max_body_bytes", T_SIZE, F(server.max_body_bytes), KIB, 4 * KIB * KIB * KIB },
 	{ "server.max_connections", T_INT, F(server.max_connections), 1, 1000000 },
 	{ "server.connection_timeout_s", T_INT, F(server.connection_timeout_s), 1, 86400 },
+	{ "server.workers", T_INT, F(server.workers), 0, 256 },
 	{ "server.shutdown_timeout_s", T_INT, F(server.shutdown_timeout_s), 0, 3600 },
 	{ "server.memory_limit_bytes", T_SIZE, F(server.memory_limit_bytes), 0,
 	  1024 * KIB * KIB * KIB * KIB },
@@ -102,7 +103,10 @@ static const struct key keys[] = {
 	{ "chunking.size", T_INT, F(chunking.size), 8, 8192 },
 	{ "chunking.overlap", T_INT, F(chunking.overlap), 0, 4096 },
 	{ "index.snapshot", T_BOOL, F(index.snapshot), 0, 0 },
-	{ "index.follow_interval_ms", T_INT, F(index.follow_interval_ms), 10, 600000 },
+	{ "replication.poll_ms", T_INT, F(replication.poll_ms), 10, 600000 },
+	{ "replication.max_backoff_ms", T_INT, F(replication.max_backoff_ms), 10, 600000 },
+	{ "replication.redis_url", T_STR0, F(replication.redis_url), 0, 0 },
+	{ "replication.redis_channel", T_STR, F(replication.redis_channel), 0, 0 },
 	{ "cache.backend", T_STR, F(cache.backend), 0, 0 },
 	{ "cache.lru_bytes", T_SIZE, F(cache.lru_bytes), 0, 1024 * KIB * KIB * KIB * KIB },
 	{ "cache.ttl_s", T_INT, F(cache.ttl_s), 1, 30 * 86400 },
@@ -174,6 +178,19 @@ static const struct {
 	{ "RAGD_DATA_DIR", "data_dir" },
 	{ "RAGD_MONGODB_URI", "store.mongodb.uri" }, /* the name Kubernetes secrets are mapped to */
 	{ "RAGD_SHARD_ORDINAL", "sharding.ordinal" },
+	{ "RAGD_WORKERS", "server.workers" },
+	{ "RAGD_SERVER_KEEP_ALIVE_TIMEOUT_S", "server.connection_timeout_s" },
+	{ "RAGD_INDEX_FOLLOW_INTERVAL_MS", "replication.poll_ms" },
+};
+
+/* Other spellings a file or --set may use: the and older releases' names. */
+static const struct {
+	const char *name;
+	const char *key;
+} renamed[] = {
+	{ "workers", "server.workers" },
+	{ "server.keep_alive_timeout_s", "server.connection_timeout_s" },
+	{ "index.follow_interval_ms", "replication.poll_ms" },
 };
 
 struct config *config_new(void)
@@ -227,7 +244,11 @@ struct config *config_new(void)
 	cfg->chunking.size = 128;
 	cfg->chunking.overlap = 16;
 	cfg->index.snapshot = true;
-	cfg->index.follow_interval_ms = 500;
+	cfg->server.workers = 1;
+	cfg->replication.poll_ms = 100;
+	cfg->replication.max_backoff_ms = 1000;
+	cfg->replication.redis_url = strdup("");
+	cfg->replication.redis_channel = strdup("ragd:changes");
 	cfg->cache.backend = strdup("lru");
 	cfg->cache.lru_bytes = 64 * KIB * KIB;
 	cfg->cache.ttl_s = 3600;
@@ -296,7 +317,8 @@ struct config *config_new(void)
 	    !cfg->models.remote.policy || !cfg->models.remote.embed_model ||
 	    !cfg->models.remote.health_path || !cfg->models.remote.api_key_env ||
 	    !cfg->chroma.url || !cfg->chroma.tenant || !cfg->chroma.database ||
-	    !cfg->ingest.root || !cfg->models.embedders || !cfg->sharding.holds ||
+	    !cfg->ingest.root || !cfg->models.embedders || !cfg->replication.redis_url ||
+	    !cfg->replication.redis_channel || !cfg->sharding.holds ||
 	    !cfg->sharding.peers || !cfg->sharding.peer_pattern) {
 		config_free(cfg);
 		return NULL;
@@ -319,6 +341,9 @@ static const struct key *find_key(const char *key)
 	for (size_t i = 0; i < N_KEYS; i++)
 		if (strcmp(keys[i].key, key) == 0)
 			return &keys[i];
+	for (size_t i = 0; i < sizeof(renamed) / sizeof(renamed[0]); i++)
+		if (strcmp(renamed[i].name, key) == 0)
+			return find_key(renamed[i].key);
 	return NULL;
 }
 
@@ -674,6 +699,10 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 		return rag_err_set(err, RAG_EINVAL, "chroma.url",
 				   "chroma.url: '%s' must start with http:// or https://",
 				   cfg->chroma.url);
+	if (cfg->replication.max_backoff_ms < cfg->replication.poll_ms)
+		return rag_err_set(err, RAG_EINVAL, "replication.max_backoff_ms",
+				   "replication.max_backoff_ms: %d is less than replication.poll_ms "
+				   "(%d)", cfg->replication.max_backoff_ms, cfg->replication.poll_ms);
 	if (cfg->chunking.overlap >= cfg->chunking.size)
 		return rag_err_set(err, RAG_EINVAL, "chunking.overlap",
 				   "chunking.overlap: %d must be less than chunking.size (%d)",

@@ -18,7 +18,8 @@
  *   server.threads              0 = CPUs      0..256
  *   server.max_body_bytes       16m           1k..4g; bytes or k/m/g suffix
  *   server.max_connections      1000          1..1000000
- *   server.connection_timeout_s 120           1..86400
+ *   server.connection_timeout_s 120           1..86400 (also server.keep_alive_timeout_s)
+ *   server.workers              1             0..256 processes sharing the port (0 = CPUs)
  *   limits.max_top_k            1000          1..100000
  *   log.level                   info          debug|info|warn|error
  *   models.embedder             "models/all-MiniLM-L6-v2.gguf"
@@ -58,7 +59,10 @@
  *   chunking.size               128 tokens    8..8192
  *   chunking.overlap            16            0..4096, less than chunking.size
  *   index.snapshot              true
- *   index.follow_interval_ms    500           10..600000
+ *   replication.poll_ms         100           10..600000 (was index.follow_interval_ms)
+ *   replication.max_backoff_ms  1000          10..600000, at least poll_ms
+ *   replication.redis_url       ""            pub/sub nudges between instances; "" = none
+ *   replication.redis_channel   "ragd:changes"
  *   cache.backend               lru           none|lru|redis|redis-cluster|two-level
  *   cache.lru_bytes             64m           0..1024g
  *   cache.ttl_s                 3600          1..2592000 (search results, answers)
@@ -130,7 +134,8 @@ struct config {
 		int threads;
 		size_t max_body_bytes;
 		int max_connections;
-		int connection_timeout_s;
+		int connection_timeout_s;    /* idle keep-alive connections close after this */
+		int workers;                 /* processes sharing the port; 0 = CPUs */
 		int shutdown_timeout_s;      /* SIGTERM: in-flight requests get this long */
 		char *tls_cert;              /* PEM files; both "" = plain HTTP */
 		char *tls_key;
@@ -189,8 +194,13 @@ struct config {
 	} chunking;
 	struct {
 		bool snapshot;
-		int follow_interval_ms;
 	} index;
+	struct {
+		int poll_ms;        /* change-log polling while it moves */
+		int max_backoff_ms; /* ... and at most this apart while it does not */
+		char *redis_url;    /* "" = no pub/sub nudges */
+		char *redis_channel;
+	} replication;
 	struct {
 		char *backend;      /* checked by config_validate; parsed by cache_backend_parse */
 		size_t lru_bytes;

@@ -30,6 +30,7 @@
 
 static atomic_int log_level = LOG_LEVEL_INFO;
 static atomic_int log_fd = STDERR_FILENO;
+static char log_process[32]; /* log_set_process: set once, before threads start */
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
@@ -81,6 +82,14 @@ void log_set_fd(int fd)
 	atomic_store_explicit(&log_fd, fd < 0 ? STDERR_FILENO : fd, memory_order_relaxed);
 }
 
+void log_set_process(int worker)
+{
+	if (worker < 0)
+		log_process[0] = '\0';
+	else
+		snprintf(log_process, sizeof(log_process), "\"worker\":%d", worker);
+}
+
 static void add_timestamp(struct sbuf *sb)
 {
 	struct timespec ts;
@@ -121,6 +130,8 @@ void log_vkv(int level, const char *json_fields, const char *fmt, va_list ap)
 	add_timestamp(&line);
 	sbuf_addf(&line, "\",\"level\":\"%s\",\"msg\":", log_level_name(level));
 	sbuf_add_json_str(&line, msg.buf, msg.len);
+	if (log_process[0])
+		sbuf_addf(&line, ",%s", log_process);
 	if (json_fields && json_fields[0]) {
 		sbuf_addch(&line, ',');
 		sbuf_addstr(&line, json_fields);

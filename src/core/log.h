@@ -51,6 +51,13 @@ const char *log_level_name(int level);
  * caller's. A negative fd restores stderr. */
 void log_set_fd(int fd);
 
+/*
+ * Tags every later line with "worker":N after "msg" (worker processes share
+ * one stderr); a negative N removes the tag. Not thread-safe: call it
+ * before other threads log (a worker calls it first thing after fork).
+ */
+void log_set_process(int worker);
+
 /* Writes a line at level with the printf-formatted message. */
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

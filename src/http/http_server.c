@@ -644,6 +644,7 @@ struct http_server *http_server_start(const struct http_server_options *o, struc
 	struct http_server *srv = calloc(1, sizeof(*srv));
 	struct sockaddr_in addr = { 0 };
 	const union MHD_DaemonInfo *info;
+	struct MHD_OptionItem reuse[] = { { MHD_OPTION_END, 1, NULL }, { MHD_OPTION_END, 0, NULL } };
 
 	if (!srv || http_metrics_init() < 0) {
 		free(srv);
@@ -658,6 +659,12 @@ struct http_server *http_server_start(const struct http_server_options *o, struc
 		free(srv);
 		return NULL;
 	}
+	/*
+	 * Without the option MHD sets SO_REUSEADDR (a restart binds past
+	 * TIME_WAIT); with it set to 1, SO_REUSEPORT too; set to 0 it would
+	 * set neither.
+	 */
+	reuse[0].option = o->reuse_port ? MHD_OPTION_LISTENING_ADDRESS_REUSE : MHD_OPTION_END;
 	srv->ctx = ctx;
 	if (tls_setup(srv, o, err) < 0) {
 		tls_release(srv);
@@ -676,7 +683,7 @@ struct http_server *http_server_start(const struct http_server_options *o, struc
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 				  MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
 				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
-				  MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
+				  MHD_OPTION_ARRAY, reuse,
 				  srv->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
 				  srv->tls_cert, MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key,
 				  MHD_OPTION_END);

@@ -21,6 +21,12 @@ struct http_server_options {
 	int connection_timeout_s;   /* idle keep-alive connections are closed after this */
 	const char *tls_cert;       /* PEM files: both set = HTTPS (GnuTLS in libmicrohttpd); */
 	const char *tls_key;        /* NULL or "" = plain HTTP */
+	/*
+	 * SO_REUSEPORT: other processes may listen on the same port, the kernel
+	 * spreading new connections over them (worker processes). Off, a port
+	 * already in use is an error.
+	 */
+	int reuse_port;
 };
 
 /* True when this libmicrohttpd can serve HTTPS (built with GnuTLS). */

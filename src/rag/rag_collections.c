@@ -228,6 +228,7 @@ int rag_collection_create(struct rag_engine *eng, const char *tenant,
 	rc = store_collection_create(eng->store, tenant, &c, NULL, err);
 	if (rc < 0)
 		return rc;
+	rag_engine_changed(eng);
 	coll = rag_coll_acquire(eng, tenant, spec->name, err);
 	if (!coll)
 		return err && err->code ? err->code : RAG_EINTERNAL;
@@ -302,6 +303,8 @@ int rag_collection_delete(struct rag_engine *eng, const char *tenant, const char
 	if (!coll)
 		return err && err->code ? err->code : RAG_ENOTFOUND;
 	rc = store_collection_delete(eng->store, tenant, name, err);
+	if (rc == 0)
+		rag_engine_changed(eng);
 	if (rc == 0) {
 		struct rag_coll *have = NULL;
 

@@ -301,6 +301,7 @@ static int ingest(struct rag_engine *eng, const char *tenant, const char *collec
 	res->n_chunks = w.n_pieces;
 	res->seq = pr.seq;
 	res->replaced = pr.replaced;
+	rag_engine_changed(eng);
 	rc = rag_index_catch_up(eng, coll, err);
 	res->store_ms += rag_now_ms() - t0;
 	if (rc < 0) {
@@ -360,6 +361,8 @@ int rag_doc_delete(struct rag_engine *eng, const char *tenant, const char *colle
 	if (!coll)
 		return err && err->code ? err->code : RAG_ENOTFOUND;
 	rc = store_doc_delete(eng->store, coll->c.id, doc_id, NULL, err);
+	if (rc == 0)
+		rag_engine_changed(eng);
 	if (rc == 0 && rag_index_catch_up(eng, coll, NULL) < 0)
 		log_warn("document '%s' deleted, index update deferred", doc_id);
 	rag_coll_unref(coll);

@@ -48,7 +48,8 @@ void rag_engine_default_options(struct rag_engine_options *o)
 	o->data_dir = "./data";
 	o->load_indexes = 1;
 	o->snapshot = 1;
-	o->follow_interval_ms = 500;
+	o->follow_interval_ms = 100;
+	o->follow_max_backoff_ms = 1000;
 	o->max_top_k = 1000;
 	o->chunk_size = 128;
 	o->chunk_overlap = 16;
@@ -267,7 +268,9 @@ int rag_engine_ready(struct rag_engine *eng)
 
 int rag_engine_health(struct rag_engine *eng, struct rag_err *err)
 {
-	int64_t stale = 10 * (int64_t)eng->opts.follow_interval_ms;
+	int64_t stale = 10 * (int64_t)(eng->opts.follow_max_backoff_ms > eng->opts.follow_interval_ms
+					       ? eng->opts.follow_max_backoff_ms
+					       : eng->opts.follow_interval_ms);
 	int rc;
 
 	if (!atomic_load(&eng->ready))
@@ -287,37 +290,52 @@ int rag_engine_health(struct rag_engine *eng, struct rag_err *err)
 #define LEXICAL_PURGE_BATCH 256 /* FTS5 rows deleted per lock hold: ~80 ms here */
 #define LEXICAL_PURGE_MS 50     /* per collection per follower pass */
 
-/* Deletes removed chunks from the lexical index a few at a time (see lexical.h). */
-static void purge_lexical(struct rag_coll *coll)
+/*
+ * Deletes removed chunks from the lexical index a few at a time (see
+ * lexical.h); returns how many are still pending, so that the follower
+ * keeps its short interval until they are gone.
+ */
+static size_t purge_lexical(struct rag_coll *coll)
 {
 	double t0 = rag_now_ms();
+	size_t left;
 
 	if (!coll->lx)
-		return;
+		return 0;
 	pthread_mutex_lock(&coll->apply_mu);
-	while (lexical_purge(coll->lx, LEXICAL_PURGE_BATCH) > 0 &&
+	while ((left = lexical_purge(coll->lx, LEXICAL_PURGE_BATCH)) > 0 &&
 	       rag_now_ms() - t0 < LEXICAL_PURGE_MS)
 		;
 	pthread_mutex_unlock(&coll->apply_mu);
+	return left;
 }
 
-/* One follower pass: discover collections, drop deleted ones, replay logs. */
-static void follow_once(struct rag_engine *eng)
+/*
+ * One follower pass: discover collections, drop deleted ones, replay logs.
+ * Returns how much moved (changes applied, collections found or dropped):
+ * 0 lets the follower back off.
+ */
+static int64_t follow_once(struct rag_engine *eng)
 {
+	int64_t moved = 0;
 	struct store_collection *all = NULL;
 	struct rag_coll **seen = NULL;
 	struct hashmap_iter it;
-	size_t n = 0, n_seen = 0;
+	size_t n = 0, n_seen = 0, had;
 	const char *key;
 	void *val;
 	struct rag_err err = { 0 };
 
 	if (store_collection_list_all(eng->store, &all, &n, &err) < 0) {
 		log_warn("change-log follower: %s", err.msg);
-		return;
+		return 0;
 	}
+	pthread_rwlock_rdlock(&eng->lock);
+	had = hashmap_count(eng->colls);
+	pthread_rwlock_unlock(&eng->lock);
 	for (size_t i = 0; i < n; i++) {
 		struct rag_coll *coll = rag_coll_acquire(eng, all[i].tenant, all[i].name, &err);
+		int64_t before;
 
 		if (coll && coll->c.id != all[i].id) {
 			/* Deleted and recreated elsewhere: load the new one. */
@@ -330,11 +348,13 @@ static void follow_once(struct rag_engine *eng)
 			rag_err_clear(&err);
 			continue;
 		}
+		before = atomic_load(&coll->applied_seq);
 		if (rag_index_catch_up(eng, coll, &err) < 0) {
 			log_warn("change-log follower: %s", err.msg);
 			rag_err_clear(&err);
 		}
-		purge_lexical(coll);
+		moved += atomic_load(&coll->applied_seq) - before;
+		moved += purge_lexical(coll) > 0;
 		rag_coll_unref(coll);
 	}
 	/* Drop what the store no longer has. */
@@ -352,6 +372,8 @@ static void follow_once(struct rag_engine *eng)
 			seen[n_seen++] = coll;
 		}
 	}
+	moved += (int64_t)n_seen + (hashmap_count(eng->colls) > had
+					    ? (int64_t)(hashmap_count(eng->colls) - had) : 0);
 	pthread_rwlock_unlock(&eng->lock);
 	for (size_t i = 0; i < n_seen; i++) {
 		char *path = rag_index_path(eng, seen[i]->c.id);
@@ -366,29 +388,55 @@ static void follow_once(struct rag_engine *eng)
 	free(seen);
 	store_collection_list_free(all, n);
 	atomic_store(&eng->followed_ms, rag_wall_ms());
+	return moved;
 }
 
+/* The absolute time ms from now, for pthread_cond_timedwait. */
+static struct timespec deadline_in(long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+/*
+ * Polls every follow_interval_ms while the log moves; each idle pass doubles
+ * the wait up to follow_max_backoff_ms, and a nudge (rag_engine_nudge) ends
+ * the wait at once and resets it. A nudge that comes during a pass is kept
+ * in `nudged` and starts the next pass without waiting.
+ */
 static void *follower_main(void *arg)
 {
 	struct rag_engine *eng = arg;
+	long wait_ms = eng->opts.follow_interval_ms;
+	long max_ms = eng->opts.follow_max_backoff_ms > eng->opts.follow_interval_ms
+			      ? eng->opts.follow_max_backoff_ms
+			      : eng->opts.follow_interval_ms;
 
 	pthread_mutex_lock(&eng->stop_mu);
 	while (!eng->stop) {
-		struct timespec ts;
-		long ms = eng->opts.follow_interval_ms;
+		struct timespec ts = deadline_in(wait_ms);
+		int nudged;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += ms / 1000;
-		ts.tv_nsec += (ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&eng->stop_cond, &eng->stop_mu, &ts);
+		while (!eng->stop && !eng->nudged &&
+		       pthread_cond_timedwait(&eng->stop_cond, &eng->stop_mu, &ts) == 0)
+			;
 		if (eng->stop)
 			break;
+		nudged = eng->nudged;
+		eng->nudged = 0;
 		pthread_mutex_unlock(&eng->stop_mu);
-		follow_once(eng);
+		if (follow_once(eng) > 0 || nudged)
+			wait_ms = eng->opts.follow_interval_ms;
+		else
+			wait_ms = wait_ms * 2 > max_ms ? max_ms : wait_ms * 2;
 		pthread_mutex_lock(&eng->stop_mu);
 	}
 	pthread_mutex_unlock(&eng->stop_mu);
@@ -434,6 +482,22 @@ static void sweep_snapshots(struct rag_engine *eng)
 	if (dir)
 		closedir(dir);
 	store_collection_list_free(all, n);
+}
+
+void rag_engine_nudge(struct rag_engine *eng)
+{
+	if (!eng || !eng->has_follower)
+		return;
+	pthread_mutex_lock(&eng->stop_mu);
+	eng->nudged = 1;
+	pthread_cond_broadcast(&eng->stop_cond);
+	pthread_mutex_unlock(&eng->stop_mu);
+}
+
+void rag_engine_changed(struct rag_engine *eng)
+{
+	if (eng->opts.on_change)
+		eng->opts.on_change(eng->opts.on_change_ctx);
 }
 
 static int make_index_dir(struct rag_engine *eng, struct rag_err *err)

@@ -5,9 +5,11 @@
  * The store is the source of truth; every index is derived from it. At
  * start the engine loads each collection's index from its snapshot (or
  * rebuilds it from the store) and replays the change log from the
- * snapshot's sequence; a follower thread then polls the log so that writes
- * made by other processes or instances on the same store show up within
- * follow_interval_ms. Writes made through this engine are applied to its
+ * snapshot's sequence, all before rag_engine_new returns (so /ready turns
+ * true only once caught up); a follower thread then polls the log, with
+ * back-off while it is idle, so that writes made by other processes or
+ * instances on the same store show up within follow_max_backoff_ms, or at
+ * once after a nudge (rag_engine_nudge, from a pub/sub notice). Writes made through this engine are applied to its
  * indexes before the call returns (read-your-writes on one instance).
  *
  * Thread-safety: all functions may be called from many threads at once.
@@ -31,7 +33,22 @@ struct rag_engine_options {
 	const char *data_dir;   /* snapshots go to data_dir/index/ */
 	int load_indexes;       /* 0 for write-only users (the ingest CLI) */
 	int snapshot;           /* save index snapshots when the engine is freed */
-	int follow_interval_ms; /* change-log polling; 0 = no follower thread */
+	/*
+	 * Change-log polling: every follow_interval_ms while the log moves,
+	 * backing off (doubling) to follow_max_backoff_ms while it does not;
+	 * rag_engine_nudge cuts a wait short. follow_interval_ms 0 = no
+	 * follower thread.
+	 */
+	int follow_interval_ms;
+	int follow_max_backoff_ms;
+	/*
+	 * Called after each write this engine commits to the store (document
+	 * put or delete, collection create, delete or swap), on the writing
+	 * thread, so that other instances can be nudged; NULL = none. It must
+	 * not block for long: writes wait for it.
+	 */
+	void (*on_change)(void *ctx);
+	void *on_change_ctx;
 	size_t max_top_k;       /* the largest top_k a search may ask for */
 	int chunk_size;         /* defaults for new collections, in model tokens */
 	int chunk_overlap;
@@ -77,6 +94,13 @@ struct rag_engine *rag_engine_new(const struct rag_engine_options *opts, struct 
 
 /* Stops the follower, saves snapshots (if configured) and frees (NULL-safe). */
 void rag_engine_free(struct rag_engine *eng);
+
+/*
+ * Wakes the change-log follower for a pass now (another instance wrote).
+ * Cheap and non-blocking apart from a mutex; any thread; NULL-safe, and a
+ * no-op without a follower.
+ */
+void rag_engine_nudge(struct rag_engine *eng);
 
 /* 1 once the indexes are loaded and caught up at least once. */
 int rag_engine_ready(struct rag_engine *eng);

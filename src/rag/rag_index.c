@@ -263,16 +263,38 @@ static int apply_delete(struct rag_coll *coll, const struct store_change *ch)
 	return coll->lx ? lexical_remove_range(coll->lx, ch->first_chunk, ch->last_chunk, NULL) : 0;
 }
 
-static int apply(struct rag_engine *eng, struct rag_coll *coll, struct add_buf *b,
-		 const struct store_change *ch, struct rag_err *err)
+/*
+ * Applies one page of changes. Added chunks collect in b across changes and
+ * reach the indexes in batches of INDEX_ADD_BATCH (one write-lock hold per
+ * batch, not per document); a delete first flushes what came before it, so
+ * the order of the log is kept. applied_seq moves only past changes whose
+ * rows are in the indexes.
+ */
+static int apply_page(struct rag_engine *eng, struct rag_coll *coll, struct add_buf *b,
+		      const struct store_change *ch, size_t n, struct rag_err *err)
 {
-	int rc;
+	int64_t done = 0;
+	int rc = 0;
 
-	if (ch->op == STORE_CHANGE_DELETE)
-		return apply_delete(coll, ch);
-	rc = store_chunk_vectors(eng->store, coll->c.id, ch->first_chunk, ch->last_chunk, add_cb,
-				 b, err);
-	return rc < 0 ? rc : flush(b);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (ch[i].op == STORE_CHANGE_DELETE) {
+			rc = flush(b);
+			if (rc == 0)
+				rc = apply_delete(coll, &ch[i]);
+		} else {
+			rc = store_chunk_vectors(eng->store, coll->c.id, ch[i].first_chunk,
+						 ch[i].last_chunk, add_cb, b, err);
+		}
+		if (rc == 0)
+			done = ch[i].seq;
+		if (rc == 0 && (ch[i].op == STORE_CHANGE_DELETE || b->n == 0))
+			atomic_store(&coll->applied_seq, done);
+	}
+	if (rc == 0)
+		rc = flush(b);
+	if (rc == 0 && done > 0)
+		atomic_store(&coll->applied_seq, done);
+	return rc;
 }
 
 int rag_index_catch_up(struct rag_engine *eng, struct rag_coll *coll, struct rag_err *err)
@@ -302,11 +324,7 @@ int rag_index_catch_up(struct rag_engine *eng, struct rag_coll *coll, struct rag
 		rc = store_changes(eng->store, coll->c.id, from, INDEX_CHANGES_BATCH, ch, &n, err);
 		if (rc < 0)
 			break;
-		for (size_t i = 0; i < n && rc == 0; i++) {
-			rc = apply(eng, coll, b, &ch[i], err);
-			if (rc == 0)
-				atomic_store(&coll->applied_seq, ch[i].seq);
-		}
+		rc = apply_page(eng, coll, b, ch, n, err);
 		store_changes_release(ch, n);
 		if (rc < 0 || n < INDEX_CHANGES_BATCH)
 			break;

@@ -55,9 +55,10 @@ struct rag_engine {
 
 	pthread_t follower;
 	int has_follower;
-	pthread_mutex_t stop_mu; /* guards stop; stop_cond wakes the follower */
+	pthread_mutex_t stop_mu; /* guards stop and nudged; stop_cond wakes the follower */
 	pthread_cond_t stop_cond;
 	int stop;
+	int nudged;              /* a pass is due now (rag_engine_nudge) */
 	atomic_int ready;
 	struct generator *gen;   /* answers (rag_query.c); NULL: extractive; set before serving */
 	char *prompt_template;   /* owned; "" = the default */
@@ -151,6 +152,8 @@ void rag_coll_index_place(struct rag_engine *eng, struct rag_coll *coll);
 void rag_index_drop(struct rag_coll *coll);
 /* Builds a collection's index from snapshot + log, or the store (rag_index.c). */
 int rag_index_load(struct rag_engine *eng, struct rag_coll *coll, struct rag_err *err);
+/* Tells other followers that this engine wrote to the change log (opts.on_change). */
+void rag_engine_changed(struct rag_engine *eng);
 /* Replays the change log into the index up to the store's current seq. */
 int rag_index_catch_up(struct rag_engine *eng, struct rag_coll *coll, struct rag_err *err);
 /* Saves the snapshot if the index moved since the last one. */

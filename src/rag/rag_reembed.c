@@ -365,6 +365,8 @@ int rag_reembed_finish(struct rag_engine *eng, const struct store_job *job, stru
 		rc = store_collection_swap(eng->store, job->tenant, job->collection, staged, retired,
 					   err);
 	if (rc == 0)
+		rag_engine_changed(eng);
+	if (rc == 0)
 		log_info("job '%s': collection '%s' switched to model '%s'", job->id,
 			 job->collection, dst->c.embed_model);
 	rag_coll_unref(src);

@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -362,6 +363,94 @@ static void test_cluster_on_plain_server(void **state)
 	assert_int_equal(err.code, RAG_EINVAL);
 }
 
+/* --- change notices (cache_pubsub.c) --- */
+
+static atomic_int notices_a, notices_b;
+
+static void count_a(void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&notices_a, 1);
+}
+
+static void count_b(void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&notices_b, 1);
+}
+
+/* Waits up to ms for *n to reach want; returns the value seen. */
+static int wait_count(atomic_int *n, int want, int ms)
+{
+	for (int i = 0; i < ms && atomic_load(n) < want; i++)
+		usleep(1000);
+	return atomic_load(n);
+}
+
+static struct cache_pubsub *pubsub(const char *channel, void (*cb)(void *))
+{
+	char url[64];
+	struct cache_pubsub_options o = { .redis_url = url, .channel = channel, .timeout_ms = 200,
+					  .on_notice = cb };
+	struct rag_err err = { 0 };
+	struct cache_pubsub *ps;
+
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
+	ps = cache_pubsub_new(&o, &err);
+	assert_non_null(ps);
+	return ps;
+}
+
+static void test_pubsub(void **state)
+{
+	struct cache_pubsub_options bad = { .redis_url = "127.0.0.1:notaport", .channel = "c",
+					    .on_notice = count_a };
+	struct rag_err err = { 0 };
+	struct cache_pubsub *a, *b, *other;
+	int base_a, base_b;
+
+	(void)state;
+	assert_null(cache_pubsub_new(&bad, &err));
+	assert_int_equal(err.code, RAG_EINVAL);
+	assert_string_equal(err.field, "replication.redis_url");
+
+	a = pubsub("ragd:test", count_a);
+	b = pubsub("ragd:test", count_b);
+	other = pubsub("ragd:elsewhere", count_a);
+	/* Each subscriber notices once on (re)connecting: it may have missed some. */
+	assert_true(wait_count(&notices_a, 2, 2000) >= 2);
+	assert_true(wait_count(&notices_b, 1, 2000) >= 1);
+	usleep(50 * 1000);
+	base_a = atomic_load(&notices_a);
+	base_b = atomic_load(&notices_b);
+	cache_pubsub_publish(a);
+	assert_int_equal(wait_count(&notices_b, base_b + 1, 2000), base_b + 1);
+	assert_int_equal(wait_count(&notices_a, base_a + 1, 2000), base_a + 1); /* own, not other's */
+	usleep(100 * 1000);
+	assert_int_equal(atomic_load(&notices_a), base_a + 1);
+
+	/* Redis restarts: publishing fails fast meanwhile; the subscriber comes back. */
+	stop_redis();
+	{
+		double t0 = now_ms();
+
+		cache_pubsub_publish(a);
+		cache_pubsub_publish(a);
+		assert_true(now_ms() - t0 < 1000);
+	}
+	base_b = atomic_load(&notices_b);
+	start_redis();
+	assert_true(wait_count(&notices_b, base_b + 1, 10000) >= base_b + 1); /* resubscribed */
+	usleep(600 * 1000); /* the publisher's back-off (REDIS_BACKOFF_MS) */
+	base_b = atomic_load(&notices_b);
+	cache_pubsub_publish(a);
+	assert_true(wait_count(&notices_b, base_b + 1, 2000) >= base_b + 1);
+	cache_pubsub_free(other);
+	cache_pubsub_free(b);
+	cache_pubsub_free(a);
+	cache_pubsub_free(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -373,6 +462,7 @@ int main(void)
 		cmocka_unit_test(test_cluster_on_plain_server),
 		cmocka_unit_test(test_slow_server),
 		cmocka_unit_test(test_down_and_back),
+		cmocka_unit_test(test_pubsub),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

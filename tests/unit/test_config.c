@@ -65,7 +65,11 @@ static void test_defaults_valid(void **state)
 	assert_int_equal(cfg->chunking.size, 128);
 	assert_int_equal(cfg->chunking.overlap, 16);
 	assert_true(cfg->index.snapshot);
-	assert_int_equal(cfg->index.follow_interval_ms, 500);
+	assert_int_equal(cfg->replication.poll_ms, 100);
+	assert_int_equal(cfg->replication.max_backoff_ms, 1000);
+	assert_string_equal(cfg->replication.redis_url, "");
+	assert_string_equal(cfg->replication.redis_channel, "ragd:changes");
+	assert_int_equal(cfg->server.workers, 1);
 	assert_true(config_cpu_count(0) >= 1);
 	assert_int_equal(config_cpu_count(3), 3);
 	config_free(cfg);
@@ -376,6 +380,38 @@ static void test_cache_keys(void **state)
 	config_free(cfg);
 }
 
+/* Workers and replication: ranges, the cross-field rule, the other spellings. */
+static void test_scale_out_keys(void **state)
+{
+	struct config *cfg = config_new();
+	struct rag_err err = { 0 };
+	char *env[] = { "RAGD_WORKERS=3", "RAGD_INDEX_FOLLOW_INTERVAL_MS=50",
+			"RAGD_SERVER_KEEP_ALIVE_TIMEOUT_S=7", NULL };
+
+	(void)state;
+	assert_int_equal(config_set(cfg, "server.workers", "257", "test", &err), RAG_EINVAL);
+	assert_string_equal(err.field, "server.workers");
+	assert_int_equal(config_set(cfg, "workers", "2", "test", &err), 0);
+	assert_int_equal(cfg->server.workers, 2);
+	assert_int_equal(config_set(cfg, "server.keep_alive_timeout_s", "5", "test", &err), 0);
+	assert_int_equal(cfg->server.connection_timeout_s, 5);
+	assert_int_equal(config_set(cfg, "index.follow_interval_ms", "250", "test", &err), 0);
+	assert_int_equal(cfg->replication.poll_ms, 250);
+	assert_int_equal(config_set(cfg, "replication.max_backoff_ms", "200", "test", &err), 0);
+	rag_err_clear(&err);
+	assert_int_equal(config_validate(cfg, &err), RAG_EINVAL);
+	assert_string_equal(err.field, "replication.max_backoff_ms");
+	assert_int_equal(config_set(cfg, "replication.max_backoff_ms", "5000", "test", &err), 0);
+	assert_int_equal(config_set(cfg, "replication.redis_url", "redis://127.0.0.1:6390", "test",
+				    &err), 0);
+	assert_int_equal(config_validate(cfg, &err), 0);
+	assert_int_equal(config_apply_env(cfg, env, &err), 0);
+	assert_int_equal(cfg->server.workers, 3);
+	assert_int_equal(cfg->replication.poll_ms, 50);
+	assert_int_equal(cfg->server.connection_timeout_s, 7);
+	config_free(cfg);
+}
+
 static void test_dump_json(void **state)
 {
 	struct config *cfg = config_new();
@@ -387,8 +423,8 @@ static void test_dump_json(void **state)
 					"\"port\":8080,"));
 	assert_non_null(strstr(sb.buf, "\"max_body_bytes\":16777216"));
 	assert_non_null(strstr(sb.buf, "\"log\":{\"level\":\"info\",\"access\":true,\"file\":\"-\"}"));
-	assert_non_null(strstr(sb.buf, "\"index\":{\"snapshot\":true,"
-					"\"follow_interval_ms\":500}"));
+	assert_non_null(strstr(sb.buf, "\"index\":{\"snapshot\":true},"
+					"\"replication\":{\"poll_ms\":100,\"max_backoff_ms\":1000,"));
 	assert_non_null(strstr(sb.buf, "\"cache\":{\"backend\":\"lru\",\"lru_bytes\":67108864,"));
 	assert_non_null(strstr(sb.buf, "\"redis.url\":\"redis://127.0.0.1:6379\","));
 	/* Each section once: keys of a section must be contiguous in the table. */
@@ -469,6 +505,7 @@ int main(void)
 		cmocka_unit_test(test_size_suffixes),
 		cmocka_unit_test(test_yaml_syntax_error),
 		cmocka_unit_test(test_dump_json),
+		cmocka_unit_test(test_scale_out_keys),
 		cmocka_unit_test(test_remote_models),
 		cmocka_unit_test(test_answer_keys),
 		cmocka_unit_test(test_chroma_keys),

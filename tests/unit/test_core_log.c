@@ -104,12 +104,32 @@ static void test_format(void **state)
 	free(text);
 }
 
+static void emit_worker(void)
+{
+	log_set_process(3);
+	log_kv(LOG_LEVEL_WARN, "\"status\":503", "busy");
+	log_set_process(-1);
+	log_info("untagged");
+}
+
+/* A worker's lines carry its index, before the caller's fields. */
+static void test_worker_tag(void **state)
+{
+	char *text = capture(emit_worker);
+
+	(void)state;
+	assert_non_null(strstr(text, "\"msg\":\"busy\",\"worker\":3,\"status\":503}\n"));
+	assert_non_null(strstr(text, "\"msg\":\"untagged\"}\n"));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_level_parse),
 		cmocka_unit_test(test_set_level),
 		cmocka_unit_test(test_format),
+		cmocka_unit_test(test_worker_tag),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
