@@ -19,7 +19,6 @@
 
 #include "core/banned.h"
 
-#define RAG_CHUNK_MIN 8 /* smaller chunks carry too little text to embed usefully */
 #define RAG_CONFIG_MAX 512 /* config_json: stemming and an index spec fit easily */
 
 static int spec_size(json_t *v, const char *key, size_t *out, struct rag_err *err)

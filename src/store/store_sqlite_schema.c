@@ -30,6 +30,13 @@
  * jobs and job_items tables (a job's inputs live in the store until each is
  * done, which is what lets a job resume after a restart). Old chunks get
  * empty hashes: they are never matched, only re-embedded once.
+ *
+ * Version 5 keeps each document's extracted structure (documents.blocks:
+ * block ranges, kinds, pages and section paths, see extract_blocks_encode)
+ * so that a chunker change can cut the stored text again the way the
+ * first ingest did; documents stored before have NULL and are re-cut as
+ * plain text. collections.retired marks the old side of a swap: writes to
+ * it are refused so that none is acknowledged and then lost.
  */
 #include "store/store_sqlite.h"
 #include "store/store_sqlite_int.h"
@@ -146,6 +153,14 @@ static const char *const migrations[STORE_SQLITE_SCHEMA_VERSION] = {
 	" content TEXT NOT NULL,"
 	" at INTEGER NOT NULL,"
 	" PRIMARY KEY (tenant, session_id, seq)) WITHOUT ROWID;",
+	/*
+	 * 3 -> 4: reserved for the auth branch's API keys (this session's
+	 * schema plan: auth takes 4, ingest 5); empty here until it is merged.
+	 */
+	"",
+	/* 4 -> 5: documents' structure for re-chunking; retired collections. */
+	"ALTER TABLE documents ADD COLUMN blocks TEXT;"
+	"ALTER TABLE collections ADD COLUMN retired INTEGER NOT NULL DEFAULT 0;",
 };
 
 int store_sqlite_error(sqlite3 *db, int rc, struct rag_err *err, const char *what)
