@@ -48,6 +48,7 @@
 #include "core/rag_error.h"
 #include "core/sbuf.h"
 #include "model/embedder.h"
+#include "obs/metrics.h"
 #include "text/chunk.h"
 #include "text/extract.h"
 
@@ -492,6 +493,8 @@ static int vectors(struct rag_engine *eng, struct rag_coll *src, struct rag_coll
 	}
 	if (rc == 0 && k > 0)
 		rc = embedder_embed(dst->emb, texts, lens, k, tmp, err);
+	if (rc == 0)
+		metric_add(rag_metrics.embedded, (double)k);
 	for (size_t j = 0; rc == 0 && j < k; j++)
 		memcpy(vecs + slot[j] * dim, tmp + j * dim, dim * sizeof(float));
 out:
@@ -557,6 +560,38 @@ out:
 	return rc;
 }
 
+/*
+ * Brings dst's copy of one document in line with src: rebuilt (*n_chunks
+ * gets its chunks), deleted (a document deleted from src meanwhile), or
+ * left as it is (already staged from the same content).
+ */
+static int sync_doc(struct rag_engine *eng, struct rag_coll *src, struct rag_coll *dst,
+		    const char *doc_id, int64_t *n_chunks, struct rag_err *err)
+{
+	char want[HASH_HEX_LEN + 1], *src_hash = NULL, *have = NULL;
+	int rc = store_doc_hash(eng->store, src->c.id, doc_id, &src_hash, NULL, err);
+
+	*n_chunks = 0;
+	if (rc == RAG_ENOTFOUND) {
+		rag_err_clear(err);
+		rc = store_doc_delete(eng->store, dst->c.id, doc_id, NULL, err);
+		if (rc == RAG_ENOTFOUND) {
+			rag_err_clear(err);
+			rc = 0;
+		}
+		return rc;
+	}
+	if (rc < 0)
+		return rc;
+	staged_hash(src_hash, dst, want);
+	if (store_doc_hash(eng->store, dst->c.id, doc_id, &have, NULL, NULL) < 0 ||
+	    strcmp(have, want) != 0)
+		rc = copy_doc(eng, src, dst, doc_id, n_chunks, err);
+	free(src_hash);
+	free(have);
+	return rc;
+}
+
 static int with_pair(struct rag_engine *eng, const struct store_job *job, struct rag_coll **src,
 		     struct rag_coll **dst, struct rag_err *err)
 {
@@ -580,37 +615,9 @@ int rag_reembed_item(struct rag_engine *eng, const struct store_job *job, const 
 	*n_chunks = 0;
 	if (rc < 0)
 		return rc;
-	rc = copy_doc(eng, src, dst, doc_id, n_chunks, err);
+	rc = sync_doc(eng, src, dst, doc_id, n_chunks, err);
 	rag_coll_unref(src);
 	rag_coll_unref(dst);
-	return rc;
-}
-
-/* Brings dst's copy of one document in line with src: rebuilt, deleted, or left. */
-static int sync_doc(struct rag_engine *eng, struct rag_coll *src, struct rag_coll *dst,
-		    const char *doc_id, struct rag_err *err)
-{
-	char want[HASH_HEX_LEN + 1], *src_hash = NULL, *have = NULL;
-	int64_t n_chunks;
-	int rc = store_doc_hash(eng->store, src->c.id, doc_id, &src_hash, NULL, err);
-
-	if (rc == RAG_ENOTFOUND) {
-		rag_err_clear(err);
-		rc = store_doc_delete(eng->store, dst->c.id, doc_id, NULL, err);
-		if (rc == RAG_ENOTFOUND) {
-			rag_err_clear(err);
-			rc = 0;
-		}
-		return rc;
-	}
-	if (rc < 0)
-		return rc;
-	staged_hash(src_hash, dst, want);
-	if (store_doc_hash(eng->store, dst->c.id, doc_id, &have, NULL, NULL) < 0 ||
-	    strcmp(have, want) != 0)
-		rc = copy_doc(eng, src, dst, doc_id, &n_chunks, err);
-	free(src_hash);
-	free(have);
 	return rc;
 }
 
@@ -619,6 +626,7 @@ static int reconcile(struct rag_engine *eng, struct rag_coll *src, struct rag_co
 		     struct rag_err *err)
 {
 	struct rag_coll *sides[2] = { src, dst };
+	int64_t n_chunks;
 	int rc = 0;
 
 	for (int side = 0; side < 2 && rc == 0; side++) {
@@ -631,7 +639,7 @@ static int reconcile(struct rag_engine *eng, struct rag_coll *src, struct rag_co
 
 			rc = store_doc_list(eng->store, sides[side]->c.id, &q, &docs, &n, err);
 			for (size_t i = 0; rc == 0 && i < n; i++)
-				rc = sync_doc(eng, src, dst, docs[i].id, err);
+				rc = sync_doc(eng, src, dst, docs[i].id, &n_chunks, err);
 			if (rc == 0 && n)
 				snprintf(cursor, sizeof(cursor), "%s", docs[n - 1].id);
 			store_doc_list_free(docs, n);
@@ -646,13 +654,14 @@ static int follow(struct rag_engine *eng, struct rag_coll *src, struct rag_coll 
 {
 	struct store_change ch[REEMBED_CHANGES];
 	size_t n = REEMBED_CHANGES;
+	int64_t n_chunks;
 	int rc = 0;
 
 	while (rc == 0 && n == REEMBED_CHANGES) {
 		n = 0;
 		rc = store_changes(eng->store, src->c.id, *seq, REEMBED_CHANGES, ch, &n, err);
 		for (size_t i = 0; rc == 0 && i < n; i++) {
-			rc = sync_doc(eng, src, dst, ch[i].document_id, err);
+			rc = sync_doc(eng, src, dst, ch[i].document_id, &n_chunks, err);
 			if (rc == 0)
 				*seq = ch[i].seq;
 		}
