@@ -273,3 +273,38 @@ def test_writes_racing_the_swap_are_kept(ragd_factory):
     doc_id, text = next(iter(latest.items()))
     hits = s.search("race", text, top_k=3)
     assert hits[0]["document_id"] == doc_id, hits
+
+
+def test_rechunk_documents_without_stored_structure(ragd_factory):
+    """A document stored before ragd kept the structure (schema < 5: blocks
+    NULL) is cut again from its text as plain text, and the log says so."""
+    import sqlite3
+
+    s = ragd_factory()
+    s.create_collection("old", chunk_size=16, chunk_overlap=0)
+    status, job = upload(s, "old", [("manual.md", MARKDOWN.encode(), "text/markdown")])
+    assert wait_job(s, job["job_id"])["state"] == "succeeded"
+    s.add_doc("old", "plain words " * 30, "plain")
+    s.stop()
+    db = sqlite3.connect(s.data_dir / "ragd.db")
+    db.execute("UPDATE documents SET blocks = NULL")
+    db.commit()
+    db.close()
+    s.start()
+    status, job = s.request("PATCH", "/v1/collections/old", {"chunk_size": 48})
+    assert status == 202, job
+    j = wait_job(s, job["job_id"], timeout=300)
+    assert j["state"] == "succeeded" and j["counts"]["done"] == 2, j
+    new = chunks(s, "old", "manual.md")
+    assert {c["section"] for c in new} == {""}  # headings are not known any more
+    _, doc = s.request("GET", "/v1/collections/old/documents/manual.md")
+    text = doc["text"].encode()
+    assert all(text[c["start"]:c["end"]].decode() == c["text"] for c in new)
+    assert all(tokens(s, c["text"]) <= 48 for c in new)
+    said = [l for l in s.log_lines() if "cut again as plain text" in l.get("msg", "")]
+    assert len(said) == 2, said
+    # the structure derived then is kept: a second change needs no fallback
+    status, job = s.request("PATCH", "/v1/collections/old", {"chunk_size": 32})
+    assert wait_job(s, job["job_id"], timeout=300)["state"] == "succeeded"
+    said = [l for l in s.log_lines() if "cut again as plain text" in l.get("msg", "")]
+    assert len(said) == 2, said
