@@ -2,11 +2,11 @@
  * Changing a collection's embedding model or its chunker without
  * re-uploading anything.
  *
- * PATCH /v1/collections/{name} queues a job, kind "reembed" when only the
- * model changes and "rechunk" when the chunker settings do (spec: the
- * target {"embedding_model","chunker","chunk_size","chunk_overlap"}), with
- * one item per document of the collection when it was submitted. Its
- * worker:
+ * PATCH /v1/collections/{name} queues a job (rag_collection_change in
+ * rag_collections.c), kind "reembed" when only the model changes and
+ * "rechunk" when the chunker settings do (spec: the target
+ * {"embedding_model","chunker","chunk_size","chunk_overlap"}), with one item
+ * per document of the collection when it was submitted. Its worker:
  * 1. prepare: creates a staging collection ".reembed.<job id>" with the
  *    target model and chunker (names starting with '.' cannot be made or
  *    addressed by clients, and are not listed);
@@ -46,7 +46,6 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/rag_error.h"
-#include "core/sbuf.h"
 #include "model/embedder.h"
 #include "obs/metrics.h"
 #include "text/chunk.h"
@@ -54,7 +53,7 @@
 
 #include "core/banned.h"
 
-#define REEMBED_PAGE 500      /* documents per listing page */
+#define REEMBED_PAGE 500      /* documents per listing page (reconcile) */
 #define REEMBED_CHANGES 256   /* change-log entries read per call in the last pass */
 #define REEMBED_SWAP_TRIES 20 /* last passes before giving up on a collection that
 				 another process never stops writing to */
@@ -116,139 +115,6 @@ static int read_target(const struct store_job *job, const struct rag_coll *src, 
 		return rag_err_set(err, bad ? RAG_EINVAL : RAG_ENOMEM, NULL,
 				   "job '%s': bad spec or out of memory", job->id);
 	return 0;
-}
-
-/* Lists the collection's document ids into *items (doc_id owned by each item). */
-static int list_items(struct rag_engine *eng, struct rag_coll *coll,
-		      struct store_job_item **items, size_t *n_items, struct rag_err *err)
-{
-	struct store_doc_query q = { NULL, REEMBED_PAGE, NULL };
-	char cursor[RAG_DOC_ID_MAX + 1] = "";
-	size_t n = 0;
-	int rc = 0;
-
-	do {
-		struct store_job_item *grown;
-		struct store_doc *docs = NULL;
-
-		q.after_id = *cursor ? cursor : NULL;
-		rc = store_doc_list(eng->store, coll->c.id, &q, &docs, &n, err);
-		if (rc < 0)
-			break;
-		grown = n ? reallocarray(*items, *n_items + n, sizeof(**items)) : *items;
-		if (n && !grown) {
-			rc = rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
-			store_doc_list_free(docs, n);
-			break;
-		}
-		*items = grown;
-		for (size_t i = 0; i < n; i++) {
-			struct store_job_item *it = &(*items)[(*n_items)++];
-
-			memset(it, 0, sizeof(*it));
-			it->doc_id = docs[i].id;
-			it->format = "";
-			docs[i].id = NULL; /* moved into the item */
-		}
-		if (n)
-			snprintf(cursor, sizeof(cursor), "%s", (*items)[*n_items - 1].doc_id);
-		store_doc_list_free(docs, n);
-	} while (n == REEMBED_PAGE);
-	return rc;
-}
-
-/* The field a "nothing changes" error names: the first one the client gave. */
-static const char *first_field(const struct rag_collection_change *chg)
-{
-	if (chg->embedding_model)
-		return "embedding_model";
-	if (chg->chunker)
-		return "chunker";
-	return chg->chunk_size > 0 ? "chunk_size" : "chunk_overlap";
-}
-
-/* Checks chg against coll and the target model; fills the target settings. */
-static int check_change(struct rag_engine *eng, struct rag_coll *coll,
-			const struct rag_collection_change *chg, struct target *t,
-			struct rag_err *err)
-{
-	const char *model = chg->embedding_model ? chg->embedding_model : coll->c.embed_model;
-	struct embedder *emb = rag_embedder(eng, model, "embedding_model", err);
-	int window;
-
-	if (!emb)
-		return err && err->code ? err->code : RAG_EINVAL;
-	window = (int)(emb->max_tokens - emb->n_special);
-	t->chunker = (enum chunk_strategy)coll->chunker;
-	if (chg->chunker && chunk_strategy_parse(chg->chunker, &t->chunker) < 0)
-		return rag_err_set(err, RAG_EINVAL, "chunker",
-				   "chunker must be 'structured', 'recursive' or 'fixed'");
-	t->size = chg->chunk_size > 0 ? chg->chunk_size : coll->c.chunk_size;
-	if (chg->chunk_size < 0 || t->size < RAG_CHUNK_MIN || t->size > window)
-		return rag_err_set(err, RAG_EINVAL, "chunk_size",
-				   "chunk_size must be between %d and %d tokens for model '%s'",
-				   RAG_CHUNK_MIN, window, model);
-	t->overlap = chg->chunk_overlap >= 0 ? chg->chunk_overlap : coll->c.chunk_overlap;
-	if (chg->chunk_overlap >= 0 && t->overlap >= t->size)
-		return rag_err_set(err, RAG_EINVAL, "chunk_overlap",
-				   "chunk_overlap must be at least 0 and smaller than chunk_size (%d)",
-				   t->size);
-	if (t->overlap >= t->size)
-		t->overlap = t->size / 8;
-	if (strcmp(model, coll->c.embed_model) == 0 && (int)t->chunker == coll->chunker &&
-	    t->size == coll->c.chunk_size && t->overlap == coll->c.chunk_overlap)
-		return rag_err_set(err, RAG_EINVAL, first_field(chg),
-				   "collection '%s' already uses these settings", coll->c.name);
-	t->model = (char *)model; /* borrowed: coll or chg outlives the caller's use */
-	return 0;
-}
-
-int rag_collection_change(struct rag_engine *eng, const char *tenant, const char *name,
-			  const struct rag_collection_change *chg, char *job_id_out,
-			  struct rag_err *err)
-{
-	struct store_job_item *items = NULL;
-	struct store_job job = { 0 };
-	struct sbuf spec = SBUF_INIT;
-	struct target t = { 0 };
-	struct rag_coll *coll;
-	char id[RAG_JOB_ID_MAX + 1];
-	size_t n_items = 0;
-	int rc;
-
-	coll = rag_coll_acquire(eng, tenant, name, err);
-	if (!coll)
-		return err && err->code ? err->code : RAG_ENOTFOUND;
-	rc = check_change(eng, coll, chg, &t, err);
-	if (rc == 0)
-		rc = list_items(eng, coll, &items, &n_items, err);
-	if (rc == 0) {
-		int rechunk = (int)t.chunker != coll->chunker || t.size != coll->c.chunk_size ||
-			      t.overlap != coll->c.chunk_overlap;
-
-		snprintf(id, sizeof(id), "job_");
-		rag_random_hex(id + 4, 12);
-		sbuf_addstr(&spec, "{\"embedding_model\":");
-		sbuf_add_json_str(&spec, t.model, strlen(t.model));
-		sbuf_addf(&spec, ",\"chunker\":\"%s\",\"chunk_size\":%d,\"chunk_overlap\":%d}",
-			  chunk_strategy_name(t.chunker), t.size, t.overlap);
-		job.id = id;
-		job.tenant = tenant;
-		job.collection = name;
-		job.kind = rechunk ? "rechunk" : "reembed";
-		job.spec_json = spec.buf;
-		rc = store_job_create(eng->store, &job, items, n_items, err);
-	}
-	if (rc == 0) {
-		snprintf(job_id_out, RAG_JOB_ID_MAX + 1, "%s", id);
-		rag_jobs_wake(eng);
-	}
-	for (size_t i = 0; i < n_items; i++)
-		free((char *)items[i].doc_id);
-	free(items);
-	sbuf_release(&spec);
-	rag_coll_unref(coll);
-	return rc;
 }
 
 /* The source's config_json with the target chunker; caller frees. */
