@@ -111,7 +111,7 @@ int http_collection_create(struct http_req *req, struct http_resp *resp)
 	spec.index_json = index_json;
 	spec.chunk_size = (int)size;
 	spec.chunk_overlap = (int)overlap;
-	if (rag_collection_create(eng, req->ctx->tenant, &spec, &info, &err) < 0) {
+	if (rag_collection_create(eng, req->who.tenant, &spec, &info, &err) < 0) {
 		http_error(resp, &err);
 		goto out;
 	}
@@ -154,14 +154,14 @@ int http_collection_update(struct http_req *req, struct http_resp *resp)
 	}
 	chg.chunk_size = (int)size;
 	chg.chunk_overlap = (int)overlap;
-	if (rag_collection_change(eng, req->ctx->tenant, req->params[0], &chg, job_id, &err) < 0) {
+	if (rag_collection_change(eng, req->who.tenant, req->params[0], &chg, job_id, &err) < 0) {
 		http_error(resp, &err);
 		goto out;
 	}
 	snprintf(link, sizeof(link), "/v1/jobs/%s", job_id);
 	reply = json_pack("{s:s, s:s, s:s}", "job_id", job_id, "state", "queued", "status_url",
 			  link);
-	if (rag_job_get(eng, req->ctx->tenant, job_id, &job, NULL) == 0) {
+	if (rag_job_get(eng, req->who.tenant, job_id, &job, NULL) == 0) {
 		json_t *target = json_loads(job.spec_json, 0, NULL);
 
 		json_object_set_new(reply, "kind", json_string(job.kind));
@@ -185,7 +185,7 @@ int http_collection_list(struct http_req *req, struct http_resp *resp)
 
 	if (!eng)
 		return 0;
-	if (rag_collection_list(eng, req->ctx->tenant, &list, &n, &err) < 0) {
+	if (rag_collection_list(eng, req->who.tenant, &list, &n, &err) < 0) {
 		http_error(resp, &err);
 		return 0;
 	}
@@ -205,7 +205,7 @@ int http_collection_get(struct http_req *req, struct http_resp *resp)
 
 	if (!eng)
 		return 0;
-	if (rag_collection_get(eng, req->ctx->tenant, req->params[0], &info, &err) < 0) {
+	if (rag_collection_get(eng, req->who.tenant, req->params[0], &info, &err) < 0) {
 		http_error(resp, &err);
 		return 0;
 	}
@@ -222,7 +222,7 @@ int http_collection_delete(struct http_req *req, struct http_resp *resp)
 
 	if (!eng)
 		return 0;
-	if (rag_collection_delete(eng, req->ctx->tenant, req->params[0], &err) < 0) {
+	if (rag_collection_delete(eng, req->who.tenant, req->params[0], &err) < 0) {
 		http_error(resp, &err);
 		return 0;
 	}

@@ -31,6 +31,9 @@
  * done, which is what lets a job resume after a restart). Old chunks get
  * empty hashes: they are never matched, only re-embedded once.
  *
+ * Version 4 adds api_keys (src/auth/auth.h): id, tenant, role, the salted
+ * hash of the secret and per-key limits.
+ *
  * Version 5 keeps each document's extracted structure (documents.blocks:
  * block ranges, kinds, pages and section paths, see extract_blocks_encode)
  * so that a chunker change can cut the stored text again the way the
@@ -154,10 +157,23 @@ static const char *const migrations[STORE_SQLITE_SCHEMA_VERSION] = {
 	" at INTEGER NOT NULL,"
 	" PRIMARY KEY (tenant, session_id, seq)) WITHOUT ROWID;",
 	/*
-	 * 3 -> 4: reserved for the auth branch's API keys (this session's
-	 * schema plan: auth takes 4, ingest 5); empty here until it is merged.
+	 * 3 -> 4: API keys. Only a salted hash of each secret is kept; the id
+	 * is public (it appears in the token and in metrics labels). Limits
+	 * are per key, -1 meaning the configured default.
 	 */
-	"",
+	"CREATE TABLE IF NOT EXISTS api_keys ("
+	" id TEXT PRIMARY KEY,"
+	" tenant TEXT NOT NULL,"
+	" role TEXT NOT NULL,"
+	" name TEXT NOT NULL DEFAULT '',"
+	" salt TEXT NOT NULL,"
+	" hash TEXT NOT NULL,"
+	" created_at INTEGER NOT NULL,"
+	" requests_per_s REAL NOT NULL DEFAULT -1,"
+	" burst INTEGER NOT NULL DEFAULT -1,"
+	" ingest_bytes_per_day INTEGER NOT NULL DEFAULT -1,"
+	" tokens_per_day INTEGER NOT NULL DEFAULT -1);"
+	"CREATE INDEX IF NOT EXISTS api_keys_by_tenant ON api_keys (tenant, created_at);",
 	/* 4 -> 5: documents' structure for re-chunking; retired collections. */
 	"ALTER TABLE documents ADD COLUMN blocks TEXT;"
 	"ALTER TABLE collections ADD COLUMN retired INTEGER NOT NULL DEFAULT 0;",
