@@ -288,6 +288,8 @@ static int flip_doc(struct sm_conn *c, int64_t cid, const struct store_put *put,
 	}
 	BSON_APPEND_UTF8(d, "meta_json", meta_json);
 	BSON_APPEND_UTF8(d, "hash", doc->content_hash ? doc->content_hash : "");
+	if (doc->blocks) /* the structure re-chunking needs; absent: none kept */
+		BSON_APPEND_UTF8(d, "blocks", doc->blocks);
 	BSON_APPEND_INT64(d, "n", (int64_t)put->n_chunks);
 	BSON_APPEND_INT64(d, "first", in->new_first);
 	BSON_APPEND_INT64(d, "last", in->new_last);
