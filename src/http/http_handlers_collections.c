@@ -10,6 +10,7 @@
 #include "core/rag_error.h"
 #include "http/http_json.h"
 #include "rag/rag_engine.h"
+#include "store/store.h"
 
 #include "core/banned.h"
 
@@ -124,10 +125,14 @@ out:
 
 int http_collection_update(struct http_req *req, struct http_resp *resp)
 {
-	static const char *const allowed[] = { "embedding_model", NULL };
+	static const char *const allowed[] = { "embedding_model", "chunker", "chunk_size",
+					       "chunk_overlap", NULL };
 	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_collection_change chg = { NULL, NULL, 0, -1 };
+	struct store_job job;
 	struct rag_err err = { 0 };
-	const char *model = NULL;
+	json_t *reply;
+	long long size = 0, overlap = -1;
 	char job_id[RAG_JOB_ID_MAX + 1], link[64];
 	json_t *body;
 
@@ -136,16 +141,35 @@ int http_collection_update(struct http_req *req, struct http_resp *resp)
 	body = http_json_body(req, resp, allowed);
 	if (!body)
 		return 0;
-	if (http_json_string(body, "embedding_model", 1, &model, NULL, resp) < 0)
+	if (http_json_string(body, "embedding_model", 0, &chg.embedding_model, NULL, resp) < 0 ||
+	    http_json_string(body, "chunker", 0, &chg.chunker, NULL, resp) < 0 ||
+	    http_json_int(body, "chunk_size", 1, 1 << 20, &size, resp) < 0 ||
+	    http_json_int(body, "chunk_overlap", 0, 1 << 20, &overlap, resp) < 0)
 		goto out;
-	if (rag_collection_change_model(eng, req->who.tenant, req->params[0], model, job_id,
-					&err) < 0) {
+	if (!chg.embedding_model && !chg.chunker && size == 0 && overlap < 0) {
+		rag_err_set(&err, RAG_EINVAL, "embedding_model",
+			    "give embedding_model, chunker, chunk_size or chunk_overlap to change");
+		http_error(resp, &err);
+		goto out;
+	}
+	chg.chunk_size = (int)size;
+	chg.chunk_overlap = (int)overlap;
+	if (rag_collection_change(eng, req->who.tenant, req->params[0], &chg, job_id, &err) < 0) {
 		http_error(resp, &err);
 		goto out;
 	}
 	snprintf(link, sizeof(link), "/v1/jobs/%s", job_id);
-	http_json_reply(resp, 202, json_pack("{s:s, s:s, s:s, s:s}", "job_id", job_id, "state",
-					     "queued", "embedding_model", model, "status_url", link));
+	reply = json_pack("{s:s, s:s, s:s}", "job_id", job_id, "state", "queued", "status_url",
+			  link);
+	if (rag_job_get(eng, req->who.tenant, job_id, &job, NULL) == 0) {
+		json_t *target = json_loads(job.spec_json, 0, NULL);
+
+		json_object_set_new(reply, "kind", json_string(job.kind));
+		json_object_set(reply, "embedding_model", json_object_get(target, "embedding_model"));
+		json_object_set_new(reply, "target", target ? target : json_object());
+		store_job_release(&job);
+	}
+	http_json_reply(resp, 202, reply);
 out:
 	json_decref(body);
 	return 0;

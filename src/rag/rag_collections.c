@@ -1,6 +1,7 @@
 /*
  * Collection operations: validation against the loaded embedder, then the
- * store, then the registry.
+ * store, then the registry. A model or chunker change is checked and queued
+ * here as a job; rag_reembed.c runs it.
  */
 #include "rag/rag_int.h"
 
@@ -12,6 +13,7 @@
 
 #include "core/hashmap.h"
 #include "core/rag_error.h"
+#include "core/sbuf.h"
 #include "index/chroma_client.h"
 #include "index/vindex.h"
 #include "model/embedder.h"
@@ -19,8 +21,15 @@
 
 #include "core/banned.h"
 
-#define RAG_CHUNK_MIN 8 /* smaller chunks carry too little text to embed usefully */
 #define RAG_CONFIG_MAX 512 /* config_json: stemming and an index spec fit easily */
+#define CHANGE_PAGE 500    /* documents per listing page when queuing a change */
+
+/* What a model or chunker change moves a collection to (rag_collection_change). */
+struct change_target {
+	char *model; /* borrowed */
+	enum chunk_strategy chunker;
+	int size, overlap;
+};
 
 static int spec_size(json_t *v, const char *key, size_t *out, struct rag_err *err)
 {
@@ -329,6 +338,139 @@ int rag_collection_delete(struct rag_engine *eng, const char *tenant, const char
 			unlink(path);
 		free(path);
 	}
+	rag_coll_unref(coll);
+	return rc;
+}
+
+/* Lists the collection's document ids into *items (doc_id owned by each item). */
+static int list_items(struct rag_engine *eng, struct rag_coll *coll,
+		      struct store_job_item **items, size_t *n_items, struct rag_err *err)
+{
+	struct store_doc_query q = { NULL, CHANGE_PAGE, NULL };
+	char cursor[RAG_DOC_ID_MAX + 1] = "";
+	size_t n = 0;
+	int rc = 0;
+
+	do {
+		struct store_job_item *grown;
+		struct store_doc *docs = NULL;
+
+		q.after_id = *cursor ? cursor : NULL;
+		rc = store_doc_list(eng->store, coll->c.id, &q, &docs, &n, err);
+		if (rc < 0)
+			break;
+		grown = n ? reallocarray(*items, *n_items + n, sizeof(**items)) : *items;
+		if (n && !grown) {
+			rc = rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
+			store_doc_list_free(docs, n);
+			break;
+		}
+		*items = grown;
+		for (size_t i = 0; i < n; i++) {
+			struct store_job_item *it = &(*items)[(*n_items)++];
+
+			memset(it, 0, sizeof(*it));
+			it->doc_id = docs[i].id;
+			it->format = "";
+			docs[i].id = NULL; /* moved into the item */
+		}
+		if (n)
+			snprintf(cursor, sizeof(cursor), "%s", (*items)[*n_items - 1].doc_id);
+		store_doc_list_free(docs, n);
+	} while (n == CHANGE_PAGE);
+	return rc;
+}
+
+/* The field a "nothing changes" error names: the first one the client gave. */
+static const char *first_field(const struct rag_collection_change *chg)
+{
+	if (chg->embedding_model)
+		return "embedding_model";
+	if (chg->chunker)
+		return "chunker";
+	return chg->chunk_size > 0 ? "chunk_size" : "chunk_overlap";
+}
+
+/* Checks chg against coll and the target model; fills the target settings. */
+static int check_change(struct rag_engine *eng, struct rag_coll *coll,
+			const struct rag_collection_change *chg, struct change_target *t,
+			struct rag_err *err)
+{
+	const char *model = chg->embedding_model ? chg->embedding_model : coll->c.embed_model;
+	struct embedder *emb = rag_embedder(eng, model, "embedding_model", err);
+	int window;
+
+	if (!emb)
+		return err && err->code ? err->code : RAG_EINVAL;
+	window = (int)(emb->max_tokens - emb->n_special);
+	t->chunker = (enum chunk_strategy)coll->chunker;
+	if (chg->chunker && chunk_strategy_parse(chg->chunker, &t->chunker) < 0)
+		return rag_err_set(err, RAG_EINVAL, "chunker",
+				   "chunker must be 'structured', 'recursive' or 'fixed'");
+	t->size = chg->chunk_size > 0 ? chg->chunk_size : coll->c.chunk_size;
+	if (chg->chunk_size < 0 || t->size < RAG_CHUNK_MIN || t->size > window)
+		return rag_err_set(err, RAG_EINVAL, "chunk_size",
+				   "chunk_size must be between %d and %d tokens for model '%s'",
+				   RAG_CHUNK_MIN, window, model);
+	t->overlap = chg->chunk_overlap >= 0 ? chg->chunk_overlap : coll->c.chunk_overlap;
+	if (chg->chunk_overlap >= 0 && t->overlap >= t->size)
+		return rag_err_set(err, RAG_EINVAL, "chunk_overlap",
+				   "chunk_overlap must be at least 0 and smaller than chunk_size (%d)",
+				   t->size);
+	if (t->overlap >= t->size)
+		t->overlap = t->size / 8;
+	if (strcmp(model, coll->c.embed_model) == 0 && (int)t->chunker == coll->chunker &&
+	    t->size == coll->c.chunk_size && t->overlap == coll->c.chunk_overlap)
+		return rag_err_set(err, RAG_EINVAL, first_field(chg),
+				   "collection '%s' already uses these settings", coll->c.name);
+	t->model = (char *)model; /* borrowed: coll or chg outlives the caller's use */
+	return 0;
+}
+
+int rag_collection_change(struct rag_engine *eng, const char *tenant, const char *name,
+			  const struct rag_collection_change *chg, char *job_id_out,
+			  struct rag_err *err)
+{
+	struct store_job_item *items = NULL;
+	struct store_job job = { 0 };
+	struct sbuf spec = SBUF_INIT;
+	struct change_target t = { 0 };
+	struct rag_coll *coll;
+	char id[RAG_JOB_ID_MAX + 1];
+	size_t n_items = 0;
+	int rc;
+
+	coll = rag_coll_acquire(eng, tenant, name, err);
+	if (!coll)
+		return err && err->code ? err->code : RAG_ENOTFOUND;
+	rc = check_change(eng, coll, chg, &t, err);
+	if (rc == 0)
+		rc = list_items(eng, coll, &items, &n_items, err);
+	if (rc == 0) {
+		int rechunk = (int)t.chunker != coll->chunker || t.size != coll->c.chunk_size ||
+			      t.overlap != coll->c.chunk_overlap;
+
+		snprintf(id, sizeof(id), "job_");
+		rag_random_hex(id + 4, 12);
+		sbuf_addstr(&spec, "{\"embedding_model\":");
+		sbuf_add_json_str(&spec, t.model, strlen(t.model));
+		sbuf_addf(&spec, ",\"chunker\":\"%s\",\"chunk_size\":%d,\"chunk_overlap\":%d}",
+			  chunk_strategy_name(t.chunker), t.size, t.overlap);
+		job.id = id;
+		job.tenant = tenant;
+		job.collection = name;
+		job.kind = rechunk ? "rechunk" : "reembed";
+		job.spec_json = spec.buf;
+		rc = store_job_create(eng->store, &job, items, n_items, err);
+	}
+	if (rc == 0) {
+		snprintf(job_id_out, RAG_JOB_ID_MAX + 1, "%s", id);
+		rag_jobs_wake(eng);
+	}
+	for (size_t i = 0; i < n_items; i++)
+		free((char *)items[i].doc_id);
+	free(items);
+	sbuf_release(&spec);
 	rag_coll_unref(coll);
 	return rc;
 }

@@ -11,6 +11,16 @@
  * keep naming ranges. What reuse saves is the embedding, which is where
  * ingest time goes; copying a 1.5 KB vector inside the store is noise next
  * to it.
+ *
+ * The extracted structure (blocks, pages, section paths) is stored with
+ * the text (extract_blocks_encode), so a chunker change can cut the
+ * document again without its original bytes (rag_reembed.c).
+ *
+ * Each write holds the collection's write gate shared (see rag_int.h). A
+ * write that finds its collection swapped away under it by a model or
+ * chunker change (the store refuses writes to a retired collection) looks
+ * the name up again and is redone on the new collection, so no write is
+ * acknowledged into the old one after the swap.
  */
 #include "rag/rag_int.h"
 
@@ -28,6 +38,8 @@
 #include "text/extract.h"
 
 #include "core/banned.h"
+
+#define RAG_STALE_RETRIES 3 /* swaps in a row a write follows before giving up */
 
 /* Ids appear in URLs, logs and file names of later exports: keep them plain. */
 static int check_id(const char *id, struct rag_err *err)
@@ -238,17 +250,19 @@ static int prepare(struct rag_engine *eng, struct rag_coll *coll, struct ingest_
 }
 
 static int ingest(struct rag_engine *eng, const char *tenant, const char *collection,
-		  const struct rag_doc_in *doc, struct rag_ingest_result *res, struct rag_err *err)
+		  const struct rag_doc_in *doc, struct rag_ingest_result *res, int *stale,
+		  struct rag_err *err)
 {
 	struct ingest_work w = { 0 };
 	struct store_doc sd = { 0 };
 	struct store_put put = { 0 };
 	struct store_put_result pr = { 0 };
 	struct rag_coll *coll = NULL;
-	char *stored = NULL;
+	char *stored = NULL, *blocks = NULL;
 	double t0;
 	int rc = 0;
 
+	*stale = 0;
 	memset(res, 0, sizeof(*res));
 	if (doc->id) {
 		rc = check_id(doc->id, err);
@@ -267,6 +281,7 @@ static int ingest(struct rag_engine *eng, const char *tenant, const char *collec
 		rag_coll_unref(coll);
 		return RAG_EBUSY;
 	}
+	pthread_rwlock_rdlock(&coll->write_gate);
 	doc_hash(coll, doc, res->content_hash);
 	if (doc->id &&
 	    store_doc_hash(eng->store, coll->c.id, doc->id, &stored, &res->n_chunks, NULL) == 0 &&
@@ -282,10 +297,13 @@ static int ingest(struct rag_engine *eng, const char *tenant, const char *collec
 	if (rc < 0)
 		goto out;
 	rc = prepare(eng, coll, &w, res, err);
+	if (rc == 0)
+		rc = extract_blocks_encode(&w.xd, &blocks, err);
 	if (rc < 0)
 		goto out;
 	sd.id = res->id;
 	sd.text = w.xd.text;
+	sd.blocks = blocks;
 	sd.metadata_json = doc->metadata_json;
 	sd.content_hash = res->content_hash;
 	put.doc = &sd;
@@ -296,6 +314,8 @@ static int ingest(struct rag_engine *eng, const char *tenant, const char *collec
 	put.model = coll->emb->fingerprint;
 	t0 = rag_now_ms();
 	rc = store_doc_put(eng->store, coll->c.id, &put, &pr, err);
+	if (rc == RAG_ENOTFOUND)
+		*stale = rag_coll_replaced(eng, coll);
 	if (rc < 0)
 		goto out;
 	res->n_chunks = w.n_pieces;
@@ -312,7 +332,9 @@ static int ingest(struct rag_engine *eng, const char *tenant, const char *collec
 		rc = 0;
 	}
 out:
+	pthread_rwlock_unlock(&coll->write_gate);
 	free(stored);
+	free(blocks);
 	work_release(&w);
 	rag_coll_unref(coll);
 	return rc;
@@ -321,7 +343,14 @@ out:
 int rag_ingest(struct rag_engine *eng, const char *tenant, const char *collection,
 	       const struct rag_doc_in *doc, struct rag_ingest_result *res, struct rag_err *err)
 {
-	int rc = ingest(eng, tenant, collection, doc, res, err);
+	int stale, rc;
+
+	for (int i = 0;; i++) {
+		rc = ingest(eng, tenant, collection, doc, res, &stale, err);
+		if (!stale || i == RAG_STALE_RETRIES)
+			break;
+		rag_err_clear(err);
+	}
 
 	if (rc < 0) {
 		metric_inc(rag_metrics.failures);
@@ -355,18 +384,26 @@ int rag_doc_get(struct rag_engine *eng, const char *tenant, const char *collecti
 int rag_doc_delete(struct rag_engine *eng, const char *tenant, const char *collection,
 		   const char *doc_id, struct rag_err *err)
 {
-	struct rag_coll *coll = rag_coll_acquire(eng, tenant, collection, err);
-	int rc;
+	for (int i = 0;; i++) {
+		struct rag_coll *coll = rag_coll_acquire(eng, tenant, collection, err);
+		int rc, stale = 0;
 
-	if (!coll)
-		return err && err->code ? err->code : RAG_ENOTFOUND;
-	rc = store_doc_delete(eng->store, coll->c.id, doc_id, NULL, err);
-	if (rc == 0)
-		rag_engine_changed(eng);
-	if (rc == 0 && rag_index_catch_up(eng, coll, NULL) < 0)
-		log_warn("document '%s' deleted, index update deferred", doc_id);
-	rag_coll_unref(coll);
-	return rc;
+		if (!coll)
+			return err && err->code ? err->code : RAG_ENOTFOUND;
+		pthread_rwlock_rdlock(&coll->write_gate);
+		rc = store_doc_delete(eng->store, coll->c.id, doc_id, NULL, err);
+		if (rc == RAG_ENOTFOUND)
+			stale = rag_coll_replaced(eng, coll);
+		pthread_rwlock_unlock(&coll->write_gate);
+		if (rc == 0)
+			rag_engine_changed(eng);
+		if (rc == 0 && rag_index_catch_up(eng, coll, NULL) < 0)
+			log_warn("document '%s' deleted, index update deferred", doc_id);
+		rag_coll_unref(coll);
+		if (!stale || i == RAG_STALE_RETRIES)
+			return rc;
+		rag_err_clear(err);
+	}
 }
 
 static int with_coll(struct rag_engine *eng, const char *tenant, const char *collection,

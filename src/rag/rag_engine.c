@@ -107,6 +107,7 @@ void rag_coll_unref(struct rag_coll *coll)
 	lexical_free(coll->lx);
 	store_collection_release(&coll->c);
 	pthread_mutex_destroy(&coll->apply_mu);
+	pthread_rwlock_destroy(&coll->write_gate);
 	free(coll);
 }
 
@@ -125,6 +126,14 @@ static struct rag_coll *coll_open(struct rag_engine *eng, struct store_collectio
 	coll->c = *c;
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_init(&coll->apply_mu, NULL);
+	{
+		pthread_rwlockattr_t attr;
+
+		pthread_rwlockattr_init(&attr);
+		pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&coll->write_gate, &attr);
+		pthread_rwlockattr_destroy(&attr);
+	}
 	/* config_json is written by rag_collection_create alone: a fixed shape. */
 	coll->porter = coll->c.config_json && strstr(coll->c.config_json, "\"stemming\":\"porter\"");
 	if (rag_coll_index_spec(coll->c.config_json, &coll->ispec, err) < 0) {
@@ -205,6 +214,21 @@ static void registry_remove(struct rag_engine *eng, const char *tenant, const ch
 void rag_coll_forget(struct rag_engine *eng, const char *tenant, const char *name)
 {
 	registry_remove(eng, tenant, name, 0);
+}
+
+int rag_coll_replaced(struct rag_engine *eng, struct rag_coll *coll)
+{
+	struct store_collection now;
+	int same;
+
+	if (store_collection_get(eng->store, coll->c.tenant, coll->c.name, &now, NULL) < 0)
+		same = 0;
+	else
+		same = now.id == coll->c.id;
+	if (!same)
+		registry_remove(eng, coll->c.tenant, coll->c.name, coll->c.id);
+	store_collection_release(&now);
+	return !same;
 }
 
 /* The registered collection with a reference for the caller, or NULL. */

@@ -246,17 +246,28 @@ int rag_doc_chunks(struct rag_engine *eng, const char *tenant, const char *colle
 		   const char *doc_id, struct store_hit **out, size_t *n_out, struct rag_err *err);
 
 
+/* What rag_collection_change changes; the "keep" values leave a setting as it is. */
+struct rag_collection_change {
+	const char *embedding_model; /* one of models.embedder(s); NULL: keep */
+	const char *chunker;         /* "structured", "recursive", "fixed"; NULL: keep */
+	int chunk_size;              /* model tokens; 0: keep */
+	int chunk_overlap;           /* < 0: keep (chunk_size / 8 if it no longer fits) */
+};
+
 /*
- * Moves the collection to another embedding model (one of models.embedder
- * and models.embedders) as a background job: every document's chunks are
- * embedded again into a staging collection while the current one keeps
- * serving, then the two are swapped in one transaction. Writes *job_id_out
- * (RAG_JOB_ID_MAX + 1 bytes). RAG_EINVAL naming embedding_model for an
- * unknown model or the current one; RAG_ENOTFOUND for no collection.
+ * Moves the collection to another embedding model and/or other chunker
+ * settings as a background job (rag_reembed.c): every document is rebuilt
+ * from what the store keeps (its chunks, or its text and structure cut
+ * again) into a staging collection while the current one keeps serving,
+ * then the two are swapped in one transaction. Writes *job_id_out
+ * (RAG_JOB_ID_MAX + 1 bytes). RAG_EINVAL naming the field (embedding_model,
+ * chunker, chunk_size, chunk_overlap) for an unknown model or chunker,
+ * sizes outside the model's window, or settings the collection already
+ * has; nothing is queued then. RAG_ENOTFOUND for no collection.
  */
-int rag_collection_change_model(struct rag_engine *eng, const char *tenant, const char *name,
-				const char *embedding_model, char *job_id_out,
-				struct rag_err *err);
+int rag_collection_change(struct rag_engine *eng, const char *tenant, const char *name,
+			  const struct rag_collection_change *chg, char *job_id_out,
+			  struct rag_err *err);
 
 /* --- jobs --- */
 

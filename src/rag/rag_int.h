@@ -25,8 +25,13 @@ struct generator;
  *
  * Locking: `apply_mu` serialises change-log replay and index (re)builds;
  * the index itself has its own rwlock for search vs. add/remove;
- * applied_seq is atomic so readers need no lock. Other fields are immutable
- * after creation.
+ * applied_seq is atomic so readers need no lock. `write_gate` is held
+ * shared by each write of this engine to the collection (rag_ingest,
+ * rag_doc_delete) and exclusively by a model or chunker change for its
+ * last pass and the swap (rag_reembed.c), so no write of this process can
+ * land between them; it prefers the exclusive side, so a stream of writes
+ * cannot starve the swap. Never taken twice by one thread. Other fields are
+ * immutable after creation.
  */
 struct rag_coll {
 	atomic_int refs;
@@ -38,6 +43,7 @@ struct rag_coll {
 	struct vindex_spec ispec;  /* from config_json: which vector index */
 	int chunker;               /* from config_json: enum chunk_strategy */
 	pthread_mutex_t apply_mu;
+	pthread_rwlock_t write_gate;
 	_Atomic int64_t applied_seq;
 	_Atomic int64_t caught_up_ms; /* wall clock (unix ms) when applied_seq last equalled the store */
 	int64_t snapshot_seq;      /* seq of the snapshot on disk; under apply_mu */
@@ -136,8 +142,23 @@ void rag_coll_unref(struct rag_coll *coll);
 /* Drops tenant's collection `name` from the registry; the next acquire reloads it. */
 void rag_coll_forget(struct rag_engine *eng, const char *tenant, const char *name);
 
-/* The model-change job's steps (rag_reembed.c), called by the job worker. */
+/*
+ * After a write to coll failed with RAG_ENOTFOUND: 1 when the store's
+ * collection of that name is another one now (a model or chunker change
+ * swapped it in, or it was deleted), in which case coll is dropped from the
+ * registry and the caller looks the name up again; 0 when coll is still
+ * the current one (the not-found was about something else).
+ */
+int rag_coll_replaced(struct rag_engine *eng, struct rag_coll *coll);
+
+/*
+ * The model or chunker change job's steps (rag_reembed.c), called by the
+ * job worker for the kinds for which rag_job_switches() is 1 ("reembed",
+ * "rechunk"). abandon deletes the staging collection of a cancelled job.
+ */
 struct store_job;
+int rag_job_switches(const char *kind);
+void rag_reembed_abandon(struct rag_engine *eng, const struct store_job *job);
 int rag_reembed_prepare(struct rag_engine *eng, const struct store_job *job, struct rag_err *err);
 int rag_reembed_item(struct rag_engine *eng, const struct store_job *job, const char *doc_id,
 		     int64_t *n_chunks, struct rag_err *err);
@@ -212,5 +233,7 @@ int rag_chunk_document(struct rag_engine *eng, struct rag_coll *coll,
 
 /* The collection's chunker settings as one string, part of every content address. */
 void rag_chunker_settings(const struct rag_coll *coll, char *out, size_t size);
+
+#define RAG_CHUNK_MIN 8 /* smaller chunks carry too little text to embed usefully */
 
 #endif

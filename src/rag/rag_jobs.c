@@ -121,7 +121,7 @@ static int run_item(struct rag_engine *eng, const struct store_job *job,
 	doc.name = it->name && *it->name ? it->name : NULL;
 	doc.content_type = it->content_type && *it->content_type ? it->content_type : NULL;
 	*n_chunks = 0;
-	if (strcmp(job->kind, "reembed") == 0) {
+	if (rag_job_switches(job->kind)) {
 		if (rag_reembed_item(eng, job, it->doc_id, n_chunks, &err) < 0) {
 			snprintf(why, why_len, "%s", err.msg);
 			return 2;
@@ -177,7 +177,7 @@ static void run_job(struct rag_engine *eng, const char *id)
 	}
 	log_info("job '%s' running (%s): %lld documents of '%s'", id, job.kind,
 		 (long long)job.n_total, job.collection);
-	if (strcmp(job.kind, "reembed") == 0 && rag_reembed_prepare(eng, &job, &err) < 0) {
+	if (rag_job_switches(job.kind) && rag_reembed_prepare(eng, &job, &err) < 0) {
 		store_job_finish(eng->store, id, STORE_JOB_FAILED, err.msg, NULL);
 		log_warn("job '%s' failed: %s", id, err.msg);
 		store_job_release(&job);
@@ -199,20 +199,23 @@ static void run_job(struct rag_engine *eng, const char *id)
 			if (store_job_get(eng->store, NULL, id, &now, &err) < 0)
 				break;
 			all_failed = now.n_total > 0 && now.n_failed == now.n_total;
-			if (strcmp(now.kind, "reembed") == 0) {
+			if (rag_job_switches(now.kind)) {
 				/* A document that failed would be missing after the switch. */
 				all_failed = now.n_failed > 0;
 				if (!all_failed && rag_reembed_finish(eng, &now, &err) < 0) {
 					store_job_finish(eng->store, id, STORE_JOB_FAILED, err.msg, NULL);
 					log_warn("job '%s' failed: %s", id, err.msg);
+					rag_reembed_abandon(eng, &now);
 					store_job_release(&now);
 					return;
 				}
 			}
+			if (all_failed && rag_job_switches(now.kind))
+				rag_reembed_abandon(eng, &now);
 			store_job_finish(eng->store, id,
 					 all_failed ? STORE_JOB_FAILED : STORE_JOB_SUCCEEDED,
 					 !all_failed ? NULL
-					 : strcmp(now.kind, "reembed") == 0
+					 : rag_job_switches(now.kind)
 						 ? "some documents failed: the collection was not switched"
 						 : "every document failed",
 					 NULL);
@@ -253,6 +256,8 @@ static void run_job(struct rag_engine *eng, const char *id)
 		}
 		store_job_items_free(items, n);
 	}
+	if (cancelled && rag_job_switches(job.kind))
+		rag_reembed_abandon(eng, &job);
 	if (cancelled)
 		log_info("job '%s' cancelled", id);
 	store_job_release(&job);

@@ -41,7 +41,8 @@ static void register_families(void)
 		"ragd_ingest_failures_total", "Documents refused or failed; nothing stored", NULL));
 	rag_metrics.embedded = metric_default(metrics_counter(
 		"ragd_embed_texts_total",
-		"Chunks sent to the embedder at ingest (the others reused a stored vector)", NULL));
+		"Chunks sent to the embedder at ingest and by model or chunker changes (the others"
+		" reused a stored vector)", NULL));
 	rag_metrics.unchanged = metric_default(metrics_counter(
 		"ragd_ingest_unchanged_documents_total",
 		"Upserts skipped because the document's content hash had not changed", NULL));

@@ -209,6 +209,7 @@ void store_doc_release(struct store_doc *doc)
 	free((char *)doc->text);
 	free((char *)doc->metadata_json);
 	free((char *)doc->content_hash);
+	free((char *)doc->blocks);
 	memset(doc, 0, sizeof(*doc));
 }
 
@@ -561,11 +562,13 @@ int store_job_finish(struct store *st, const char *id, enum store_job_state stat
 }
 
 int store_collection_swap(struct store *st, const char *tenant, const char *name,
-			  const char *staged, const char *retired, struct rag_err *err)
+			  const char *staged, const char *retired, int64_t expect_seq,
+			  struct rag_err *err)
 {
 	assert(st && tenant && name && staged && retired);
 	return st->ops->collection_swap
-		       ? st->ops->collection_swap(st, tenant, name, staged, retired, err)
+		       ? st->ops->collection_swap(st, tenant, name, staged, retired, expect_seq,
+						  err)
 		       : rag_err_set(err, RAG_EUNSUPPORTED, NULL, "this store cannot swap collections");
 }
 

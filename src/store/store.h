@@ -92,6 +92,13 @@ struct store_doc {
 	const char *text;
 	const char *metadata_json;
 	const char *content_hash;
+	/*
+	 * The extracted document's structure (blocks with kind, page, level and
+	 * section path; extract_blocks_encode's text) that re-chunking needs.
+	 * NULL: none kept (documents stored before schema 5): a put stores
+	 * none, a get hands out NULL.
+	 */
+	const char *blocks;
 	size_t n_chunks;
 	int64_t created_at; /* unix ms, kept when a document is replaced */
 	int64_t updated_at; /* unix ms */
@@ -269,7 +276,8 @@ struct store_ops {
 	int (*job_cancel)(struct store *st, const char *tenant, const char *id,
 			  struct rag_err *err);
 	int (*collection_swap)(struct store *st, const char *tenant, const char *name,
-			       const char *staged, const char *retired, struct rag_err *err);
+			       const char *staged, const char *retired, int64_t expect_seq,
+			       struct rag_err *err);
 	int (*key_put)(struct store *st, const struct store_key *key, struct rag_err *err);
 	int (*key_get)(struct store *st, const char *id, struct store_key *out,
 		       struct rag_err *err);
@@ -576,12 +584,22 @@ const char *store_job_state_name(enum store_job_state s);
 
 /*
  * In one transaction: tenant's collection `name` is renamed `retired` and
- * collection `staged` is renamed `name`; a reader sees either the old or
- * the new collection under `name`, never none. RAG_ENOTFOUND when either
- * is missing, RAG_ECONFLICT when `retired` exists.
+ * marked retired, and collection `staged` is renamed `name`; a reader sees
+ * either the old or the new collection under `name`, never none. When
+ * expect_seq >= 0 the swap happens only if `name`'s seq still equals it,
+ * else RAG_EBUSY "collection 'x' changed": no write can slip in between
+ * the caller's last look at the collection and the swap. RAG_ENOTFOUND when
+ * either is missing, RAG_ECONFLICT when `retired` exists.
+ *
+ * From then on writes to the retired collection's id (store_doc_put,
+ * store_doc_delete) fail with RAG_ENOTFOUND "collection 42 was replaced",
+ * so a writer that looked the name up before the swap finds out, looks it
+ * up again and writes to the new one; reads of it still work until it is
+ * deleted.
  */
 int store_collection_swap(struct store *st, const char *tenant, const char *name,
-			  const char *staged, const char *retired, struct rag_err *err);
+			  const char *staged, const char *retired, int64_t expect_seq,
+			  struct rag_err *err);
 
 /*
  * Readiness probe: 0 when the store answers and is the one opened, else

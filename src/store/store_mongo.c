@@ -378,7 +378,8 @@ const uint8_t *sm_get_bin(const bson_t *b, const char *key, uint32_t *len)
 	return data;
 }
 
-int sm_coll_state(struct sm_conn *c, int64_t cid, int *dim, int64_t *seq, struct rag_err *err)
+static int coll_state(struct sm_conn *c, int64_t cid, int *dim, int64_t *seq, int write,
+		      struct rag_err *err)
 {
 	mongoc_collection_t *coll = sm_coll(c, SM_COLLECTIONS);
 	bson_t *q = BCON_NEW("_id", BCON_INT64(cid));
@@ -391,12 +392,26 @@ int sm_coll_state(struct sm_conn *c, int64_t cid, int *dim, int64_t *seq, struct
 	if (rc == 1) {
 		*dim = (int)sm_get_int(&doc, "dim");
 		*seq = sm_get_int(&doc, "seq");
+		rc = write && sm_get_int(&doc, "retired")
+			     ? rag_err_set(err, RAG_ENOTFOUND, NULL, "collection %lld was replaced",
+					   (long long)cid)
+			     : 0;
 		bson_destroy(&doc);
-		rc = 0;
 	}
 	bson_destroy(q);
 	mongoc_collection_destroy(coll);
 	return rc;
+}
+
+int sm_coll_state(struct sm_conn *c, int64_t cid, int *dim, int64_t *seq, struct rag_err *err)
+{
+	return coll_state(c, cid, dim, seq, 0, err);
+}
+
+int sm_coll_state_write(struct sm_conn *c, int64_t cid, int *dim, int64_t *seq,
+			struct rag_err *err)
+{
+	return coll_state(c, cid, dim, seq, 1, err);
 }
 
 /* Readiness: the server answers a ping on our database. */

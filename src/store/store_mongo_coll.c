@@ -368,8 +368,50 @@ static int resolve(struct sm_conn *c, const char *tenant, const char *name, int6
 	return rc;
 }
 
+/*
+ * Under the source's write lock (the one every document write takes):
+ * fails with RAG_EBUSY unless its seq is expect_seq (< 0: no check), then
+ * marks it retired, so that from here no write to it can succeed.
+ */
+static int retire(struct sm_conn *c, int64_t cid, int64_t expect_seq, struct rag_err *err)
+{
+	mongoc_collection_t *colls;
+	bson_t *q, *u;
+	int64_t seq;
+	int dim, rc = sm_coll_state(c, cid, &dim, &seq, err);
+
+	if (rc)
+		return rc;
+	if (expect_seq >= 0 && seq != expect_seq)
+		return rag_err_set(err, RAG_EBUSY, NULL,
+				   "collection %lld changed (seq %lld, expected %lld)", (long long)cid,
+				   (long long)seq, (long long)expect_seq);
+	colls = sm_coll(c, SM_COLLECTIONS);
+	q = BCON_NEW("_id", BCON_INT64(cid));
+	u = BCON_NEW("$set", "{", "retired", BCON_INT64(1), "}");
+	rc = sm_find_modify(c, colls, q, u, 0, 0, NULL, NULL, err);
+	bson_destroy(q);
+	bson_destroy(u);
+	mongoc_collection_destroy(colls);
+	return rc;
+}
+
+/* Clears the retired mark of a swap that did not happen. */
+static void unretire(struct sm_conn *c, int64_t cid)
+{
+	mongoc_collection_t *colls = sm_coll(c, SM_COLLECTIONS);
+	bson_t *q = BCON_NEW("_id", BCON_INT64(cid));
+	bson_t *u = BCON_NEW("$set", "{", "retired", BCON_INT64(0), "}");
+
+	sm_find_modify(c, colls, q, u, 0, 0, NULL, NULL, NULL);
+	bson_destroy(q);
+	bson_destroy(u);
+	mongoc_collection_destroy(colls);
+}
+
 int store_mongo_collection_swap(struct store *st, const char *tenant, const char *name,
-				const char *staged, const char *retired, struct rag_err *err)
+				const char *staged, const char *retired, int64_t expect_seq,
+				struct rag_err *err)
 {
 	struct sm_conn c;
 	mongoc_collection_t *names = NULL;
@@ -378,7 +420,7 @@ int store_mongo_collection_swap(struct store *st, const char *tenant, const char
 	bson_t *doc = NULL, *q = NULL, *u = NULL, opts = BSON_INITIALIZER;
 	bson_error_t e;
 	int64_t old_id = 0, new_id = 0;
-	int found = 0, rc = 0;
+	int found = 0, locked = 0, rc = 0;
 
 	sm_conn_get(st->impl, &c, "swap collections");
 	if (!k_name || !k_staged || !k_retired) {
@@ -388,6 +430,13 @@ int store_mongo_collection_swap(struct store *st, const char *tenant, const char
 	rc = resolve(&c, tenant, name, &old_id, err);
 	if (!rc)
 		rc = resolve(&c, tenant, staged, &new_id, err);
+	if (!rc) {
+		rc = sm_lock(&c, old_id, err);
+		locked = rc >= 0;
+		rc = rc < 0 ? rc : 0;
+	}
+	if (!rc)
+		rc = retire(&c, old_id, expect_seq, err);
 	if (rc)
 		goto out;
 	names = sm_coll(&c, SM_NAMES);
@@ -396,6 +445,7 @@ int store_mongo_collection_swap(struct store *st, const char *tenant, const char
 	doc = BCON_NEW("_id", BCON_UTF8(k_retired), "tenant", BCON_UTF8(tenant), "name",
 		       BCON_UTF8(retired), "cid", BCON_INT64(old_id));
 	if (!mongoc_collection_insert_one(names, doc, &opts, NULL, &e)) {
+		unretire(&c, old_id);
 		rc = sm_fail(&c, &e, NULL) == RAG_ECONFLICT
 			     ? rag_err_set(err, RAG_ECONFLICT, NULL,
 					   "collection '%s' already exists", retired)
@@ -412,6 +462,7 @@ int store_mongo_collection_swap(struct store *st, const char *tenant, const char
 	if (rc) {
 		bson_t *undo = BCON_NEW("_id", BCON_UTF8(k_retired));
 
+		unretire(&c, old_id);
 		mongoc_collection_delete_one(names, undo, NULL, NULL, NULL);
 		bson_destroy(undo);
 		goto out;
@@ -426,6 +477,8 @@ int store_mongo_collection_swap(struct store *st, const char *tenant, const char
 	if (!rc)
 		rc = set_coll_name(&c, new_id, name, err);
 out:
+	if (locked)
+		sm_unlock(&c, old_id);
 	bson_destroy(doc);
 	bson_destroy(q);
 	bson_destroy(u);

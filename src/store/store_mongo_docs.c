@@ -288,6 +288,8 @@ static int flip_doc(struct sm_conn *c, int64_t cid, const struct store_put *put,
 	}
 	BSON_APPEND_UTF8(d, "meta_json", meta_json);
 	BSON_APPEND_UTF8(d, "hash", doc->content_hash ? doc->content_hash : "");
+	if (doc->blocks) /* the structure re-chunking needs; absent: none kept */
+		BSON_APPEND_UTF8(d, "blocks", doc->blocks);
 	BSON_APPEND_INT64(d, "n", (int64_t)put->n_chunks);
 	BSON_APPEND_INT64(d, "first", in->new_first);
 	BSON_APPEND_INT64(d, "last", in->new_last);
@@ -344,7 +346,7 @@ int store_mongo_doc_put(struct store *st, int64_t collection_id, const struct st
 	rc = sm_lock(&c, collection_id, err);
 	if (rc < 0)
 		goto out;
-	rc = sm_coll_state(&c, collection_id, &dim, &in.seq, err);
+	rc = sm_coll_state_write(&c, collection_id, &dim, &in.seq, err);
 	if (!rc && dim != put->dim)
 		rc = rag_err_set(err, RAG_EINVAL, NULL,
 				 "document '%s': embeddings have %d dimensions, the collection %d",
@@ -406,7 +408,7 @@ int store_mongo_doc_delete(struct store *st, int64_t collection_id, const char *
 	rc = sm_lock(&c, collection_id, err);
 	if (rc < 0)
 		goto out;
-	rc = sm_coll_state(&c, collection_id, &dim, &in.seq, err);
+	rc = sm_coll_state_write(&c, collection_id, &dim, &in.seq, err);
 	if (!rc)
 		rc = doc_state(&c, key, &in.old_first, &in.old_last, &in.old_n, &created, err);
 	if (rc == 0)

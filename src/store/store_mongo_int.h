@@ -134,6 +134,9 @@ const uint8_t *sm_get_bin(const bson_t *b, const char *key, uint32_t *len);
 
 /* The collection's dim and seq from its document; RAG_ENOTFOUND "collection 42 not found". */
 int sm_coll_state(struct sm_conn *c, int64_t cid, int *dim, int64_t *seq, struct rag_err *err);
+/* The same for a write: RAG_ENOTFOUND "collection 42 was replaced" once a swap retired it. */
+int sm_coll_state_write(struct sm_conn *c, int64_t cid, int *dim, int64_t *seq,
+			struct rag_err *err);
 
 /*
  * A collection's write lock in the database, serialising writers of every
@@ -212,7 +215,8 @@ int store_mongo_collection_delete(struct store *st, const char *tenant, const ch
 int store_mongo_collection_seq(struct store *st, int64_t collection_id, int64_t *seq_out,
 			       struct rag_err *err);
 int store_mongo_collection_swap(struct store *st, const char *tenant, const char *name,
-				const char *staged, const char *retired, struct rag_err *err);
+				const char *staged, const char *retired, int64_t expect_seq,
+				struct rag_err *err);
 
 int store_mongo_doc_put(struct store *st, int64_t collection_id, const struct store_put *put,
 			struct store_put_result *res, struct rag_err *err);

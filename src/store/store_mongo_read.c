@@ -146,6 +146,8 @@ int store_mongo_doc_get(struct store *st, int64_t collection_id, const char *doc
 			rc = sm_get_str(&d, "meta_json", &out->metadata_json, err);
 		if (!rc)
 			rc = sm_get_str(&d, "hash", &out->content_hash, err);
+		if (!rc && bson_has_field(&d, "blocks"))
+			rc = sm_get_str(&d, "blocks", &out->blocks, err);
 		if (rc)
 			store_doc_release(out);
 		bson_destroy(&d);
@@ -411,7 +413,7 @@ int store_mongo_doc_list(struct store *st, int64_t collection_id,
 	bson_t query = BSON_INITIALIZER, sub;
 	bson_t *opts = BCON_NEW("sort", "{", "d", BCON_INT32(1), "}", "limit",
 				BCON_INT64((int64_t)q->limit), "projection", "{", "text",
-				BCON_INT32(0), "meta", BCON_INT32(0), "}");
+				BCON_INT32(0), "meta", BCON_INT32(0), "blocks", BCON_INT32(0), "}");
 	const bson_t *d;
 	bson_error_t e;
 	size_t n = 0;

@@ -74,6 +74,7 @@ static const char *const sql[S_N_STMT] = {
 	[S_COLL_LIST] = "SELECT " COLL_COLS " FROM collections WHERE tenant = ?1 ORDER BY name",
 	[S_COLL_LIST_ALL] = "SELECT " COLL_COLS " FROM collections ORDER BY tenant, name",
 	[S_COLL_STATE] = "SELECT dim, seq FROM collections WHERE id = ?1",
+	[S_COLL_RETIRED] = "SELECT retired FROM collections WHERE id = ?1",
 	[S_COLL_SET_SEQ] = "UPDATE collections SET seq = ?2 WHERE id = ?1",
 	[S_COLL_DEL] = "DELETE FROM collections WHERE id = ?1",
 	[S_COLL_DEL_CHUNKS] = "DELETE FROM chunks WHERE collection_id = ?1",
@@ -81,14 +82,14 @@ static const char *const sql[S_N_STMT] = {
 	[S_COLL_DEL_CHANGES] = "DELETE FROM changes WHERE collection_id = ?1",
 	[S_DOC_EXISTS] = "SELECT 1 FROM documents WHERE collection_id = ?1 AND id = ?2",
 	[S_DOC_UPSERT] = "INSERT INTO documents (collection_id, id, text, metadata_json,"
-			 " content_hash, n_chunks, created_at, updated_at)"
-			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)"
+			 " content_hash, n_chunks, created_at, updated_at, blocks)"
+			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)"
 			 " ON CONFLICT (collection_id, id) DO UPDATE SET text = excluded.text,"
 			 " metadata_json = excluded.metadata_json,"
 			 " content_hash = excluded.content_hash, n_chunks = excluded.n_chunks,"
-			 " updated_at = excluded.updated_at",
+			 " updated_at = excluded.updated_at, blocks = excluded.blocks",
 	[S_DOC_GET] = "SELECT id, text, metadata_json, content_hash, n_chunks, created_at,"
-		      " updated_at FROM documents WHERE collection_id = ?1 AND id = ?2",
+		      " updated_at, blocks FROM documents WHERE collection_id = ?1 AND id = ?2",
 	[S_DOC_DEL] = "DELETE FROM documents WHERE collection_id = ?1 AND id = ?2",
 	[S_DOC_CHUNK_RANGE] = "SELECT min(id), max(id), count(*) FROM chunks"
 			      " WHERE collection_id = ?1 AND document_id = ?2",
@@ -296,6 +297,29 @@ int store_sqlite_coll_state(struct store_sqlite_conn *c, int64_t id, int *dim, i
 		*seq = sqlite3_column_int64(s, 1);
 		rc = 0;
 	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+int store_sqlite_coll_state_write(struct store_sqlite_conn *c, int64_t id, int *dim,
+				  int64_t *seq, struct rag_err *err)
+{
+	sqlite3_stmt *s;
+	int rc = store_sqlite_coll_state(c, id, dim, seq, err);
+
+	if (!rc)
+		rc = store_sqlite_prep(c, S_COLL_RETIRED, &s, err);
+	if (rc)
+		return rc;
+	rc = sqlite3_bind_int64(s, 1, id);
+	if (rc != SQLITE_OK)
+		return store_sqlite_fail(c, rc, err);
+	rc = store_sqlite_step(c, s, err);
+	if (rc == 1)
+		rc = sqlite3_column_int(s, 0)
+			     ? rag_err_set(err, RAG_ENOTFOUND, NULL, "collection %lld was replaced",
+					   (long long)id)
+			     : 0;
 	sqlite3_reset(s);
 	return rc;
 }

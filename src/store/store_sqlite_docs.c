@@ -162,6 +162,10 @@ static int upsert_doc(struct store_sqlite_conn *c, int64_t cid, const struct sto
 	store_sqlite_bind_text(s, 5, doc->content_hash ? doc->content_hash : "", &brc);
 	store_sqlite_bind_int(s, 6, (int64_t)put->n_chunks, &brc);
 	store_sqlite_bind_int(s, 7, at, &brc);
+	if (doc->blocks)
+		store_sqlite_bind_text(s, 8, doc->blocks, &brc);
+	else if (brc == SQLITE_OK)
+		brc = sqlite3_bind_null(s, 8);
 	rc = brc ? store_sqlite_fail(c, brc, err) : store_sqlite_step(c, s, err);
 	sqlite3_reset(s);
 	return rc < 0 ? rc : 0;
@@ -225,7 +229,7 @@ int store_sqlite_doc_put(struct store *st, int64_t collection_id, const struct s
 	rc = store_sqlite_txn_begin(ss, c, 1, err);
 	if (rc)
 		goto out;
-	rc = store_sqlite_coll_state(c, collection_id, &dim, &seq, err);
+	rc = store_sqlite_coll_state_write(c, collection_id, &dim, &seq, err);
 	if (!rc && dim != put->dim)
 		rc = rag_err_set(err, RAG_EINVAL, NULL,
 				 "document '%s': embeddings have %d dimensions, the collection %d",
@@ -285,6 +289,8 @@ int store_sqlite_doc_get(struct store *st, int64_t collection_id, const char *do
 			rc = store_sqlite_col_str(s, 2, &out->metadata_json, err);
 		if (!rc)
 			rc = store_sqlite_col_str(s, 3, &out->content_hash, err);
+		if (!rc && sqlite3_column_type(s, 7) != SQLITE_NULL)
+			rc = store_sqlite_col_str(s, 7, &out->blocks, err);
 		if (rc)
 			store_doc_release(out);
 	}
@@ -304,7 +310,7 @@ int store_sqlite_doc_delete(struct store *st, int64_t collection_id, const char 
 	rc = store_sqlite_txn_begin(ss, c, 1, err);
 	if (rc)
 		goto out;
-	rc = store_sqlite_coll_state(c, collection_id, &dim, &seq, err);
+	rc = store_sqlite_coll_state_write(c, collection_id, &dim, &seq, err);
 	if (!rc) {
 		rc = run_doc(c, S_DOC_EXISTS, collection_id, doc_id, err);
 		if (rc == 0)

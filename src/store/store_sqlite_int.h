@@ -33,6 +33,7 @@ enum store_sqlite_stmt {
 	S_COLL_LIST,
 	S_COLL_LIST_ALL,
 	S_COLL_STATE,
+	S_COLL_RETIRED,
 	S_COLL_SET_SEQ,
 	S_COLL_DEL,
 	S_COLL_DEL_CHUNKS,
@@ -144,6 +145,13 @@ int store_sqlite_col_str(struct sqlite3_stmt *s, int i, const char **out, struct
 int store_sqlite_coll_state(struct store_sqlite_conn *c, int64_t id, int *dim, int64_t *seq,
 			    struct rag_err *err);
 
+/*
+ * The collection's dim and seq like store_sqlite_coll_state, for a write:
+ * RAG_ENOTFOUND "collection 42 was replaced" when a swap retired it.
+ */
+int store_sqlite_coll_state_write(struct store_sqlite_conn *c, int64_t id, int *dim,
+				  int64_t *seq, struct rag_err *err);
+
 int store_sqlite_oom(struct rag_err *err);
 int64_t store_sqlite_now_ms(void);
 
@@ -201,7 +209,8 @@ int store_sqlite_job_finish(struct store *st, const char *id, int state, const c
 int store_sqlite_job_cancel(struct store *st, const char *tenant, const char *id,
 			    struct rag_err *err);
 int store_sqlite_collection_swap(struct store *st, const char *tenant, const char *name,
-				 const char *staged, const char *retired, struct rag_err *err);
+				 const char *staged, const char *retired, int64_t expect_seq,
+				 struct rag_err *err);
 
 struct store_filter;
 

@@ -464,8 +464,52 @@ static int rename_coll(struct store_sqlite_conn *c, const char *tenant, const ch
 	return 0;
 }
 
+/* Fails with RAG_EBUSY unless tenant's collection name has seq expect (inside the transaction). */
+static int check_seq(struct store_sqlite_conn *c, const char *tenant, const char *name,
+		     int64_t expect, struct rag_err *err)
+{
+	sqlite3_stmt *s = NULL;
+	int brc = SQLITE_OK;
+	int rc = prep(c, "SELECT seq FROM collections WHERE tenant = ?1 AND name = ?2", &s, err);
+
+	if (rc)
+		return rc;
+	store_sqlite_bind_text(s, 1, tenant, &brc);
+	store_sqlite_bind_text(s, 2, name, &brc);
+	rc = brc ? store_sqlite_fail(c, brc, err) : store_sqlite_step(c, s, err);
+	if (rc == 0)
+		rc = rag_err_set(err, RAG_ENOTFOUND, NULL, "collection '%s' not found", name);
+	else if (rc == 1 && sqlite3_column_int64(s, 0) != expect)
+		rc = rag_err_set(err, RAG_EBUSY, NULL,
+				 "collection '%s' changed (seq %lld, expected %lld)", name,
+				 (long long)sqlite3_column_int64(s, 0), (long long)expect);
+	else if (rc == 1)
+		rc = 0;
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* Marks tenant's collection name retired: writes to it are refused from now on. */
+static int retire(struct store_sqlite_conn *c, const char *tenant, const char *name,
+		  struct rag_err *err)
+{
+	sqlite3_stmt *s = NULL;
+	int brc = SQLITE_OK;
+	int rc = prep(c, "UPDATE collections SET retired = 1 WHERE tenant = ?1 AND name = ?2", &s,
+		      err);
+
+	if (rc)
+		return rc;
+	store_sqlite_bind_text(s, 1, tenant, &brc);
+	store_sqlite_bind_text(s, 2, name, &brc);
+	rc = brc ? store_sqlite_fail(c, brc, err) : store_sqlite_step(c, s, err);
+	sqlite3_finalize(s);
+	return rc < 0 ? rc : 0;
+}
+
 int store_sqlite_collection_swap(struct store *st, const char *tenant, const char *name,
-				 const char *staged, const char *retired, struct rag_err *err)
+				 const char *staged, const char *retired, int64_t expect_seq,
+				 struct rag_err *err)
 {
 	struct store_sqlite *ss = st->impl;
 	struct store_sqlite_conn *c = store_sqlite_conn_get(ss, "swap collections");
@@ -474,7 +518,12 @@ int store_sqlite_collection_swap(struct store *st, const char *tenant, const cha
 	rc = store_sqlite_txn_begin(ss, c, 1, err);
 	if (rc)
 		goto out;
-	rc = rename_coll(c, tenant, name, retired, err);
+	if (expect_seq >= 0)
+		rc = check_seq(c, tenant, name, expect_seq, err);
+	if (!rc)
+		rc = rename_coll(c, tenant, name, retired, err);
+	if (!rc)
+		rc = retire(c, tenant, retired, err);
 	if (!rc)
 		rc = rename_coll(c, tenant, staged, name, err);
 	rc = store_sqlite_txn_end(ss, c, 1, rc, err);

@@ -33,6 +33,13 @@
  *
  * Version 4 adds api_keys (src/auth/auth.h): id, tenant, role, the salted
  * hash of the secret and per-key limits.
+ *
+ * Version 5 keeps each document's extracted structure (documents.blocks:
+ * block ranges, kinds, pages and section paths, see extract_blocks_encode)
+ * so that a chunker change can cut the stored text again the way the
+ * first ingest did; documents stored before have NULL and are re-cut as
+ * plain text. collections.retired marks the old side of a swap: writes to
+ * it are refused so that none is acknowledged and then lost.
  */
 #include "store/store_sqlite.h"
 #include "store/store_sqlite_int.h"
@@ -169,6 +176,9 @@ static const char *const migrations[STORE_SQLITE_SCHEMA_VERSION] = {
 	" ingest_bytes_per_day INTEGER NOT NULL DEFAULT -1,"
 	" tokens_per_day INTEGER NOT NULL DEFAULT -1);"
 	"CREATE INDEX IF NOT EXISTS api_keys_by_tenant ON api_keys (tenant, created_at);",
+	/* 4 -> 5: documents' structure for re-chunking; retired collections. */
+	"ALTER TABLE documents ADD COLUMN blocks TEXT;"
+	"ALTER TABLE collections ADD COLUMN retired INTEGER NOT NULL DEFAULT 0;",
 };
 
 int store_sqlite_error(sqlite3 *db, int rc, struct rag_err *err, const char *what)

@@ -70,6 +70,11 @@ static char *keep(struct extract_builder *b, char *s)
 	return s;
 }
 
+const char *xb_intern(struct extract_builder *b, const char *s, size_t len)
+{
+	return keep(b, strndup(s, len));
+}
+
 /* text[0..len) with runs of whitespace made one space and the ends trimmed. */
 static char *collapse(const char *text, size_t len)
 {

@@ -105,6 +105,31 @@ void extract_document_release(struct extract_document *doc);
  *   each page's paragraphs become blocks carrying the page number.
  */
 
+/*
+ * The structure of an extracted document (format and blocks: ranges, kinds,
+ * pages, levels, section paths) as compact text, so that it can be stored
+ * next to the text and the document cut again later with another chunker
+ * without the original bytes:
+ *
+ *   B1 <format> <n_sections> <n_blocks>\n
+ *   <len>:<section path bytes>\n          n_sections times, distinct paths
+ *   <start> <end> <kind> <page> <level> <section index>\n   n_blocks times
+ *
+ * encode: 0 and *out (caller frees with free(); NUL-terminated) or RAG_ENOMEM.
+ */
+int extract_blocks_encode(const struct extract_document *doc, char **out,
+			  struct rag_err *err);
+
+/*
+ * Rebuilds an extracted document from its text (text_len bytes, copied) and
+ * what extract_blocks_encode made of it (enc, NUL-terminated). RAG_EINVAL
+ * for an encoding that is damaged or does not fit the text (a block out of
+ * range or out of order, an unknown kind or section). On success the caller
+ * releases *doc with extract_document_release; on error it is left empty.
+ */
+int extract_blocks_decode(const char *text, size_t text_len, const char *enc,
+			  struct extract_document *doc, struct rag_err *err);
+
 /* "text", "markdown", "html", "pdf" (and "auto"); parse returns -1 if unknown. */
 const char *extract_format_name(enum extract_format f);
 int extract_format_parse(const char *name, enum extract_format *out);

@@ -57,6 +57,9 @@ void xb_mark(struct extract_builder *b, enum extract_block_kind kind, int level,
  */
 void xb_mark_paragraphs(struct extract_builder *b, size_t from);
 
+/* A copy of s[0..len) owned by the builder (and then the document); NULL on failure. */
+const char *xb_intern(struct extract_builder *b, const char *s, size_t len);
+
 /* Moves the result into doc (the builder is left released). */
 int xb_finish(struct extract_builder *b, enum extract_format format, struct extract_document *doc,
 	      struct rag_err *err);
