@@ -446,12 +446,10 @@ int http_oai_chat(struct http_req *req, struct http_resp *resp)
 		"response_format", "tools", "tool_choice", "parallel_tool_calls", "service_tier",
 		"metadata", "store", NULL
 	};
-	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_engine *eng;
 	struct job *j;
 	json_t *body;
 
-	if (!eng)
-		return 0;
 	body = http_json_body(req, resp, allowed);
 	if (!body)
 		return 0;
@@ -464,8 +462,21 @@ int http_oai_chat(struct http_req *req, struct http_resp *resp)
 	sbuf_init(&j->text, 0);
 	snprintf(j->id, sizeof(j->id), "chatcmpl-%s", req->request_id ? req->request_id : "0");
 	j->created = (long long)time(NULL);
-	if (read_request(body, &j->rq, &j->err) < 0 ||
-	    http_chat_bind(req, eng, &j->rq, &j->err) < 0) {
+	if (read_request(body, &j->rq, &j->err) < 0) {
+		if (!j->err.code)
+			rag_err_set(&j->err, RAG_ENOMEM, NULL, "out of memory");
+		http_error(resp, &j->err);
+		json_decref(body);
+		job_free(j);
+		return 0;
+	}
+	eng = http_engine(req, resp);
+	if (!eng) {
+		json_decref(body);
+		job_free(j);
+		return 0;
+	}
+	if (http_chat_bind(req, eng, &j->rq, &j->err) < 0) {
 		if (!j->err.code)
 			rag_err_set(&j->err, RAG_ENOMEM, NULL, "out of memory");
 		http_error(resp, &j->err);

@@ -86,7 +86,7 @@ int http_collection_create(struct http_req *req, struct http_resp *resp)
 {
 	static const char *const allowed[] = { "name", "embedding_model", "chunk_size",
 					       "chunk_overlap", "stemming", "chunker", "index", NULL };
-	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_engine *eng;
 	struct rag_collection_spec spec = { 0 };
 	struct rag_collection_info info;
 	struct rag_err err = { 0 };
@@ -94,8 +94,6 @@ int http_collection_create(struct http_req *req, struct http_resp *resp)
 	char *index_json = NULL;
 	json_t *body;
 
-	if (!eng)
-		return 0;
 	body = http_json_body(req, resp, allowed);
 	if (!body)
 		return 0;
@@ -110,6 +108,9 @@ int http_collection_create(struct http_req *req, struct http_resp *resp)
 	spec.index_json = index_json;
 	spec.chunk_size = (int)size;
 	spec.chunk_overlap = (int)overlap;
+	eng = http_engine(req, resp);
+	if (!eng)
+		goto out;
 	if (rag_collection_create(eng, req->ctx->tenant, &spec, &info, &err) < 0) {
 		http_error(resp, &err);
 		goto out;
@@ -125,18 +126,19 @@ out:
 int http_collection_update(struct http_req *req, struct http_resp *resp)
 {
 	static const char *const allowed[] = { "embedding_model", NULL };
-	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_engine *eng;
 	struct rag_err err = { 0 };
 	const char *model = NULL;
 	char job_id[RAG_JOB_ID_MAX + 1], link[64];
 	json_t *body;
 
-	if (!eng)
-		return 0;
 	body = http_json_body(req, resp, allowed);
 	if (!body)
 		return 0;
 	if (http_json_string(body, "embedding_model", 1, &model, NULL, resp) < 0)
+		goto out;
+	eng = http_engine(req, resp);
+	if (!eng)
 		goto out;
 	if (rag_collection_change_model(eng, req->ctx->tenant, req->params[0], model, job_id,
 					&err) < 0) {

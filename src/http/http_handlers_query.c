@@ -195,7 +195,7 @@ int http_query(struct http_req *req, struct http_resp *resp)
 	static const char *const allowed[] = { "question", "top_k", "mode", "filters", "stream",
 					       "session_id", "max_tokens", "temperature", "cache",
 					       NULL };
-	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_engine *eng;
 	struct query_job *j = NULL;
 	struct rag_err err = { 0 };
 	const char *question = NULL, *mode = NULL, *session = NULL, *fkey = "filters";
@@ -206,8 +206,6 @@ int http_query(struct http_req *req, struct http_resp *resp)
 	size_t question_len = 0;
 	json_t *body, *stream, *use_cache;
 
-	if (!eng)
-		return 0;
 	body = http_json_body(req, resp, allowed);
 	if (!body)
 		return 0;
@@ -248,6 +246,9 @@ int http_query(struct http_req *req, struct http_resp *resp)
 	j->filter_key = filter_text; /* compact with sorted keys: canonical */
 	filter_text = NULL;
 	j->no_cache = use_cache && json_is_false(use_cache);
+	eng = http_engine(req, resp);
+	if (!eng)
+		goto out;
 	j->eng = eng;
 	j->tenant = req->ctx->tenant;
 	j->collection = strdup(req->params[0]);
