@@ -38,9 +38,12 @@ static const struct endpoint endpoints[] = {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	/* The defaults of limits.* (config.c). */
 	static struct http_ctx ctx = { .instance = "fuzz", .tenant = "default",
 				       .max_body_bytes = 1 << 20, .ingest_root = "",
-				       .max_file_bytes = 1 << 20 };
+				       .max_file_bytes = 1 << 20,
+				       .json_limits = { 32, 100000 },
+				       .max_top_k = 1000, .max_tokens = 4096 };
 	static char p0[] = "c", p1[] = "d";
 	const struct endpoint *e;
 	struct http_req req = { 0 };

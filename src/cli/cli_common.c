@@ -255,6 +255,8 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	ro.snapshot = cfg->index.snapshot;
 	ro.follow_interval_ms = follow ? cfg->index.follow_interval_ms : 0;
 	ro.max_top_k = (size_t)cfg->limits.max_top_k;
+	ro.search_timeout_ms = cfg->limits.search_timeout_ms;
+	ro.ingest_timeout_ms = cfg->limits.ingest_timeout_ms;
 	ro.chunk_size = cfg->chunking.size;
 	ro.chunk_overlap = cfg->chunking.overlap;
 	ro.cache = app->cache;

@@ -199,6 +199,10 @@ int cli_serve(int argc, char **argv)
 	ctx.instance = host;
 	ctx.tenant = STORE_DEFAULT_TENANT;
 	ctx.max_body_bytes = app.cfg->server.max_body_bytes;
+	ctx.json_limits.max_depth = app.cfg->limits.max_json_depth;
+	ctx.json_limits.max_elements = (size_t)app.cfg->limits.max_json_elements;
+	ctx.max_top_k = app.cfg->limits.max_top_k;
+	ctx.max_tokens = app.cfg->limits.max_tokens;
 	ctx.ingest_root = app.cfg->ingest.root;
 	ctx.max_file_bytes = app.cfg->ingest.max_file_bytes;
 	ctx.access_log = app.cfg->log.access;
@@ -217,6 +221,7 @@ int cli_serve(int argc, char **argv)
 	so.threads = config_cpu_count(app.cfg->server.threads);
 	so.max_connections = app.cfg->server.max_connections;
 	so.connection_timeout_s = app.cfg->server.connection_timeout_s;
+	so.max_header_bytes = app.cfg->limits.max_header_bytes;
 	srv = http_server_start(&so, &ctx, &err);
 	if (!srv) {
 		fprintf(stderr, "ragd: %s\n", err.msg);

@@ -22,6 +22,7 @@ static const struct {
 	{ RAG_EINTERNAL, "internal", 500 },
 	{ RAG_ETOOBIG, "too_large", 413 },
 	{ RAG_EUNSUPPORTED, "unsupported", 415 },
+	{ RAG_ETIMEOUT, "deadline_exceeded", 504 },
 };
 
 void rag_err_clear(struct rag_err *err)

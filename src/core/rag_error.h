@@ -27,6 +27,7 @@ enum {
 	RAG_EINTERNAL = -7,     /* a bug or an invariant broken */
 	RAG_ETOOBIG = -8,       /* input over a configured limit */
 	RAG_EUNSUPPORTED = -9,  /* valid request for something not supported */
+	RAG_ETIMEOUT = -13,     /* the request's deadline passed (limits.*_timeout_ms) */
 };
 
 #define RAG_ERR_FIELD_MAX 64   /* longest field path a client can be told */

@@ -211,8 +211,11 @@ static int refuse_unsupported(json_t *body, struct rag_err *err)
 	return 0;
 }
 
-static int read_request(json_t *body, struct chat_request *rq, struct rag_err *err)
+/* max_tokens_limit: limits.max_tokens, the most max_tokens may ask for (<= 0: 1 << 20). */
+static int read_request(json_t *body, int max_tokens_limit, struct chat_request *rq,
+			struct rag_err *err)
 {
+	long long limit = max_tokens_limit > 0 ? max_tokens_limit : 1 << 20;
 	json_t *v, *so;
 	long long max_tokens = 0;
 	int rc;
@@ -242,9 +245,10 @@ static int read_request(json_t *body, struct chat_request *rq, struct rag_err *e
 		if (!v || json_is_null(v))
 			continue;
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-		    json_integer_value(v) > 1 << 20)
+		    json_integer_value(v) > limit)
 			return rag_err_set(err, RAG_EINVAL, key,
-					   "field '%s' must be an integer from 1 to %d", key, 1 << 20);
+					   "field '%s' must be an integer from 1 to %lld "
+					   "(limits.max_tokens)", key, limit);
 		max_tokens = json_integer_value(v);
 	}
 	if (max_tokens) {
@@ -462,7 +466,7 @@ int http_oai_chat(struct http_req *req, struct http_resp *resp)
 	sbuf_init(&j->text, 0);
 	snprintf(j->id, sizeof(j->id), "chatcmpl-%s", req->request_id ? req->request_id : "0");
 	j->created = (long long)time(NULL);
-	if (read_request(body, &j->rq, &j->err) < 0) {
+	if (read_request(body, req->ctx->max_tokens, &j->rq, &j->err) < 0) {
 		if (!j->err.code)
 			rag_err_set(&j->err, RAG_ENOMEM, NULL, "out of memory");
 		http_error(resp, &j->err);

@@ -45,8 +45,13 @@ static int document_put_raw(struct http_req *req, struct http_resp *resp, const 
 		return 0;
 	if (meta_s) {
 		json_error_t jerr;
-		json_t *m = json_loads(meta_s, 0, &jerr);
+		json_t *m;
 
+		if (json_scan(meta_s, strlen(meta_s), &req->ctx->json_limits, "metadata", &err) < 0) {
+			http_error(resp, &err);
+			return 0;
+		}
+		m = json_loads(meta_s, 0, &jerr);
 		if (!json_is_object(m)) {
 			json_decref(m);
 			http_errorf(resp, RAG_EINVAL, "metadata",

@@ -202,6 +202,10 @@ int http_query(struct http_req *req, struct http_resp *resp)
 	char *filter_text = NULL;
 	long long top_k = req->ctx->answer_top_k > 0 ? req->ctx->answer_top_k : 5;
 	long long max_tokens = req->ctx->answer_max_tokens > 0 ? req->ctx->answer_max_tokens : 256;
+	/* The prompt holds at most 100 sources; limits.max_top_k may lower that. */
+	long long max_top_k = req->ctx->max_top_k > 0 && req->ctx->max_top_k < 100
+				      ? req->ctx->max_top_k : 100;
+	long long max_tokens_limit = req->ctx->max_tokens > 0 ? req->ctx->max_tokens : 8192;
 	double temperature = 0;
 	size_t question_len = 0;
 	json_t *body, *stream, *use_cache;
@@ -210,11 +214,11 @@ int http_query(struct http_req *req, struct http_resp *resp)
 	if (!body)
 		return 0;
 	if (http_json_string(body, "question", 1, &question, &question_len, resp) < 0 ||
-	    http_json_int(body, "top_k", 1, 100, &top_k, resp) < 0 ||
+	    http_json_int(body, "top_k", 1, max_top_k, &top_k, resp) < 0 ||
 	    http_json_string(body, "mode", 0, &mode, NULL, resp) < 0 ||
 	    http_json_object_text(body, fkey, &filter_text, resp) < 0 ||
 	    http_json_string(body, "session_id", 0, &session, NULL, resp) < 0 ||
-	    http_json_int(body, "max_tokens", 1, 8192, &max_tokens, resp) < 0 ||
+	    http_json_int(body, "max_tokens", 1, max_tokens_limit, &max_tokens, resp) < 0 ||
 	    number_field(body, "temperature", 0, 2, &temperature, resp) < 0)
 		goto out;
 	stream = json_object_get(body, "stream");

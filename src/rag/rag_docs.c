@@ -246,7 +246,8 @@ static int ingest(struct rag_engine *eng, const char *tenant, const char *collec
 	struct store_put_result pr = { 0 };
 	struct rag_coll *coll = NULL;
 	char *stored = NULL;
-	double t0;
+	int tmo = eng->opts.ingest_timeout_ms;
+	double t0, deadline = tmo > 0 ? rag_now_ms() + tmo : 0;
 	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
@@ -279,9 +280,16 @@ static int ingest(struct rag_engine *eng, const char *tenant, const char *collec
 	t0 = rag_now_ms();
 	rc = extract(eng, doc, &w.xd, err);
 	res->extract_ms = rag_now_ms() - t0;
+	if (rc == 0)
+		rc = rag_deadline_check(deadline, "extracting the document",
+					"limits.ingest_timeout_ms", tmo, err);
 	if (rc < 0)
 		goto out;
+	/* Nothing is stored past the deadline: a client that gave up may retry. */
 	rc = prepare(eng, coll, &w, res, err);
+	if (rc == 0)
+		rc = rag_deadline_check(deadline, "chunking and embedding the document",
+					"limits.ingest_timeout_ms", tmo, err);
 	if (rc < 0)
 		goto out;
 	sd.id = res->id;
