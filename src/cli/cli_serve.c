@@ -203,6 +203,7 @@ int cli_serve(int argc, char **argv)
 	ctx.json_limits.max_elements = (size_t)app.cfg->limits.max_json_elements;
 	ctx.max_top_k = app.cfg->limits.max_top_k;
 	ctx.max_tokens = app.cfg->limits.max_tokens;
+	ctx.gen_timeout_ms = app.cfg->rag.timeout_ms;
 	ctx.ingest_root = app.cfg->ingest.root;
 	ctx.max_file_bytes = app.cfg->ingest.max_file_bytes;
 	ctx.access_log = app.cfg->log.access;

@@ -43,6 +43,7 @@ struct http_ctx {
 	int answer_max_tokens;
 	int max_top_k;         /* limits.max_top_k: /query's top_k (search: the engine's) */
 	int max_tokens;        /* limits.max_tokens: /query's and chat's max_tokens */
+	int gen_timeout_ms;    /* rag.timeout_ms: chat completions without RAG stop there too */
 };
 
 /* Readiness as /ready reports it: 0, or RAG_EBUSY/RAG_EIO with the reason. */

@@ -278,7 +278,11 @@ static int read_request(json_t *body, int max_tokens_limit, struct chat_request 
 
 static const char *finish_reason(const struct gen_usage *u)
 {
-	return u->finish_reason && strcmp(u->finish_reason, "length") == 0 ? "length" : "stop";
+	/* OpenAI has no "timeout": a reply cut at rag.timeout_ms is cut short like "length". */
+	if (u->finish_reason && (strcmp(u->finish_reason, "length") == 0 ||
+				 strcmp(u->finish_reason, "timeout") == 0))
+		return "length";
+	return "stop";
 }
 
 static void chunk_head(struct job *j, struct sbuf *sb)
