@@ -9,6 +9,10 @@ listen on 127.0.0.1 only, each on its own free port and temporary data dir.
 Every server and CLI process is checked after it ends: a non-zero exit code,
 or "ERROR: AddressSanitizer" / "runtime error:" (UBSan) on its stderr, fails
 the test that owns it.
+
+With RAGD_VALGRIND=1, `ragd serve` runs under valgrind's memcheck (see
+scripts/valgrind.sh): errors or definite leaks make it exit 99, which fails
+the test like any bad exit, and every timeout is ten times longer.
 """
 import http.client
 import json
@@ -28,9 +32,16 @@ RAGD_BIN = os.environ.get("RAGD_BIN", str(REPO / "build" / "ragd"))
 RAGD_MODEL = os.environ.get("RAGD_MODEL", str(REPO / "models" / "all-MiniLM-L6-v2.gguf"))
 DATA = Path(__file__).resolve().parent / "data"
 
-READY_TIMEOUT_S = float(os.environ.get("RAGD_READY_TIMEOUT", "60"))
-REQUEST_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 30.0
+VALGRIND = os.environ.get("RAGD_VALGRIND") == "1"
+SLOW = 10.0 if VALGRIND else 1.0
+VALGRIND_CMD = ["valgrind", "--tool=memcheck", "--leak-check=full",
+                "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
+                "--error-exitcode=99", "--num-callers=30",
+                f"--suppressions={REPO / 'scripts' / 'valgrind.supp'}"]
+
+READY_TIMEOUT_S = float(os.environ.get("RAGD_READY_TIMEOUT", "60")) * SLOW
+REQUEST_TIMEOUT_S = 60.0 * SLOW
+STOP_TIMEOUT_S = 30.0 * SLOW
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
@@ -123,6 +134,8 @@ class RagdServer:
             self._stderr_file = open(self.stderr_path, "wb")
             cmd = [RAGD_BIN, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
                    "--host", "127.0.0.1", "--model", RAGD_MODEL, *self.extra_args]
+            if VALGRIND:
+                cmd = VALGRIND_CMD + cmd
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._stderr_file,
                                          stderr=subprocess.STDOUT, env=ragd_env(self.env))
             if self._wait_ready(timeout):
@@ -147,7 +160,8 @@ class RagdServer:
             if self.proc.poll() is not None:
                 return False
             try:
-                status, body, _ = http_request("127.0.0.1", self.port, "GET", "/ready", timeout=5)
+                status, body, _ = http_request("127.0.0.1", self.port, "GET", "/ready",
+                                               timeout=5 * SLOW)
                 if status == 200 and body and body.get("status") == "ready":
                     return True
             except OSError:
