@@ -316,7 +316,8 @@ static int refusal(struct http_server *srv, struct MHD_Connection *c, const char
 	if (atomic_load(&srv->n_conns) > srv->max_conns)
 		return 503;
 	if (srv->max_header_bytes) {
-		MHD_get_connection_values(c, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_header_len, &n);
+		MHD_get_connection_values(c, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_header_len,
+					  &n);
 		if (n > srv->max_header_bytes)
 			return 431;
 	}
