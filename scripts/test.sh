@@ -85,6 +85,13 @@ run_fuzz() { # seconds
 
 ensure_pytest || { echo "cannot set up the test environment" >&2; echo "0 passed, 1 failed"; exit 1; }
 
+# The deployment checks (tests/e2e/test_deploy.py) need helm, kubeconform and
+# hadolint: built into the cache here, once (a few minutes on a cold cache),
+# so the time shows up here rather than inside one test. A failure is
+# reported by those tests.
+echo "== deployment tools (scripts/validate-deploy.sh tools)"
+bash scripts/validate-deploy.sh tools || echo "deployment tools not built: tests/e2e/test_deploy.py will fail" >&2
+
 if [ "${1:-all}" = e2e ]; then
   run_pytest "${RAGD_BIN:-build/ragd}" release
 else

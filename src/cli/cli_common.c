@@ -18,6 +18,7 @@
 #include "model/generator.h"
 #include "rag/rag_answer.h"
 #include "rag/rag_engine.h"
+#include "rag/rag_shard.h"
 #include "store/store_sqlite.h"
 
 #include "core/banned.h"
@@ -219,6 +220,33 @@ static struct embedder *open_remote_embedder(const struct config *cfg, struct ra
 	return embedder_remote_new(&ro, err);
 }
 
+/* sharding.*: the shard map, when sharding.shards is set. */
+static int open_shards(struct cli_app *app)
+{
+	const struct config *cfg = app->cfg;
+	struct rag_shard_options so;
+	struct rag_err err = { 0 };
+
+	if (cfg->sharding.shards == 0)
+		return 0;
+	rag_shard_default_options(&so);
+	so.n_shards = cfg->sharding.shards;
+	so.holds = cfg->sharding.holds;
+	so.ordinal = cfg->sharding.ordinal;
+	so.peers = cfg->sharding.peers;
+	so.peer_pattern = cfg->sharding.peer_pattern;
+	so.instances = cfg->sharding.instances;
+	so.vnodes = cfg->sharding.vnodes;
+	so.timeout_ms = cfg->sharding.timeout_ms;
+	so.backoff_ms = cfg->sharding.backoff_ms;
+	app->shards = rag_shards_new(&so, &err);
+	if (!app->shards)
+		return die("bad sharding settings", &err);
+	log_info("sharding: %d shards, holding %#llx", cfg->sharding.shards,
+		 (unsigned long long)rag_shards_held(app->shards));
+	return 0;
+}
+
 int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 {
 	struct config *cfg = app->cfg;
@@ -249,6 +277,8 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	app->chroma = chroma_client_new(&co, &err); /* contacts nothing until used */
 	if (!app->chroma)
 		return die("bad Chroma settings", &err);
+	if (open_shards(app) < 0)
+		return -1;
 	rag_engine_default_options(&ro);
 	ro.data_dir = cfg->data_dir;
 	ro.load_indexes = load_indexes;
@@ -268,6 +298,7 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	ro.job_lease_ms = cfg->ingest.job_lease_ms;
 	ro.embedders = cfg->models.embedders;
 	ro.load_embedder = load_embedder;
+	ro.shards = app->shards;
 	app->eng = rag_engine_new(&ro, app->store, app->emb, &err);
 	if (!app->eng)
 		return die("cannot start the engine", &err);
@@ -361,6 +392,7 @@ int cli_open_generator(struct cli_app *app)
 void cli_app_release(struct cli_app *app)
 {
 	rag_engine_free(app->eng);
+	rag_shards_free(app->shards);
 	cache_free(app->cache);
 	generator_free(app->gen);
 	chroma_client_free(app->chroma);

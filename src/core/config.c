@@ -124,6 +124,15 @@ static const struct key keys[] = {
 	{ "ingest.root", T_STR, F(ingest.root), 0, 0 },
 	{ "ingest.job_workers", T_INT, F(ingest.job_workers), 0, 64 },
 	{ "ingest.job_lease_ms", T_INT, F(ingest.job_lease_ms), 100, 3600000 },
+	{ "sharding.shards", T_INT, F(sharding.shards), 0, 64 },
+	{ "sharding.holds", T_STR0, F(sharding.holds), 0, 0 },
+	{ "sharding.ordinal", T_INT, F(sharding.ordinal), -1, 1000000 },
+	{ "sharding.peers", T_STR0, F(sharding.peers), 0, 0 },
+	{ "sharding.peer_pattern", T_STR0, F(sharding.peer_pattern), 0, 0 },
+	{ "sharding.instances", T_INT, F(sharding.instances), 0, 256 },
+	{ "sharding.vnodes", T_INT, F(sharding.vnodes), 1, 4096 },
+	{ "sharding.timeout_ms", T_INT, F(sharding.timeout_ms), 10, 600000 },
+	{ "sharding.backoff_ms", T_INT, F(sharding.backoff_ms), 0, 3600000 },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -134,6 +143,7 @@ static const struct {
 } aliases[] = {
 	{ "RAGD_PORT", "server.port" },
 	{ "RAGD_DATA_DIR", "data_dir" },
+	{ "RAGD_SHARD_ORDINAL", "sharding.ordinal" },
 };
 
 struct config *config_new(void)
@@ -211,6 +221,13 @@ struct config *config_new(void)
 	cfg->models.embedders = strdup("");
 	cfg->ingest.job_workers = 1;
 	cfg->ingest.job_lease_ms = 30000;
+	cfg->sharding.holds = strdup("");
+	cfg->sharding.ordinal = -1;
+	cfg->sharding.peers = strdup("");
+	cfg->sharding.peer_pattern = strdup("");
+	cfg->sharding.vnodes = 160;
+	cfg->sharding.timeout_ms = 2000;
+	cfg->sharding.backoff_ms = 2000;
 	if (!cfg->data_dir || !cfg->server.host || !cfg->models.embedder || !cfg->environment ||
 	    !cfg->log.file || !cfg->cache.backend || !cfg->cache.redis_url ||
 	    !cfg->models.generator || !cfg->rag.prompt_template ||
@@ -218,7 +235,8 @@ struct config *config_new(void)
 	    !cfg->models.remote.policy || !cfg->models.remote.embed_model ||
 	    !cfg->models.remote.health_path || !cfg->models.remote.api_key_env ||
 	    !cfg->chroma.url || !cfg->chroma.tenant || !cfg->chroma.database ||
-	    !cfg->ingest.root || !cfg->models.embedders) {
+	    !cfg->ingest.root || !cfg->models.embedders || !cfg->sharding.holds ||
+	    !cfg->sharding.peers || !cfg->sharding.peer_pattern) {
 		config_free(cfg);
 		return NULL;
 	}

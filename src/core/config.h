@@ -192,6 +192,17 @@ struct config {
 		int job_workers;       /* threads running ingest jobs in `ragd serve` */
 		int job_lease_ms;      /* a dead worker's job is resumed after this */
 	} ingest;
+	struct {
+		int shards;         /* 0 = not sharded; see rag/rag_shard.h */
+		char *holds;        /* "0,2"; "" = from ordinal */
+		int ordinal;        /* -1 = unset; else holds ordinal % shards (RAGD_SHARD_ORDINAL) */
+		char *peers;        /* "URL=0,1 URL=1" */
+		char *peer_pattern; /* "http://ragd-{i}.ragd-headless:8080" */
+		int instances;      /* with peer_pattern */
+		int vnodes;
+		int timeout_ms;
+		int backoff_ms;
+	} sharding;
 };
 
 /* A config holding the defaults (which validate), or NULL when out of

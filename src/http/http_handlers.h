@@ -20,6 +20,7 @@ int http_document_put(struct http_req *req, struct http_resp *resp);
 int http_document_get(struct http_req *req, struct http_resp *resp);
 int http_document_delete(struct http_req *req, struct http_resp *resp);
 int http_search(struct http_req *req, struct http_resp *resp);
+int http_shard_search(struct http_req *req, struct http_resp *resp); /* internal: one instance's shards */
 /* POST /v1/collections/{name}/query: answered by a worker (http_handlers_query.c). */
 int http_query(struct http_req *req, struct http_resp *resp);
 

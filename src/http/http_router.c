@@ -38,6 +38,7 @@ static const struct route routes[] = {
 	{ "DELETE", "/v1/collections/{name}/documents/{id}", http_document_delete },
 	{ "POST", "/v1/collections/{name}/search", http_search },
 	{ "POST", "/v1/collections/{name}/query", http_query },
+	{ "POST", "/v1/internal/shard-search", http_shard_search },
 	{ "GET", "/v1/models", http_oai_models },
 	{ "GET", "/v1/models/{model}", http_oai_model },
 	{ "POST", "/v1/embeddings", http_oai_embeddings },

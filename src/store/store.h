@@ -145,6 +145,7 @@ struct store_chunk_row {
 	const float *vec; /* the collection's dim floats, suitably aligned */
 	const char *text; /* text_len bytes, NUL-terminated */
 	size_t text_len;
+	const char *document_id; /* the chunk's document: sharding routes by it */
 };
 
 /* One message of a conversation session; strings owned, see store_messages_free(). */
