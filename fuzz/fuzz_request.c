@@ -32,6 +32,7 @@ static const struct endpoint endpoints[] = {
 	{ http_query, "/v1/collections/c/query" },
 	{ http_oai_embeddings, "/v1/embeddings" },
 	{ http_oai_chat, "/v1/chat/completions" },
+	{ http_shard_search, "/v1/internal/shard-search" },
 };
 
 #define N_ENDPOINTS (sizeof(endpoints) / sizeof(endpoints[0]))
