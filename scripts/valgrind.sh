@@ -43,4 +43,16 @@ if [ ! -x "$PY" ]; then
 fi
 [ -x "$PY" ] || { echo "valgrind: no test environment at $PY" >&2; exit 1; }
 
-RAGD_VALGRIND=1 RAGD_BIN="$BUILD/ragd" "$PY" -m pytest "${FILES[@]}" -q -p no:cacheprovider
+TMP=$(mktemp -d /tmp/ragd-valgrind-XXXXXX)
+RAGD_VALGRIND=1 RAGD_BIN="$BUILD/ragd" "$PY" -m pytest "${FILES[@]}" -v -p no:cacheprovider \
+  --basetemp="$TMP"
+rc=$?
+# One line per server run: its errors and definite leaks.
+for f in "$TMP"/ragd*/*.valgrind; do
+  [ -f "$f" ] || continue
+  printf '%s: %s; %s\n' "${f#"$TMP"/}" \
+    "$(grep -oE 'ERROR SUMMARY: [0-9]+ errors' "$f" | tail -1)" \
+    "$(grep -oE 'definitely lost: [0-9,]+ bytes' "$f" | tail -1)"
+done
+echo "valgrind: server logs in $TMP"
+exit $rc

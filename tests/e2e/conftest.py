@@ -12,7 +12,8 @@ the test that owns it.
 
 With RAGD_VALGRIND=1, `ragd serve` runs under valgrind's memcheck (see
 scripts/valgrind.sh): errors or definite leaks make it exit 99, which fails
-the test like any bad exit, and every timeout is ten times longer.
+the test like any bad exit (the report, written next to the server's stderr
+as <stderr>.valgrind, is quoted), and every timeout is ten times longer.
 """
 import http.client
 import json
@@ -134,8 +135,8 @@ class RagdServer:
             self._stderr_file = open(self.stderr_path, "wb")
             cmd = [RAGD_BIN, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
                    "--host", "127.0.0.1", "--model", RAGD_MODEL, *self.extra_args]
-            if VALGRIND:
-                cmd = VALGRIND_CMD + cmd
+            if VALGRIND:  # its report in a file of its own: stderr stays JSON lines
+                cmd = VALGRIND_CMD + [f"--log-file={self.stderr_path}.valgrind"] + cmd
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._stderr_file,
                                          stderr=subprocess.STDOUT, env=ragd_env(self.env))
             if self._wait_ready(timeout):
@@ -189,6 +190,12 @@ class RagdServer:
         msgs = []
         if rc != 0:
             msgs.append(f"ragd serve exit status {rc}")
+        if VALGRIND and rc == 99:
+            try:
+                vg = Path(f"{self.stderr_path}.valgrind").read_text(errors="replace")
+            except OSError:
+                vg = ""
+            msgs.append(f"valgrind report:\n{vg[-8000:]}")
         if found:
             msgs.append("sanitizer reports:\n  " + "\n  ".join(found[:20]))
         if msgs:
