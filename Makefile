@@ -14,7 +14,7 @@ CMAKE_FLAGS = -G Ninja -DCMAKE_PREFIX_PATH=$(LLAMA_PREFIX) -DRAGD_CPU=$(RAGD_CPU
 
 export RAGD_CACHE RAGD_CPU
 
-.PHONY: all deps build build-asan models run test test-unit test-e2e test-asan bench clean
+.PHONY: all deps build build-asan models run test test-unit test-e2e test-asan fuzz valgrind bench clean
 
 all: build
 
@@ -50,8 +50,17 @@ test-unit: build
 test-e2e: build models
 	RAGD_BIN=$(BUILD)/ragd bash scripts/test.sh e2e
 
+# libFuzzer targets (build-fuzz/, clang): FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 20
+fuzz: deps
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# Part of the e2e suite under valgrind (build-valgrind/, x86-64-v3); slow.
+valgrind: deps models
+	bash scripts/valgrind.sh
+
 bench: build models
 	bash bench/run.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz build-valgrind

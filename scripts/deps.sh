@@ -23,6 +23,7 @@ APT_PACKAGES=(
   libcurl4-openssl-dev libhiredis-dev redis-server redis-tools
   libcmark-dev libxml2-dev libpoppler-glib-dev poppler-utils libcairo2-dev libfontconfig-dev
   libhnswlib-dev libfaiss-dev libsodium-dev nginx-light libmongoc-dev
+  clang-14 libclang-rt-14-dev libomp-14-dev valgrind
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }

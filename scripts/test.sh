@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs ragd's test suite: C unit tests (ctest) and black-box tests (pytest
 # against the real binary), on the release build and again on the
-# AddressSanitizer + UndefinedBehaviorSanitizer build. Ends with one line
-# "N passed, N failed" summing every runner.
+# AddressSanitizer + UndefinedBehaviorSanitizer build, then every libFuzzer
+# target for a short while (scripts/fuzz.sh; each target counts as one
+# test). Ends with one line "N passed, N failed" summing every runner.
 #
 #   scripts/test.sh            everything (what `make test` and CI run)
 #   scripts/test.sh e2e        only pytest, on $RAGD_BIN (default build/ragd)
+#
+#   RAGD_FUZZ_SECONDS          seconds per fuzz target (default 20; 0 skips fuzzing)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -71,6 +74,20 @@ run_pytest() { # binary label
   failed=$((failed + ${f:-0} + ${e:-0}))
 }
 
+run_fuzz() { # seconds
+  local log="$logdir/fuzz.log" ok bad rc
+  bash scripts/fuzz.sh "$1" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  ok=$(grep -cE "^fuzz: .* ok " "$log" || true)
+  bad=$(grep -cE "^fuzz: .* FAILED " "$log" || true)
+  passed=$((passed + ok))
+  failed=$((failed + bad))
+  if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+    echo "fuzzing did not run (see above)" >&2
+    failed=$((failed + 1))
+  fi
+}
+
 ensure_pytest || { echo "cannot set up the test environment" >&2; echo "0 passed, 1 failed"; exit 1; }
 
 # The deployment checks (tests/e2e/test_deploy.py) need helm, kubeconform and
@@ -93,6 +110,10 @@ else
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
   UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
     run_pytest build-asan/ragd asan
+  if [ "${RAGD_FUZZ_SECONDS:-20}" != 0 ]; then
+    echo "== fuzzing (libFuzzer + ASan + UBSan, ${RAGD_FUZZ_SECONDS:-20} s per target)"
+    run_fuzz "${RAGD_FUZZ_SECONDS:-20}"
+  fi
 fi
 rm -rf "$logdir"
 echo "$passed passed, $failed failed"

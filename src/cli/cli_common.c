@@ -389,6 +389,8 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	ro.on_change = app->on_change;
 	ro.on_change_ctx = app->on_change_ctx;
 	ro.max_top_k = (size_t)cfg->limits.max_top_k;
+	ro.search_timeout_ms = cfg->limits.search_timeout_ms;
+	ro.ingest_timeout_ms = cfg->limits.ingest_timeout_ms;
 	ro.chunk_size = cfg->chunking.size;
 	ro.chunk_overlap = cfg->chunking.overlap;
 	ro.cache = app->cache;

@@ -274,6 +274,7 @@ static int start_http(struct cli_app *app, struct http_ctx *ctx, int reuse_port,
 	so.reuse_port = reuse_port;
 	so.tls_cert = app->cfg->server.tls_cert;
 	so.tls_key = app->cfg->server.tls_key;
+	so.max_header_bytes = app->cfg->limits.max_header_bytes;
 	*out = http_server_start(&so, ctx, &err);
 	if (!*out) {
 		fprintf(stderr, "ragd: %s\n", err.msg);
@@ -316,6 +317,11 @@ static int serve_one(struct cli_app *app, int index, int generation)
 	gethostname(host, sizeof(host) - 1);
 	ctx.instance = host;
 	ctx.max_body_bytes = app->cfg->server.max_body_bytes;
+	ctx.json_limits.max_depth = app->cfg->limits.max_json_depth;
+	ctx.json_limits.max_elements = (size_t)app->cfg->limits.max_json_elements;
+	ctx.max_top_k = app->cfg->limits.max_top_k;
+	ctx.max_tokens = app->cfg->limits.max_tokens;
+	ctx.gen_timeout_ms = app->cfg->rag.timeout_ms;
 	ctx.ingest_root = app->cfg->ingest.root;
 	ctx.max_file_bytes = app->cfg->ingest.max_file_bytes;
 	ctx.access_log = app->cfg->log.access;

@@ -62,6 +62,12 @@ static const struct key keys[] = {
 	{ "server.tls_key", T_STR0, F(server.tls_key), 0, 0 },
 	{ "environment", T_STR, F(environment), 0, 0 },
 	{ "limits.max_top_k", T_INT, F(limits.max_top_k), 1, 100000 },
+	{ "limits.max_tokens", T_INT, F(limits.max_tokens), 1, 131072 },
+	{ "limits.max_json_depth", T_INT, F(limits.max_json_depth), 2, 1000 },
+	{ "limits.max_json_elements", T_INT, F(limits.max_json_elements), 16, 100000000 },
+	{ "limits.max_header_bytes", T_SIZE, F(limits.max_header_bytes), 4 * KIB, 16 * KIB * KIB },
+	{ "limits.search_timeout_ms", T_INT, F(limits.search_timeout_ms), 0, 3600000 },
+	{ "limits.ingest_timeout_ms", T_INT, F(limits.ingest_timeout_ms), 0, 3600000 },
 	{ "log.level", T_LEVEL, F(log.level), 0, 0 },
 	{ "log.access", T_BOOL, F(log.access), 0, 0 },
 	{ "log.file", T_STR, F(log.file), 0, 0 },
@@ -211,6 +217,12 @@ struct config *config_new(void)
 	cfg->log.access = true;
 	cfg->log.file = strdup("-");
 	cfg->limits.max_top_k = 1000;
+	cfg->limits.max_tokens = 4096;       /* a long answer; rag.timeout_ms bounds its time */
+	cfg->limits.max_json_depth = 32;     /* request bodies are flat; a filter needs ~18 */
+	cfg->limits.max_json_elements = 100000; /* ~10 MiB once parsed; a 2048-input embed fits */
+	cfg->limits.max_header_bytes = 64 * KIB; /* request line and headers of one request */
+	cfg->limits.search_timeout_ms = 10000;  /* a search that takes longer has failed */
+	cfg->limits.ingest_timeout_ms = 300000; /* one synchronous document, embedding included */
 	cfg->log.level = LOG_LEVEL_INFO;
 	cfg->models.embedder = strdup("models/all-MiniLM-L6-v2.gguf");
 	cfg->models.embed_batch = 32;
@@ -703,6 +715,14 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 		return rag_err_set(err, RAG_EINVAL, "replication.max_backoff_ms",
 				   "replication.max_backoff_ms: %d is less than replication.poll_ms "
 				   "(%d)", cfg->replication.max_backoff_ms, cfg->replication.poll_ms);
+	if (cfg->rag.max_tokens > cfg->limits.max_tokens)
+		return rag_err_set(err, RAG_EINVAL, "rag.max_tokens",
+				   "rag.max_tokens: %d is over limits.max_tokens (%d)",
+				   cfg->rag.max_tokens, cfg->limits.max_tokens);
+	if (cfg->rag.top_k > cfg->limits.max_top_k)
+		return rag_err_set(err, RAG_EINVAL, "rag.top_k",
+				   "rag.top_k: %d is over limits.max_top_k (%d)", cfg->rag.top_k,
+				   cfg->limits.max_top_k);
 	if (cfg->chunking.overlap >= cfg->chunking.size)
 		return rag_err_set(err, RAG_EINVAL, "chunking.overlap",
 				   "chunking.overlap: %d must be less than chunking.size (%d)",

@@ -20,7 +20,13 @@
  *   server.max_connections      1000          1..1000000
  *   server.connection_timeout_s 120           1..86400 (also server.keep_alive_timeout_s)
  *   server.workers              1             0..256 processes sharing the port (0 = CPUs)
- *   limits.max_top_k            1000          1..100000
+ *   limits.max_top_k            1000          1..100000 (search; /query also <= 100)
+ *   limits.max_tokens           4096          1..131072 (query, chat completions)
+ *   limits.max_json_depth       32            2..1000
+ *   limits.max_json_elements    100000        16..100000000 (elements + members, all levels)
+ *   limits.max_header_bytes     64k           4k..16m (request line + headers: 431)
+ *   limits.search_timeout_ms    10000         0..3600000 (0 = none; 504)
+ *   limits.ingest_timeout_ms    300000        0..3600000 (0 = none; 504)
  *   log.level                   info          debug|info|warn|error
  *   models.embedder             "models/all-MiniLM-L6-v2.gguf"
  *   models.embedders            ""            name=path,... loaded on first use
@@ -143,6 +149,12 @@ struct config {
 	} server;
 	struct {
 		int max_top_k;
+		int max_tokens;          /* largest max_tokens a generation request may ask for */
+		int max_json_depth;      /* nesting of any JSON a client sends */
+		int max_json_elements;   /* array elements and object members in it */
+		size_t max_header_bytes; /* request line and headers (431 above it) */
+		int search_timeout_ms;   /* deadline of one search; 0 = none (504 past it) */
+		int ingest_timeout_ms;   /* deadline of one synchronous ingest; 0 = none */
 	} limits;
 	struct {
 		int level; /* enum log_level */

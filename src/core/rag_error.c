@@ -26,6 +26,7 @@ static const struct {
 	{ RAG_EFORBIDDEN, "forbidden", 403 },
 	{ RAG_ERATELIMIT, "rate_limited", 429 },
 	{ RAG_ENOSPACE, "insufficient_storage", 507 },
+	{ RAG_ETIMEOUT, "deadline_exceeded", 504 },
 };
 
 void rag_err_clear(struct rag_err *err)

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "auth/auth.h"
+#include "core/json_scan.h"
 #include "core/sbuf.h"
 #include "core/str.h"
 
@@ -32,6 +33,7 @@ struct http_ctx {
 	const char *cors_methods; /* Access-Control-Allow-Methods of a preflight */
 	int cors_max_age_s;
 	size_t max_body_bytes;
+	struct json_limits json_limits; /* every JSON text a client sends (limits.max_json_*) */
 	const char *ingest_root;    /* server-side paths allowed under this directory; "" = none */
 	size_t max_file_bytes;      /* one uploaded or server-side file at most */
 	int access_log;        /* one log line per request */
@@ -44,6 +46,9 @@ struct http_ctx {
 	int model_threads;          /* threads an on-demand model computes with */
 	int answer_top_k;      /* /query defaults: rag.top_k, rag.max_tokens */
 	int answer_max_tokens;
+	int max_top_k;         /* limits.max_top_k: /query's top_k (search: the engine's) */
+	int max_tokens;        /* limits.max_tokens: /query's and chat's max_tokens */
+	int gen_timeout_ms;    /* rag.timeout_ms: chat completions without RAG stop there too */
 };
 
 /* Readiness as /ready reports it: 0, or RAG_EBUSY/RAG_EIO with the reason. */
@@ -120,6 +125,7 @@ struct http_resp {
 	const char *x_cache; /* X-Cache: HIT, MISS or BYPASS (searches); static or NULL */
 	enum http_error_style error_style; /* set by the handler before it decodes anything */
 	int retry_after_s;          /* > 0: a Retry-After header (set for RAG_EBUSY) */
+	int close;                  /* Connection: close (a connection over the limit) */
 	struct http_stream *stream; /* set by http_async (http_stream.h): answered by a worker */
 	const struct http_ctx *ctx; /* set by the server: its CORS settings */
 };

@@ -132,6 +132,7 @@ int http_chat_bind(struct http_req *req, struct rag_engine *eng, struct chat_req
 	if (strncmp(rq->model, HTTP_CHAT_RAG_PREFIX, strlen(HTTP_CHAT_RAG_PREFIX)) == 0)
 		return bind_rag(req, eng, rq, err);
 	rq->run = run_plain;
+	rq->params.timeout_ms = req->ctx->gen_timeout_ms;
 	if (g && strcmp(rq->model, g->name) == 0) {
 		rq->gen = g;
 		return 0;

@@ -214,8 +214,11 @@ static int refuse_unsupported(json_t *body, struct rag_err *err)
 	return 0;
 }
 
-static int read_request(json_t *body, struct chat_request *rq, struct rag_err *err)
+/* max_tokens_limit: limits.max_tokens, the most max_tokens may ask for (<= 0: 1 << 20). */
+static int read_request(json_t *body, int max_tokens_limit, struct chat_request *rq,
+			struct rag_err *err)
 {
+	long long limit = max_tokens_limit > 0 ? max_tokens_limit : 1 << 20;
 	json_t *v, *so;
 	long long max_tokens = 0;
 	int rc;
@@ -245,9 +248,10 @@ static int read_request(json_t *body, struct chat_request *rq, struct rag_err *e
 		if (!v || json_is_null(v))
 			continue;
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-		    json_integer_value(v) > 1 << 20)
+		    json_integer_value(v) > limit)
 			return rag_err_set(err, RAG_EINVAL, key,
-					   "field '%s' must be an integer from 1 to %d", key, 1 << 20);
+					   "field '%s' must be an integer from 1 to %lld "
+					   "(limits.max_tokens)", key, limit);
 		max_tokens = json_integer_value(v);
 	}
 	if (max_tokens) {
@@ -277,7 +281,11 @@ static int read_request(json_t *body, struct chat_request *rq, struct rag_err *e
 
 static const char *finish_reason(const struct gen_usage *u)
 {
-	return u->finish_reason && strcmp(u->finish_reason, "length") == 0 ? "length" : "stop";
+	/* OpenAI has no "timeout": a reply cut at rag.timeout_ms is cut short like "length". */
+	if (u->finish_reason && (strcmp(u->finish_reason, "length") == 0 ||
+				 strcmp(u->finish_reason, "timeout") == 0))
+		return "length";
+	return "stop";
 }
 
 static void chunk_head(struct job *j, struct sbuf *sb)
@@ -450,12 +458,10 @@ int http_oai_chat(struct http_req *req, struct http_resp *resp)
 		"response_format", "tools", "tool_choice", "parallel_tool_calls", "service_tier",
 		"metadata", "store", NULL
 	};
-	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_engine *eng;
 	struct job *j;
 	json_t *body;
 
-	if (!eng)
-		return 0;
 	body = http_json_body(req, resp, allowed);
 	if (!body)
 		return 0;
@@ -470,8 +476,21 @@ int http_oai_chat(struct http_req *req, struct http_resp *resp)
 	j->who = req->who;
 	snprintf(j->id, sizeof(j->id), "chatcmpl-%s", req->request_id ? req->request_id : "0");
 	j->created = (long long)time(NULL);
-	if (read_request(body, &j->rq, &j->err) < 0 ||
-	    http_chat_bind(req, eng, &j->rq, &j->err) < 0) {
+	if (read_request(body, req->ctx->max_tokens, &j->rq, &j->err) < 0) {
+		if (!j->err.code)
+			rag_err_set(&j->err, RAG_ENOMEM, NULL, "out of memory");
+		http_error(resp, &j->err);
+		json_decref(body);
+		job_free(j);
+		return 0;
+	}
+	eng = http_engine(req, resp);
+	if (!eng) {
+		json_decref(body);
+		job_free(j);
+		return 0;
+	}
+	if (http_chat_bind(req, eng, &j->rq, &j->err) < 0) {
 		if (!j->err.code)
 			rag_err_set(&j->err, RAG_ENOMEM, NULL, "out of memory");
 		http_error(resp, &j->err);

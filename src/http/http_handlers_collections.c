@@ -87,7 +87,7 @@ int http_collection_create(struct http_req *req, struct http_resp *resp)
 {
 	static const char *const allowed[] = { "name", "embedding_model", "chunk_size",
 					       "chunk_overlap", "stemming", "chunker", "index", NULL };
-	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_engine *eng;
 	struct rag_collection_spec spec = { 0 };
 	struct rag_collection_info info;
 	struct rag_err err = { 0 };
@@ -95,8 +95,6 @@ int http_collection_create(struct http_req *req, struct http_resp *resp)
 	char *index_json = NULL;
 	json_t *body;
 
-	if (!eng)
-		return 0;
 	body = http_json_body(req, resp, allowed);
 	if (!body)
 		return 0;
@@ -111,6 +109,9 @@ int http_collection_create(struct http_req *req, struct http_resp *resp)
 	spec.index_json = index_json;
 	spec.chunk_size = (int)size;
 	spec.chunk_overlap = (int)overlap;
+	eng = http_engine(req, resp);
+	if (!eng)
+		goto out;
 	if (rag_collection_create(eng, req->who.tenant, &spec, &info, &err) < 0) {
 		http_error(resp, &err);
 		goto out;
@@ -127,7 +128,7 @@ int http_collection_update(struct http_req *req, struct http_resp *resp)
 {
 	static const char *const allowed[] = { "embedding_model", "chunker", "chunk_size",
 					       "chunk_overlap", NULL };
-	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_engine *eng;
 	struct rag_collection_change chg = { NULL, NULL, 0, -1 };
 	struct store_job job;
 	struct rag_err err = { 0 };
@@ -136,8 +137,6 @@ int http_collection_update(struct http_req *req, struct http_resp *resp)
 	char job_id[RAG_JOB_ID_MAX + 1], link[64];
 	json_t *body;
 
-	if (!eng)
-		return 0;
 	body = http_json_body(req, resp, allowed);
 	if (!body)
 		return 0;
@@ -154,6 +153,9 @@ int http_collection_update(struct http_req *req, struct http_resp *resp)
 	}
 	chg.chunk_size = (int)size;
 	chg.chunk_overlap = (int)overlap;
+	eng = http_engine(req, resp);
+	if (!eng)
+		goto out;
 	if (rag_collection_change(eng, req->who.tenant, req->params[0], &chg, job_id, &err) < 0) {
 		http_error(resp, &err);
 		goto out;

@@ -45,8 +45,13 @@ static int document_put_raw(struct http_req *req, struct http_resp *resp, const 
 		return 0;
 	if (meta_s) {
 		json_error_t jerr;
-		json_t *m = json_loads(meta_s, 0, &jerr);
+		json_t *m;
 
+		if (json_scan(meta_s, strlen(meta_s), &req->ctx->json_limits, "metadata", &err) < 0) {
+			http_error(resp, &err);
+			return 0;
+		}
+		m = json_loads(meta_s, 0, &jerr);
 		if (!json_is_object(m)) {
 			json_decref(m);
 			http_errorf(resp, RAG_EINVAL, "metadata",
@@ -100,7 +105,7 @@ int http_document_put(struct http_req *req, struct http_resp *resp)
 {
 	static const char *const allowed[] = { "id", "text", "metadata", "format", NULL };
 	static const char *const raw_params[] = { "id", "format", "name", "metadata", NULL };
-	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_engine *eng;
 	struct rag_doc_in doc = { 0 };
 	struct rag_ingest_result res;
 	struct rag_err err = { 0 };
@@ -108,8 +113,6 @@ int http_document_put(struct http_req *req, struct http_resp *resp)
 	char *meta = NULL;
 	json_t *body;
 
-	if (!eng)
-		return 0;
 	ctype = http_header(req, "Content-Type");
 	if (is_document_type(ctype))
 		return document_put_raw(req, resp, ctype);
@@ -130,6 +133,9 @@ int http_document_put(struct http_req *req, struct http_resp *resp)
 	    http_json_string(body, "format", 0, &doc.format, NULL, resp) < 0)
 		goto out;
 	doc.metadata_json = meta;
+	eng = http_engine(req, resp);
+	if (!eng)
+		goto out;
 	if (rag_ingest(eng, req->who.tenant, req->params[0], &doc, &res, &err) < 0) {
 		http_error(resp, &err);
 		goto out;
@@ -195,7 +201,7 @@ int http_search(struct http_req *req, struct http_resp *resp)
 	static const char *const allowed[] = { "query", "top_k", "mode", "filter", "fusion",
 					       "rrf_k", "alpha", "cache", NULL };
 	static const char *const x_cache[] = { NULL, "MISS", "HIT", "BYPASS" };
-	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_engine *eng;
 	struct rag_search_result res = { 0 };
 	struct rag_err err = { 0 };
 	struct rag_query q = { 0 };
@@ -207,8 +213,6 @@ int http_search(struct http_req *req, struct http_resp *resp)
 	long long top_k = HTTP_DEFAULT_TOP_K;
 	json_t *body, *arr;
 
-	if (!eng)
-		return 0;
 	body = http_json_body(req, resp, allowed);
 	if (!body)
 		return 0;
@@ -254,8 +258,14 @@ int http_search(struct http_req *req, struct http_resp *resp)
 	 * measured and matches dense on paraphrased questions (bench/RESULTS.md).
 	 */
 	q.mode = RAG_MODE_HYBRID;
-	if ((mode && rag_mode_parse(mode, &q.mode, &err) < 0) ||
-	    rag_search(eng, req->who.tenant, req->params[0], &q, &res, &err) < 0) {
+	if (mode && rag_mode_parse(mode, &q.mode, &err) < 0) {
+		http_error(resp, &err);
+		goto out;
+	}
+	eng = http_engine(req, resp);
+	if (!eng)
+		goto out;
+	if (rag_search(eng, req->who.tenant, req->params[0], &q, &res, &err) < 0) {
 		http_error(resp, &err);
 		goto out;
 	}

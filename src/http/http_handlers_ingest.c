@@ -339,6 +339,11 @@ int http_documents_upload(struct http_req *req, struct http_resp *resp)
 	if (u.metadata) {
 		json_error_t jerr;
 
+		if (json_scan(u.metadata, strlen(u.metadata), &req->ctx->json_limits, "metadata",
+			      &err) < 0) {
+			http_error(resp, &err);
+			goto out;
+		}
 		meta = json_loads(u.metadata, 0, &jerr);
 		if (!json_is_object(meta)) {
 			http_errorf(resp, RAG_EINVAL, "metadata", "form field 'metadata' must be a"

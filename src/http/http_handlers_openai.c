@@ -261,7 +261,7 @@ int http_oai_embeddings(struct http_req *req, struct http_resp *resp)
 {
 	static const char *const allowed[] = { "input", "model", "encoding_format", "dimensions",
 					       "user", NULL };
-	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_engine *eng;
 	struct rag_err err = { 0 };
 	struct embedder *e, *cached = NULL;
 	const char *model = NULL, *format = NULL;
@@ -271,16 +271,26 @@ int http_oai_embeddings(struct http_req *req, struct http_resp *resp)
 	float *vecs = NULL;
 	json_t *body;
 
-	if (!eng)
-		return 0;
 	body = http_json_body(req, resp, allowed);
 	if (!body)
 		return 0;
-	e = rag_engine_embedder(eng);
 	if (http_json_string(body, "model", 1, &model, NULL, resp) < 0 ||
 	    http_json_string(body, "encoding_format", 0, &format, NULL, resp) < 0 ||
 	    http_json_int(body, "dimensions", 1, 1 << 20, &dims, resp) < 0)
 		goto out;
+	if (format && strcmp(format, "float") != 0 && strcmp(format, "base64") != 0) {
+		http_errorf(resp, RAG_EINVAL, "encoding_format",
+			    "field 'encoding_format' must be 'float' or 'base64'");
+		goto out;
+	}
+	if (read_inputs(body, &texts, &lens, &n, &err) < 0) {
+		http_error(resp, &err);
+		goto out;
+	}
+	eng = http_engine(req, resp);
+	if (!eng)
+		goto out;
+	e = rag_engine_embedder(eng);
 	if (strcmp(model, e->name) != 0) {
 		cached = on_demand_embedder(req, model, &err);
 		if (!cached) {
@@ -289,19 +299,10 @@ int http_oai_embeddings(struct http_req *req, struct http_resp *resp)
 		}
 		e = cached;
 	}
-	if (format && strcmp(format, "float") != 0 && strcmp(format, "base64") != 0) {
-		http_errorf(resp, RAG_EINVAL, "encoding_format",
-			    "field 'encoding_format' must be 'float' or 'base64'");
-		goto out;
-	}
 	if (dims != 0 && (size_t)dims != e->dim) {
 		http_errorf(resp, RAG_EINVAL, "dimensions",
 			    "model '%s' makes %zu dimensions; 'dimensions' cannot change that",
 			    e->name, e->dim);
-		goto out;
-	}
-	if (read_inputs(body, &texts, &lens, &n, &err) < 0) {
-		http_error(resp, &err);
 		goto out;
 	}
 	vecs = malloc(n * e->dim * sizeof(*vecs));

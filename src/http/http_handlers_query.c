@@ -206,28 +206,30 @@ int http_query(struct http_req *req, struct http_resp *resp)
 	static const char *const allowed[] = { "question", "top_k", "mode", "filters", "stream",
 					       "session_id", "max_tokens", "temperature", "cache",
 					       NULL };
-	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_engine *eng;
 	struct query_job *j = NULL;
 	struct rag_err err = { 0 };
 	const char *question = NULL, *mode = NULL, *session = NULL, *fkey = "filters";
 	char *filter_text = NULL;
 	long long top_k = req->ctx->answer_top_k > 0 ? req->ctx->answer_top_k : 5;
 	long long max_tokens = req->ctx->answer_max_tokens > 0 ? req->ctx->answer_max_tokens : 256;
+	/* The prompt holds at most 100 sources; limits.max_top_k may lower that. */
+	long long max_top_k = req->ctx->max_top_k > 0 && req->ctx->max_top_k < 100
+				      ? req->ctx->max_top_k : 100;
+	long long max_tokens_limit = req->ctx->max_tokens > 0 ? req->ctx->max_tokens : 8192;
 	double temperature = 0;
 	size_t question_len = 0;
 	json_t *body, *stream, *use_cache;
 
-	if (!eng)
-		return 0;
 	body = http_json_body(req, resp, allowed);
 	if (!body)
 		return 0;
 	if (http_json_string(body, "question", 1, &question, &question_len, resp) < 0 ||
-	    http_json_int(body, "top_k", 1, 100, &top_k, resp) < 0 ||
+	    http_json_int(body, "top_k", 1, max_top_k, &top_k, resp) < 0 ||
 	    http_json_string(body, "mode", 0, &mode, NULL, resp) < 0 ||
 	    http_json_object_text(body, fkey, &filter_text, resp) < 0 ||
 	    http_json_string(body, "session_id", 0, &session, NULL, resp) < 0 ||
-	    http_json_int(body, "max_tokens", 1, 8192, &max_tokens, resp) < 0 ||
+	    http_json_int(body, "max_tokens", 1, max_tokens_limit, &max_tokens, resp) < 0 ||
 	    number_field(body, "temperature", 0, 2, &temperature, resp) < 0)
 		goto out;
 	stream = json_object_get(body, "stream");
@@ -259,6 +261,9 @@ int http_query(struct http_req *req, struct http_resp *resp)
 	j->filter_key = filter_text; /* compact with sorted keys: canonical */
 	filter_text = NULL;
 	j->no_cache = use_cache && json_is_false(use_cache);
+	eng = http_engine(req, resp);
+	if (!eng)
+		goto out;
 	j->eng = eng;
 	j->auth = req->ctx->auth;
 	j->who = req->who;

@@ -31,7 +31,7 @@
 int http_shard_search(struct http_req *req, struct http_resp *resp)
 {
 	static const char *const allowed[] = { "collection", "vector", "k", "filter", NULL };
-	struct rag_engine *eng = http_engine(req, resp);
+	struct rag_engine *eng;
 	struct rag_filter *filter = NULL;
 	struct rag_err err = { 0 };
 	const char *collection = NULL;
@@ -43,8 +43,7 @@ int http_shard_search(struct http_req *req, struct http_resp *resp)
 	size_t dim, n = 0, i;
 	uint64_t held;
 
-	if (!eng)
-		return 0;
+	/* The whole body is decoded before the engine is asked for (fuzz/fuzz_request.c). */
 	body = http_json_body(req, resp, allowed);
 	if (!body)
 		return 0;
@@ -76,6 +75,9 @@ int http_shard_search(struct http_req *req, struct http_resp *resp)
 		http_error(resp, &err);
 		goto out;
 	}
+	eng = http_engine(req, resp);
+	if (!eng)
+		goto out;
 	if (rag_search_local_dense(eng, req->who.tenant, collection, qv, dim, (size_t)k,
 				   rag_filter_tree(filter), id, sc, &n, &err) < 0) {
 		http_error(resp, &err);

@@ -11,12 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_scan.h"
 #include "core/rag_error.h"
 #include "text/utf8.h"
 
 #include "core/banned.h"
-
-#define HTTP_JSON_MAX_DEPTH 32 /* request bodies are flat; deep nesting is an attack */
 
 /*
  * The top-level key whose value contains byte `at` (the client's field), or
@@ -65,33 +64,9 @@ static void key_around(const char *s, size_t at, char *key, size_t key_size)
 		snprintf(key, key_size, "%.*s", (int)key_len, s + key_start);
 }
 
-static int depth_of(json_t *v, int depth)
-{
-	const char *k;
-	json_t *child;
-	size_t i;
-	int max = depth;
-
-	if (depth > HTTP_JSON_MAX_DEPTH)
-		return depth;
-	if (json_is_object(v)) {
-		json_object_foreach(v, k, child) {
-			int d = depth_of(child, depth + 1);
-
-			max = d > max ? d : max;
-		}
-	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, child) {
-			int d = depth_of(child, depth + 1);
-
-			max = d > max ? d : max;
-		}
-	}
-	return max;
-}
-
 json_t *http_json_body(struct http_req *req, struct http_resp *resp, const char *const *allowed)
 {
+	struct rag_err err = { 0 };
 	json_error_t jerr;
 	json_t *root;
 	const char *key;
@@ -111,6 +86,10 @@ json_t *http_json_body(struct http_req *req, struct http_resp *resp, const char 
 			    field[0] ? "field " : "request body", field, bad);
 		return NULL;
 	}
+	if (json_scan(req->body, req->body_len, &req->ctx->json_limits, "body", &err) < 0) {
+		http_error(resp, &err);
+		return NULL;
+	}
 	root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (!root) {
 		http_errorf(resp, RAG_EINVAL, "body", "malformed JSON at line %d, column %d: %s",
@@ -120,12 +99,6 @@ json_t *http_json_body(struct http_req *req, struct http_resp *resp, const char 
 	if (!json_is_object(root)) {
 		json_decref(root);
 		http_errorf(resp, RAG_EINVAL, "body", "request body must be a JSON object");
-		return NULL;
-	}
-	if (depth_of(root, 0) > HTTP_JSON_MAX_DEPTH) {
-		json_decref(root);
-		http_errorf(resp, RAG_EINVAL, "body", "JSON nested deeper than %d levels",
-			    HTTP_JSON_MAX_DEPTH);
 		return NULL;
 	}
 	json_object_foreach(root, key, val) {

@@ -26,6 +26,15 @@
  * from epoll set"); it happened here about once in fifty shutdowns. With
  * poll, quiescing only sets flags. At the connection limit (1000 by
  * default) a poll set costs little next to the work each request does.
+ *
+ * Limits answer in JSON like every other error. libmicrohttpd itself only
+ * drops connections over its limit and answers oversized headers with an
+ * HTML 431, so ragd keeps both of its own just inside libmicrohttpd's: it
+ * counts open connections (a request on one over server.max_connections gets
+ * 503 with Retry-After and Connection: close; libmicrohttpd's limit, a
+ * little higher, leaves room to say so), and adds up the request line and
+ * headers (over limits.max_header_bytes: 431; the connection's memory pool
+ * is twice that, so headers up to the limit always fit).
  */
 #include "http/http_server.h"
 
@@ -58,6 +67,7 @@
 
 #define HTTP_REQUEST_ID_MAX 64 /* longer client ids are replaced, not truncated */
 #define HTTP_STOP_STREAMS_MS 10000 /* cancelled generations stop at their next token */
+#define HTTP_CONN_SPARE 64 /* connections over the limit that can still be told 503 */
 
 struct http_server {
 	struct MHD_Daemon *d;
@@ -66,6 +76,9 @@ struct http_server {
 	int port;
 	int quiesced;
 	atomic_int in_flight; /* requests begun whose response is not yet sent */
+	atomic_int n_conns;   /* open connections */
+	int max_conns;
+	size_t max_header_bytes;
 };
 
 /* One request's state across libmicrohttpd's calls. */
@@ -75,6 +88,7 @@ struct conn {
 	int route_id;
 	int queued;                 /* its response is queued */
 	int too_big;
+	int refuse;                 /* 503 (over max_conns) or 431 (headers), after the body */
 	double start_ms;
 	char request_id[HTTP_REQUEST_ID_MAX + 1];
 };
@@ -251,6 +265,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *res
 		MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"ragd\"");
 	if (resp->ctx)
 		cors_headers(resp->ctx, c, r);
+	if (resp->close)
+		MHD_add_response_header(r, "Connection", "close");
 	if (resp->retry_after_s > 0) {
 		char ra[16];
 
@@ -329,6 +345,59 @@ static void preflight(struct http_server *srv, struct MHD_Connection *c, const c
 		MHD_destroy_response(r);
 	}
 	sbuf_release(&resp.body);
+}
+
+/* The 503 and 431 of the limits in the file comment. */
+static void reply_refused(struct http_server *srv, struct MHD_Connection *c, struct conn *cn,
+			  const char *method, const char *url)
+{
+	struct http_resp resp = { 0 };
+
+	sbuf_init(&resp.body, 0);
+	if (http_is_openai_path(url))
+		resp.error_style = HTTP_ERRORS_OPENAI;
+	if (cn->refuse == 503) {
+		http_errorf(&resp, RAG_EBUSY, NULL,
+			    "too many open connections (server.max_connections is %d): retry later",
+			    srv->max_conns);
+		resp.retry_after_s = 1;
+		resp.close = 1;
+	} else {
+		http_errorf(&resp, RAG_ETOOBIG, "headers",
+			    "request line and headers are larger than %zu bytes "
+			    "(limits.max_header_bytes)", srv->max_header_bytes);
+	}
+	resp.status = cn->refuse;
+	finish(srv, cn, method, url, -1, resp.status);
+	send_resp(c, &resp, cn->request_id, NULL);
+	sbuf_release(&resp.body);
+}
+
+static enum MHD_Result add_header_len(void *cls, enum MHD_ValueKind kind, const char *key,
+				      const char *value)
+{
+	size_t *n = cls;
+
+	(void)kind;
+	*n += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+	return MHD_YES;
+}
+
+/* Whether this request must be refused before it runs (see reply_refused). */
+static int refusal(struct http_server *srv, struct MHD_Connection *c, const char *method,
+		   const char *url)
+{
+	size_t n = strlen(method) + strlen(url) + sizeof(" HTTP/1.1\r\n");
+
+	if (atomic_load(&srv->n_conns) > srv->max_conns)
+		return 503;
+	if (srv->max_header_bytes) {
+		MHD_get_connection_values(c, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_header_len,
+					  &n);
+		if (n > srv->max_header_bytes)
+			return 431;
+	}
+	return 0;
 }
 
 static void dispatch(struct http_server *srv, struct MHD_Connection *c, const char *method,
@@ -440,6 +509,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		request_id(c, cn->request_id);
 		atomic_fetch_add(&srv->in_flight, 1);
 		*con_cls = cn;
+		cn->refuse = refusal(srv, c, method, url);
 		if (cl && strtoull(cl, NULL, 10) > limit)
 			cn->too_big = 1;
 		return MHD_YES;
@@ -451,9 +521,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (*upload_size > 0) {
 		if (!cn->too_big && cn->body.len + *upload_size > limit)
 			cn->too_big = 1;
-		if (!cn->too_big)
+		if (!cn->too_big && !cn->refuse)
 			sbuf_add(&cn->body, upload_data, *upload_size);
 		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (cn->refuse) {
+		reply_refused(srv, c, cn, method, url);
 		return MHD_YES;
 	}
 	if (cn->too_big || sbuf_error(&cn->body)) {
@@ -582,7 +656,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 			  enum MHD_ConnectionNotificationCode code)
 {
-	(void)cls, (void)c, (void)socket_context;
+	struct http_server *srv = cls;
+
+	(void)c, (void)socket_context;
+	atomic_fetch_add(&srv->n_conns, code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
 	http_metrics_connection(code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
 }
 
@@ -652,6 +729,9 @@ struct http_server *http_server_start(const struct http_server_options *o, struc
 		return NULL;
 	}
 	atomic_init(&srv->in_flight, 0);
+	atomic_init(&srv->n_conns, 0);
+	srv->max_conns = o->max_connections;
+	srv->max_header_bytes = o->max_header_bytes;
 	addr.sin_family = AF_INET;
 	addr.sin_port = htons((uint16_t)o->port);
 	if (inet_pton(AF_INET, o->host, &addr.sin_addr) != 1) {
@@ -678,7 +758,10 @@ struct http_server *http_server_start(const struct http_server_options *o, struc
 				  (uint16_t)o->port, NULL, NULL, on_request, srv,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)o->threads,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o->max_connections,
+				  MHD_OPTION_CONNECTION_LIMIT,
+				  (unsigned int)o->max_connections + HTTP_CONN_SPARE,
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+				  o->max_header_bytes ? 2 * o->max_header_bytes : (size_t)32 * 1024,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->connection_timeout_s,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 				  MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,

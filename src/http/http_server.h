@@ -17,7 +17,7 @@ struct http_server_options {
 	const char *host;           /* address to bind, e.g. "127.0.0.1" or "0.0.0.0" */
 	int port;                   /* 0 = any free port; see http_server_port() */
 	int threads;                /* pool size, >= 1 */
-	int max_connections;
+	int max_connections;        /* open connections served; more get 503 and are closed */
 	int connection_timeout_s;   /* idle keep-alive connections are closed after this */
 	const char *tls_cert;       /* PEM files: both set = HTTPS (GnuTLS in libmicrohttpd); */
 	const char *tls_key;        /* NULL or "" = plain HTTP */
@@ -27,6 +27,7 @@ struct http_server_options {
 	 * already in use is an error.
 	 */
 	int reuse_port;
+	size_t max_header_bytes;    /* request line and headers; more get 431 (0: MHD's default) */
 };
 
 /* True when this libmicrohttpd can serve HTTPS (built with GnuTLS). */

@@ -312,7 +312,9 @@ static int decode_prompt(struct llama_context *c, llama_token *toks, int n, doub
 		int rc;
 
 		if (deadline > 0 && now_ms() > deadline)
-			return rag_err_set(err, RAG_EBUSY, NULL, "the deadline passed during the prompt");
+			return rag_err_set(err, RAG_ETIMEOUT, NULL,
+					   "the generation's deadline (rag.timeout_ms) passed during "
+					   "the prompt");
 		rc = llama_decode(c, llama_batch_get_one(toks + i, k));
 		if (rc != 0)
 			return rag_err_set(err, RAG_EINTERNAL, NULL,

@@ -259,7 +259,8 @@ static int ingest(struct rag_engine *eng, const char *tenant, const char *collec
 	struct store_put_result pr = { 0 };
 	struct rag_coll *coll = NULL;
 	char *stored = NULL, *blocks = NULL;
-	double t0;
+	int tmo = eng->opts.ingest_timeout_ms;
+	double t0, deadline = tmo > 0 ? rag_now_ms() + tmo : 0;
 	int rc = 0;
 
 	*stale = 0;
@@ -294,11 +295,18 @@ static int ingest(struct rag_engine *eng, const char *tenant, const char *collec
 	t0 = rag_now_ms();
 	rc = extract(eng, doc, &w.xd, err);
 	res->extract_ms = rag_now_ms() - t0;
+	if (rc == 0)
+		rc = rag_deadline_check(deadline, "extracting the document",
+					"limits.ingest_timeout_ms", tmo, err);
 	if (rc < 0)
 		goto out;
+	/* Nothing is stored past the deadline: a client that gave up may retry. */
 	rc = prepare(eng, coll, &w, res, err);
 	if (rc == 0)
 		rc = extract_blocks_encode(&w.xd, &blocks, err);
+	if (rc == 0)
+		rc = rag_deadline_check(deadline, "chunking and embedding the document",
+					"limits.ingest_timeout_ms", tmo, err);
 	if (rc < 0)
 		goto out;
 	sd.id = res->id;

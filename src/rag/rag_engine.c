@@ -42,6 +42,15 @@ double rag_now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+int rag_deadline_check(double deadline, const char *what, const char *key, int timeout_ms,
+		       struct rag_err *err)
+{
+	if (deadline <= 0 || rag_now_ms() <= deadline)
+		return 0;
+	return rag_err_set(err, RAG_ETIMEOUT, NULL, "%s ran past its deadline of %d ms (%s)", what,
+			   timeout_ms, key);
+}
+
 void rag_engine_default_options(struct rag_engine_options *o)
 {
 	memset(o, 0, sizeof(*o));

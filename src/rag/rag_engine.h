@@ -50,6 +50,8 @@ struct rag_engine_options {
 	void (*on_change)(void *ctx);
 	void *on_change_ctx;
 	size_t max_top_k;       /* the largest top_k a search may ask for */
+	int search_timeout_ms;  /* one search's deadline (504 past it); 0 = none */
+	int ingest_timeout_ms;  /* one document's ingest, before it is stored; 0 = none */
 	int chunk_size;         /* defaults for new collections, in model tokens */
 	int chunk_overlap;
 	struct cache *cache;    /* embeddings, search results, answers; NULL = none; borrowed */

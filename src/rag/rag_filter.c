@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_scan.h"
 #include "core/rag_error.h"
 #include "store/store_filter.h"
 
@@ -228,6 +229,13 @@ static int parse_object(struct parse *p, json_t *obj, struct store_filter *out, 
 int rag_filter_parse(const char *json, size_t len, struct rag_filter **out, struct rag_err *err)
 {
 	struct rag_filter *f = calloc(1, sizeof(*f));
+	/*
+	 * A filter level is an object and an array ($or: [...]); a value list is
+	 * one more array. Checked before parsing so that no client text makes
+	 * jansson build more than a legal filter could hold.
+	 */
+	static const struct json_limits lim = { 2 * FILTER_MAX_DEPTH + 2,
+						FILTER_MAX_NODES * (FILTER_MAX_VALUES + 2) };
 	struct parse p = { f, err };
 	json_error_t jerr;
 	int rc;
@@ -235,6 +243,9 @@ int rag_filter_parse(const char *json, size_t len, struct rag_filter **out, stru
 	*out = NULL;
 	if (!f)
 		return rag_err_set(err, RAG_ENOMEM, "filter", "out of memory");
+	rc = json_scan(json, len, &lim, "filter", err);
+	if (rc < 0)
+		goto fail;
 	f->root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!f->root) {
 		rc = rag_err_set(err, RAG_EINVAL, "filter", "filter is not valid JSON: %s", jerr.text);

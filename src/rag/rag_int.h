@@ -185,6 +185,14 @@ char *rag_index_path(struct rag_engine *eng, int64_t collection_id);
 double rag_now_ms(void);
 
 /*
+ * A request's deadline (rag_now_ms() + timeout, or 0 for none) checked
+ * between stages: RAG_ETIMEOUT naming `key` (the config key that sets it)
+ * once it has passed, saying which stage ran over; else 0.
+ */
+int rag_deadline_check(double deadline, const char *what, const char *key, int timeout_ms,
+		       struct rag_err *err);
+
+/*
  * Adds what names a collection's state to a cache key (rag_cache.c): this
  * build (version and commit: ranking code changes between builds), the
  * tenant, the collection's id and creation time (so separate stores that

@@ -367,6 +367,8 @@ int rag_search(struct rag_engine *eng, const char *tenant, const char *collectio
 	struct qcache qc = { 0 };
 	size_t depth;
 	double t0 = rag_now_ms(), t1;
+	int tmo = eng->opts.search_timeout_ms;
+	double deadline = tmo > 0 ? t0 + tmo : 0;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -417,6 +419,9 @@ int rag_search(struct rag_engine *eng, const char *tenant, const char *collectio
 	}
 	if (q->mode != RAG_MODE_LEXICAL) {
 		rc = dense(eng, coll, q, &qc, depth, q->filter ? &vf : NULL, &d, out, err);
+		if (rc == 0)
+			rc = rag_deadline_check(deadline, "the search's dense part",
+						"limits.search_timeout_ms", tmo, err);
 		if (rc < 0)
 			goto out;
 	}
@@ -429,6 +434,9 @@ int rag_search(struct rag_engine *eng, const char *tenant, const char *collectio
 			     : lexical_search_filtered(coll->lx, q->text, depth,
 						       q->filter ? keep_allowed : NULL, &allow, l.ids,
 						       l.scores, &l.n, err);
+		if (rc == 0)
+			rc = rag_deadline_check(deadline, "the search's lexical part",
+						"limits.search_timeout_ms", tmo, err);
 		if (rc < 0)
 			goto out;
 	}

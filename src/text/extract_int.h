@@ -89,4 +89,12 @@ int extract_pdf(const char *data, size_t len, const struct extract_options *opts
  */
 #define EXTRACT_PDF_MAGIC "RAGDPDF1\n"
 
+/*
+ * Reads the helper's output o (magic, then frames) into b. Returns 0, a
+ * negative RAG_E* code with err set (an 'E' frame, text that is not UTF-8, no
+ * pages), or 1 when the output is malformed (the caller reports the helper's
+ * exit status). Exposed for the frame parser's fuzz target.
+ */
+int extract_pdf_frames(const struct sbuf *o, struct extract_builder *b, struct rag_err *err);
+
 #endif

@@ -233,7 +233,7 @@ static int next_frame(const struct sbuf *o, size_t *pos, char *tag, const char *
 	return 0;
 }
 
-static int parse_output(const struct sbuf *o, struct extract_builder *b, struct rag_err *err)
+int extract_pdf_frames(const struct sbuf *o, struct extract_builder *b, struct rag_err *err)
 {
 	size_t pos = sizeof(EXTRACT_PDF_MAGIC) - 1, len;
 	unsigned page = 0, n_pages = 0;
@@ -318,7 +318,7 @@ int extract_pdf(const char *data, size_t len, const struct extract_options *opts
 	while (waitpid(r.pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (rc == 0) {
-		rc = parse_output(&r.out, b, err);
+		rc = extract_pdf_frames(&r.out, b, err);
 		if (rc > 0)
 			rc = rag_err_set(err, RAG_EINVAL, "file", "PDF could not be read: %s",
 					 WIFEXITED(status) && WEXITSTATUS(status) == 0

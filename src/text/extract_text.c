@@ -204,7 +204,7 @@ int extract_decode_text(const char *data, size_t len, struct sbuf *out, struct r
 {
 	const unsigned char *d = (const unsigned char *)data;
 	struct sbuf tmp = SBUF_INIT;
-	size_t skip = 0;
+	size_t skip = 0, start = out->len, n_bom = 0;
 	int le, rc = 0;
 
 	le = utf16_guess(d, len);
@@ -227,6 +227,18 @@ out:
 	sbuf_release(&tmp);
 	if (rc == 0 && sbuf_error(out))
 		rc = rag_err_set(err, RAG_ENOMEM, NULL, "out of memory while decoding text");
+	/*
+	 * More BOMs (U+FEFF) at the start are no text either, and cmark skips
+	 * one there, which would shift every Markdown source position by three
+	 * bytes (found by fuzz_chunk: a block ending inside a code point).
+	 */
+	while (rc == 0 && out->len - start - n_bom >= 3 &&
+	       memcmp(out->buf + start + n_bom, "\xEF\xBB\xBF", 3) == 0)
+		n_bom += 3;
+	if (n_bom) {
+		memmove(out->buf + start, out->buf + start + n_bom, out->len - start - n_bom);
+		sbuf_truncate(out, out->len - n_bom);
+	}
 	return rc;
 }
 

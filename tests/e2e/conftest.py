@@ -9,6 +9,11 @@ listen on 127.0.0.1 only, each on its own free port and temporary data dir.
 Every server and CLI process is checked after it ends: a non-zero exit code,
 or "ERROR: AddressSanitizer" / "runtime error:" (UBSan) on its stderr, fails
 the test that owns it.
+
+With RAGD_VALGRIND=1, `ragd serve` runs under valgrind's memcheck (see
+scripts/valgrind.sh): errors or definite leaks make it exit 99, which fails
+the test like any bad exit (the report, written next to the server's stderr
+as <stderr>.valgrind, is quoted), and every timeout is ten times longer.
 """
 import http.client
 import json
@@ -29,9 +34,16 @@ RAGD_BIN = os.environ.get("RAGD_BIN", str(REPO / "build" / "ragd"))
 RAGD_MODEL = os.environ.get("RAGD_MODEL", str(REPO / "models" / "all-MiniLM-L6-v2.gguf"))
 DATA = Path(__file__).resolve().parent / "data"
 
-READY_TIMEOUT_S = float(os.environ.get("RAGD_READY_TIMEOUT", "60"))
-REQUEST_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 30.0
+VALGRIND = os.environ.get("RAGD_VALGRIND") == "1"
+SLOW = 10.0 if VALGRIND else 1.0
+VALGRIND_CMD = ["valgrind", "--tool=memcheck", "--leak-check=full",
+                "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
+                "--error-exitcode=99", "--num-callers=30",
+                f"--suppressions={REPO / 'scripts' / 'valgrind.supp'}"]
+
+READY_TIMEOUT_S = float(os.environ.get("RAGD_READY_TIMEOUT", "60")) * SLOW
+REQUEST_TIMEOUT_S = 60.0 * SLOW
+STOP_TIMEOUT_S = 30.0 * SLOW
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
@@ -160,6 +172,8 @@ class RagdServer:
             self._stderr_file = open(self.stderr_path, "wb")
             cmd = [RAGD_BIN, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
                    "--host", "127.0.0.1", "--model", RAGD_MODEL, *self.extra_args]
+            if VALGRIND:  # its report in a file of its own: stderr stays JSON lines
+                cmd = VALGRIND_CMD + [f"--log-file={self.stderr_path}.valgrind"] + cmd
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._stderr_file,
                                          stderr=subprocess.STDOUT, env=ragd_env(self.env))
             if self._wait_ready(timeout):
@@ -184,8 +198,8 @@ class RagdServer:
             if self.proc.poll() is not None:
                 return False
             try:
-                status, body, _ = http_request("127.0.0.1", self.port, "GET", "/ready", timeout=5,
-                                               ssl_context=self.ssl_context)
+                status, body, _ = http_request("127.0.0.1", self.port, "GET", "/ready",
+                                               timeout=5 * SLOW, ssl_context=self.ssl_context)
                 if status == 200 and body and body.get("status") == "ready":
                     return True
             except OSError:
@@ -213,6 +227,12 @@ class RagdServer:
         msgs = []
         if rc != 0:
             msgs.append(f"ragd serve exit status {rc}")
+        if VALGRIND and rc == 99:
+            try:
+                vg = Path(f"{self.stderr_path}.valgrind").read_text(errors="replace")
+            except OSError:
+                vg = ""
+            msgs.append(f"valgrind report:\n{vg[-8000:]}")
         if found:
             msgs.append("sanitizer reports:\n  " + "\n  ".join(found[:20]))
         if msgs:

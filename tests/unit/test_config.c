@@ -221,6 +221,42 @@ static void test_out_of_range(void **state)
 	config_free(cfg);
 }
 
+/* The limits.* keys: defaults, ranges, and the answer defaults kept under them. */
+static void test_limits(void **state)
+{
+	struct config *cfg = config_new();
+	struct rag_err err = { 0 };
+
+	(void)state;
+	assert_int_equal(cfg->limits.max_tokens, 4096);
+	assert_int_equal(cfg->limits.max_json_depth, 32);
+	assert_int_equal(cfg->limits.max_json_elements, 100000);
+	assert_int_equal(cfg->limits.max_header_bytes, 64 * 1024);
+	assert_int_equal(cfg->limits.search_timeout_ms, 10000);
+	assert_int_equal(cfg->limits.ingest_timeout_ms, 300000);
+	assert_int_equal(config_set(cfg, "limits.max_json_depth", "1", "t", &err), RAG_EINVAL);
+	assert_string_equal(err.field, "limits.max_json_depth");
+	rag_err_clear(&err);
+	assert_int_equal(config_set(cfg, "limits.max_header_bytes", "1k", "t", &err), RAG_EINVAL);
+	assert_int_equal(config_set(cfg, "limits.max_header_bytes", "8k", "t", &err), 0);
+	assert_int_equal(cfg->limits.max_header_bytes, 8192);
+	assert_int_equal(config_set(cfg, "limits.search_timeout_ms", "0", "t", &err), 0);
+	assert_int_equal(config_set(cfg, "limits.ingest_timeout_ms", "-1", "t", &err), RAG_EINVAL);
+	assert_int_equal(config_validate(cfg, &err), 0);
+	/* rag.max_tokens and rag.top_k are defaults a request may not exceed itself. */
+	assert_int_equal(config_set(cfg, "limits.max_tokens", "100", "t", &err), 0);
+	rag_err_clear(&err); /* the first error recorded is kept */
+	assert_int_equal(config_validate(cfg, &err), RAG_EINVAL);
+	assert_string_equal(err.field, "rag.max_tokens");
+	assert_int_equal(config_set(cfg, "rag.max_tokens", "100", "t", &err), 0);
+	assert_int_equal(config_validate(cfg, &err), 0);
+	assert_int_equal(config_set(cfg, "limits.max_top_k", "4", "t", &err), 0);
+	rag_err_clear(&err);
+	assert_int_equal(config_validate(cfg, &err), RAG_EINVAL);
+	assert_string_equal(err.field, "rag.top_k");
+	config_free(cfg);
+}
+
 static void test_env_beats_file(void **state)
 {
 	struct config *cfg = config_new();
@@ -498,6 +534,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_key),
 		cmocka_unit_test(test_bad_type),
 		cmocka_unit_test(test_out_of_range),
+		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_env_beats_file),
 		cmocka_unit_test(test_env_aliases),
 		cmocka_unit_test(test_cache_keys),

@@ -301,6 +301,36 @@ static void test_markdown_structure(void **state)
 	extract_document_release(&d);
 }
 
+/*
+ * Two BOMs: the second (U+FEFF) is dropped too, else cmark skips it and every
+ * block is three bytes off (fuzz/corpus/fuzz_chunk/regress-double-bom.bin).
+ */
+static void test_markdown_double_bom(void **state)
+{
+	static const char utf8[] = "\xEF\xBB\xBF\xEF\xBB\xBF# T\xC3\xA9\n\nBody \xE6\xB1\xB7";
+	static const unsigned char utf16[] = { 0xFE, 0xFF, 0xFE, 0xFF, 0, '#', 0, ' ', 0, 'T',
+					       0, '\n', 0, '\n', 0x6C, 0x77 };
+	struct extract_options o = { .format = EXTRACT_MARKDOWN };
+	const struct extract_block *b;
+	struct extract_document d;
+
+	(void)state;
+	assert_int_equal(run(utf8, strlen(utf8), &o, &d, NULL), 0);
+	check_doc(&d);
+	assert_string_equal(d.text, "# T\xC3\xA9\n\nBody \xE6\xB1\xB7");
+	b = find_block(&d, "Body");
+	assert_memory_equal(d.text + b->start, "Body \xE6\xB1\xB7", b->end - b->start);
+	assert_int_equal(b->end, d.text_len);
+	extract_document_release(&d);
+	assert_int_equal(run(utf16, sizeof(utf16), &o, &d, NULL), 0);
+	check_doc(&d);
+	assert_string_equal(d.text, "# T\n\n\xE6\xB1\xB7");
+	b = find_block(&d, "\xE6\xB1\xB7");
+	assert_int_equal(b->start, 5);
+	assert_int_equal(b->end, d.text_len);
+	extract_document_release(&d);
+}
+
 static void test_markdown_latin1_crlf(void **state)
 {
 	const char *md = "# Caf\xE9\r\n\r\nTexte fran\xE7" "ais.\r\n";
@@ -405,6 +435,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_text_line_ends_and_bom),
+		cmocka_unit_test(test_markdown_double_bom),
 		cmocka_unit_test(test_text_utf16),
 		cmocka_unit_test(test_text_latin1_and_broken_utf8),
 		cmocka_unit_test(test_binary_refused),
