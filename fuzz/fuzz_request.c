@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "http/http.h"
+#include "auth/auth.h"
 #include "http/http_handlers.h"
 
 struct endpoint {
@@ -33,6 +34,7 @@ static const struct endpoint endpoints[] = {
 	{ http_oai_embeddings, "/v1/embeddings" },
 	{ http_oai_chat, "/v1/chat/completions" },
 	{ http_shard_search, "/v1/internal/shard-search" },
+	{ http_admin_key_create, "/v1/admin/keys" },
 };
 
 #define N_ENDPOINTS (sizeof(endpoints) / sizeof(endpoints[0]))
@@ -40,7 +42,7 @@ static const struct endpoint endpoints[] = {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* The defaults of limits.* (config.c). */
-	static struct http_ctx ctx = { .instance = "fuzz", .tenant = "default",
+	static struct http_ctx ctx = { .instance = "fuzz",
 				       .max_body_bytes = 1 << 20, .ingest_root = "",
 				       .max_file_bytes = 1 << 20,
 				       .json_limits = { 32, 100000 },
@@ -54,6 +56,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
+	if (!ctx.auth) { /* keys are created in a store: without one, 503 after decoding */
+		static const struct auth_options ao = { .enabled = 1, .key_cache_s = 10 };
+
+		ctx.auth = auth_new(&ao, NULL, NULL);
+	}
 	e = &endpoints[data[0] % N_ENDPOINTS];
 	body = malloc(size);
 	if (!body)
@@ -70,6 +77,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	req.body = body;
 	req.body_len = size - 1;
 	req.ctx = &ctx;
+	req.who.tenant = "default"; /* auth off: the default tenant's admin */
+	req.who.key_id = "";
+	req.who.role = AUTH_ROLE_ADMIN;
 	resp.status = 200;
 	resp.error_style = http_is_openai_path(e->path) ? HTTP_ERRORS_OPENAI : HTTP_ERRORS_RAGD;
 	sbuf_init(&resp.body, 0);
