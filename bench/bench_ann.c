@@ -11,7 +11,10 @@
  * with each efSearch / nprobe (which also times a snapshot load). Queries
  * run one at a time on one client thread. Prints a Markdown table.
  * BENCH_HNSW_M and BENCH_HNSW_EFC in the environment override hnsw's M and
- * efConstruction.
+ * efConstruction. BENCH_FAISS_SHARDS="1,4" runs each faiss factory with
+ * each of those shard counts (faiss::IndexShards; default 1), and
+ * BENCH_FAISS_ONLY=1 skips flat_int8 and hnsw (flat always runs: it is the
+ * truth).
  */
 #include <math.h>
 #include <stdio.h>
@@ -148,7 +151,7 @@ int main(int argc, char **argv)
 	struct vindex_spec s;
 	struct vindex *vi, *back;
 	double ms, load_ms;
-	char label[128], notes[4096] = "";
+	char label[256], notes[4096] = "";
 
 	if (argc < 4) {
 		fprintf(stderr, "usage: bench_ann BASE.f32 QUERIES.f32 DIM [FAISS_FACTORY...]\n");
@@ -174,6 +177,8 @@ int main(int argc, char **argv)
 
 	snprintf(notes + strlen(notes), sizeof(notes) - strlen(notes),
 		 "- flat: build %.1f s\n", ms / 1e3);
+	if (getenv("BENCH_FAISS_ONLY"))
+		goto faiss;
 	snprintf(s.type, sizeof(s.type), "flat_int8");
 	vi = build(&s, base, n, dim, &ms);
 	run("flat_int8 (rescore 100)", vi, q, nq, dim, truth);
@@ -202,30 +207,40 @@ int main(int argc, char **argv)
 		 ", snapshot load %.2f s\n", load_ms / 1e3);
 	vindex_free(vi);
 
+faiss:;
+	const char *shard_list = getenv("BENCH_FAISS_SHARDS") ? getenv("BENCH_FAISS_SHARDS") : "1";
 	for (int a = 4; a < argc; a++) {
-		s = vindex_spec_default();
-		snprintf(s.type, sizeof(s.type), "faiss");
-		snprintf(s.factory, sizeof(s.factory), "%s", argv[a]);
-		vi = build(&s, base, n, dim, &ms);
-		snprintf(notes + strlen(notes), sizeof(notes) - strlen(notes),
-			 "- faiss %s: build (train + add) %.1f s", argv[a], ms / 1e3);
-		static const size_t probes[] = { 4, 16, 64 };
-		int ivf = strncmp(argv[a], "IVF", 3) == 0;
-		for (size_t i = 0; i < (ivf ? 3u : 1u); i++) {
-			s.nprobe = probes[i];
-			back = reopen(vi, &s, dim, &load_ms);
-			if (ivf)
-				snprintf(label, sizeof(label), "faiss %s nprobe %zu", argv[a],
-					 probes[i]);
-			else
-				snprintf(label, sizeof(label), "faiss %s efSearch %zu", argv[a],
-					 s.ef_search);
-			run(label, back, q, nq, dim, truth);
-			vindex_free(back);
+		for (const char *sl = shard_list; *sl; sl += strcspn(sl, ",") + (sl[strcspn(sl, ",")] != 0)) {
+			size_t shards = (size_t)atoi(sl);
+			char name[96];
+
+			s = vindex_spec_default();
+			snprintf(s.type, sizeof(s.type), "faiss");
+			snprintf(s.factory, sizeof(s.factory), "%s", argv[a]);
+			s.shards = shards ? shards : 1;
+			snprintf(name, sizeof(name), "%s x %zu shard%s", argv[a], s.shards,
+				 s.shards == 1 ? "" : "s");
+			vi = build(&s, base, n, dim, &ms);
+			snprintf(notes + strlen(notes), sizeof(notes) - strlen(notes),
+				 "- faiss %s: build (train + add) %.1f s", name, ms / 1e3);
+			static const size_t probes[] = { 4, 16, 64 };
+			int ivf = strncmp(argv[a], "IVF", 3) == 0;
+			for (size_t i = 0; i < (ivf ? 3u : 1u); i++) {
+				s.nprobe = probes[i];
+				back = reopen(vi, &s, dim, &load_ms);
+				if (ivf)
+					snprintf(label, sizeof(label), "faiss %s nprobe %zu", name,
+						 probes[i]);
+				else
+					snprintf(label, sizeof(label), "faiss %s efSearch %zu", name,
+						 s.ef_search);
+				run(label, back, q, nq, dim, truth);
+				vindex_free(back);
+			}
+			snprintf(notes + strlen(notes), sizeof(notes) - strlen(notes),
+				 ", snapshot load %.2f s\n", load_ms / 1e3);
+			vindex_free(vi);
 		}
-		snprintf(notes + strlen(notes), sizeof(notes) - strlen(notes),
-			 ", snapshot load %.2f s\n", load_ms / 1e3);
-		vindex_free(vi);
 	}
 	printf("\n%s", notes);
 	remove(SNAP);

@@ -22,7 +22,7 @@ APT_PACKAGES=(
   python3-venv prometheus curl
   libcurl4-openssl-dev libhiredis-dev redis-server redis-tools
   libcmark-dev libxml2-dev libpoppler-glib-dev poppler-utils libcairo2-dev libfontconfig-dev
-  libhnswlib-dev libfaiss-dev libsodium-dev nginx-light
+  libhnswlib-dev libfaiss-dev libsodium-dev nginx-light libmongoc-dev
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }
@@ -100,5 +100,8 @@ build_llama() {
 
 install_apt
 build_llama
+# FerretDB, the MongoDB-wire-compatible server the MongoDB store's tests start.
+bash "$HERE/scripts/ferretdb.sh" >/dev/null ||
+  log "FerretDB not built: the MongoDB store's tests (test_store*_mongo, test_mongo*.py) will fail"
 bash "$HERE/scripts/docs-assets.sh" || log "API docs assets not fetched: /docs and /redoc will answer 404"
 log "ok"

@@ -30,6 +30,11 @@ ensure_pytest() {
   PYTHON=$venv/bin/python
   # The Chroma server the chroma index's unit tests start (tests/unit/test_chroma.c).
   export RAGD_CHROMA_BIN=${RAGD_CHROMA_BIN:-$venv/bin/chroma}
+  # The FerretDB server the MongoDB store's tests start (unit and e2e).
+  if [ -z "${RAGD_FERRETDB:-}" ]; then
+    RAGD_FERRETDB=$(bash scripts/ferretdb.sh) || RAGD_FERRETDB=""
+    export RAGD_FERRETDB
+  fi
 }
 
 run_ctest() { # build-dir label
@@ -67,6 +72,13 @@ run_pytest() { # binary label
 }
 
 ensure_pytest || { echo "cannot set up the test environment" >&2; echo "0 passed, 1 failed"; exit 1; }
+
+# The deployment checks (tests/e2e/test_deploy.py) need helm, kubeconform and
+# hadolint: built into the cache here, once (a few minutes on a cold cache),
+# so the time shows up here rather than inside one test. A failure is
+# reported by those tests.
+echo "== deployment tools (scripts/validate-deploy.sh tools)"
+bash scripts/validate-deploy.sh tools || echo "deployment tools not built: tests/e2e/test_deploy.py will fail" >&2
 
 if [ "${1:-all}" = e2e ]; then
   run_pytest "${RAGD_BIN:-build/ragd}" release

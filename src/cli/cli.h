@@ -27,6 +27,7 @@ struct cli_app {
 	struct rag_engine *eng;
 	struct generator *gen; /* NULL: extractive answers */
 	struct chroma_client *chroma; /* for collections whose index type is "chroma" */
+	struct rag_shards *shards; /* sharding.*; NULL: not sharded */
 	const char *args[CLI_MAX_ARGS]; /* positional arguments, borrowed from argv */
 	size_t n_args;
 };
@@ -68,5 +69,6 @@ int cli_ingest(int argc, char **argv);
 int cli_search(int argc, char **argv);
 int cli_embed(int argc, char **argv);
 int cli_eval(int argc, char **argv);
+int cli_key(int argc, char **argv);
 
 #endif

@@ -4,9 +4,11 @@
  */
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cache/cache.h"
 #include "core/config.h"
@@ -18,6 +20,8 @@
 #include "model/generator.h"
 #include "rag/rag_answer.h"
 #include "rag/rag_engine.h"
+#include "store/store_mongo.h"
+#include "rag/rag_shard.h"
 #include "store/store_sqlite.h"
 
 #include "core/banned.h"
@@ -219,15 +223,140 @@ static struct embedder *open_remote_embedder(const struct config *cfg, struct ra
 	return embedder_remote_new(&ro, err);
 }
 
+/*
+ * A secret mounted as a file (a Kubernetes secret volume): its content
+ * without the trailing newline, in *out (caller frees).
+ */
+static int read_secret(const char *path, const char *key, char **out, struct rag_err *err)
+{
+	struct sbuf sb = SBUF_INIT;
+	char buf[4096];
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return rag_err_set(err, RAG_EINVAL, key, "%s: cannot read '%s'", key, path);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		sbuf_add(&sb, buf, n);
+	fclose(f);
+	while (sb.len && (sb.buf[sb.len - 1] == '\n' || sb.buf[sb.len - 1] == '\r' ||
+			  sb.buf[sb.len - 1] == ' '))
+		sbuf_truncate(&sb, sb.len - 1);
+	if (sbuf_error(&sb)) {
+		sbuf_release(&sb);
+		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
+	}
+	*out = sbuf_detach(&sb, NULL);
+	return 0;
+}
+
+/* mkdir -p: data_dir holds index snapshots whatever the store. */
+static int make_dirs(const char *path, struct rag_err *err)
+{
+	char *p = strdup(path);
+	int rc = 0;
+
+	if (!p)
+		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
+	for (char *q = p + 1;; q++) {
+		int last = *q == '\0';
+
+		if (*q != '/' && !last)
+			continue;
+		*q = '\0';
+		if (mkdir(p, 0750) != 0 && errno != EEXIST) {
+			rc = rag_err_set(err, RAG_EIO, "data_dir", "cannot create data directory '%s': %s",
+					 p, strerror(errno));
+			break;
+		}
+		if (last)
+			break;
+		*q = '/';
+	}
+	free(p);
+	return rc;
+}
+
+/* The store named by store.backend: SQLite in data_dir, or MongoDB. */
+static struct store *open_store(const struct config *cfg, struct rag_err *err)
+{
+	const struct config_mongodb *m = &cfg->store.mongodb;
+	struct store_options so = store_default_options();
+	struct store_mongo_options mo = store_mongo_default_options();
+	char *uri = NULL, *password = NULL;
+	struct store *st = NULL;
+
+	if (strcmp(cfg->store.backend, "mongodb") != 0)
+		return store_sqlite_open(cfg->data_dir, &so, err);
+	if (make_dirs(cfg->data_dir, err))
+		return NULL;
+	if (!m->uri[0] && m->uri_file[0] &&
+	    read_secret(m->uri_file, "store.mongodb.uri_file", &uri, err))
+		return NULL;
+	if (m->password_file[0] &&
+	    read_secret(m->password_file, "store.mongodb.password_file", &password, err)) {
+		free(uri);
+		return NULL;
+	}
+	mo.uri = uri ? uri : m->uri;
+	mo.database = m->database;
+	mo.username = m->username;
+	mo.password = password;
+	mo.max_pool_size = m->max_pool_size;
+	mo.min_pool_size = m->min_pool_size;
+	mo.max_idle_time_ms = m->max_idle_time_ms;
+	mo.server_selection_timeout_ms = m->server_selection_timeout_ms;
+	mo.connect_timeout_ms = m->connect_timeout_ms;
+	mo.socket_timeout_ms = m->socket_timeout_ms;
+	mo.heartbeat_frequency_ms = m->heartbeat_frequency_ms;
+	mo.search_read_pref = store_mongo_read_pref_parse(m->read_preference);
+	mo.write_majority = m->write_majority;
+	mo.lock_lease_ms = m->lock_lease_ms;
+	mo.lock_timeout_ms = m->lock_timeout_ms;
+	st = store_mongo_open(&mo, err);
+	free(uri);
+	if (password) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
+	return st;
+}
+
+/* sharding.*: the shard map, when sharding.shards is set. */
+static int open_shards(struct cli_app *app)
+{
+	const struct config *cfg = app->cfg;
+	struct rag_shard_options so;
+	struct rag_err err = { 0 };
+
+	if (cfg->sharding.shards == 0)
+		return 0;
+	rag_shard_default_options(&so);
+	so.n_shards = cfg->sharding.shards;
+	so.holds = cfg->sharding.holds;
+	so.ordinal = cfg->sharding.ordinal;
+	so.peers = cfg->sharding.peers;
+	so.peer_pattern = cfg->sharding.peer_pattern;
+	so.instances = cfg->sharding.instances;
+	so.vnodes = cfg->sharding.vnodes;
+	so.timeout_ms = cfg->sharding.timeout_ms;
+	so.backoff_ms = cfg->sharding.backoff_ms;
+	app->shards = rag_shards_new(&so, &err);
+	if (!app->shards)
+		return die("bad sharding settings", &err);
+	log_info("sharding: %d shards, holding %#llx", cfg->sharding.shards,
+		 (unsigned long long)rag_shards_held(app->shards));
+	return 0;
+}
+
 int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 {
 	struct config *cfg = app->cfg;
-	struct store_options so = store_default_options();
 	struct rag_engine_options ro;
 	struct chroma_client_options co;
 	struct rag_err err = { 0 };
 
-	app->store = store_sqlite_open(cfg->data_dir, &so, &err);
+	app->store = open_store(cfg, &err);
 	if (!app->store)
 		return die("cannot open the store", &err);
 	if (strcmp(cfg->models.embedder, "remote") == 0)
@@ -249,6 +378,8 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	app->chroma = chroma_client_new(&co, &err); /* contacts nothing until used */
 	if (!app->chroma)
 		return die("bad Chroma settings", &err);
+	if (open_shards(app) < 0)
+		return -1;
 	rag_engine_default_options(&ro);
 	ro.data_dir = cfg->data_dir;
 	ro.load_indexes = load_indexes;
@@ -266,6 +397,7 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	ro.job_lease_ms = cfg->ingest.job_lease_ms;
 	ro.embedders = cfg->models.embedders;
 	ro.load_embedder = load_embedder;
+	ro.shards = app->shards;
 	app->eng = rag_engine_new(&ro, app->store, app->emb, &err);
 	if (!app->eng)
 		return die("cannot start the engine", &err);
@@ -359,6 +491,7 @@ int cli_open_generator(struct cli_app *app)
 void cli_app_release(struct cli_app *app)
 {
 	rag_engine_free(app->eng);
+	rag_shards_free(app->shards);
 	cache_free(app->cache);
 	generator_free(app->gen);
 	chroma_client_free(app->chroma);

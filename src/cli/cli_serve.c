@@ -8,6 +8,11 @@
  * in flight get up to server.shutdown_timeout_s to be answered, then the
  * index snapshots are saved and the store closed, and the exit status is 0.
  *
+ * Authentication (src/auth/auth.h): with auth.enabled false every request
+ * is the default tenant's admin, which is only allowed on a loopback
+ * server.host; anything else refuses to start. Either way the start-up log
+ * says which it is.
+ *
  * `ragd serve --check-config` validates the configuration, checks that the
  * model file is readable and the data directory usable, prints the
  * effective configuration as JSON and exits 0, or 1 naming the problem.
@@ -24,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "cache/cache.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -109,6 +115,45 @@ static void register_info(const struct config *cfg)
 	cache_metrics_register(); /* with cache.backend none too, so dashboards hold */
 }
 
+/*
+ * The security settings' own checks: auth off only on loopback, TLS only
+ * with a libmicrohttpd that has it. Prints and returns -1.
+ */
+static int check_security(const struct config *cfg)
+{
+	if (!cfg->auth.enabled && !config_host_is_loopback(cfg->server.host)) {
+		fprintf(stderr, "ragd: auth.enabled: authentication is off but server.host '%s' is"
+			" not a loopback address: set auth.enabled true with auth.keys, or listen on"
+			" 127.0.0.1 (docs/security.md)\n", cfg->server.host);
+		return -1;
+	}
+	if (cfg->server.tls_cert[0] && !http_server_tls_supported()) {
+		fprintf(stderr, "ragd: server.tls_cert: this libmicrohttpd was built without TLS;"
+			" terminate TLS at a reverse proxy (docs/security.md)\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* The auth registry from the config: configured keys loaded, store attached later. */
+static struct auth *open_auth(const struct config *cfg)
+{
+	struct auth_options ao = {
+		.enabled = cfg->auth.enabled,
+		.keys = cfg->auth.keys,
+		.defaults = { cfg->auth.requests_per_s, cfg->auth.burst,
+			      (int64_t)cfg->auth.ingest_bytes_per_day,
+			      (int64_t)cfg->auth.tokens_per_day },
+		.key_cache_s = cfg->auth.key_cache_s,
+	};
+	struct rag_err err = { 0 };
+	struct auth *a = auth_new(&ao, NULL, &err);
+
+	if (!a)
+		fprintf(stderr, "ragd: %s\n", err.msg);
+	return a;
+}
+
 static int check_config(struct cli_app *app)
 {
 	struct sbuf sb = SBUF_INIT;
@@ -133,6 +178,10 @@ static int check_config(struct cli_app *app)
 		fprintf(stderr, "ragd: data_dir: '%s' is not writable\n", app->cfg->data_dir);
 		rc = 1;
 	}
+	if (check_security(app->cfg) < 0)
+		rc = 1;
+	else
+		auth_free(open_auth(app->cfg)); /* key entries and key files */
 	config_dump_json(app->cfg, &sb);
 	puts(sb.buf);
 	sbuf_release(&sb);
@@ -185,7 +234,10 @@ int cli_serve(int argc, char **argv)
 		rc = check_config(&app);
 		goto out;
 	}
-	if (open_log(app.cfg->log.file) < 0)
+	if (open_log(app.cfg->log.file) < 0 || check_security(app.cfg) < 0)
+		goto out;
+	ctx.auth = open_auth(app.cfg);
+	if (!ctx.auth)
 		goto out;
 	/* Every thread started from here on inherits the mask; main waits for them. */
 	sigemptyset(&sigs);
@@ -197,13 +249,16 @@ int cli_serve(int argc, char **argv)
 
 	gethostname(host, sizeof(host) - 1);
 	ctx.instance = host;
-	ctx.tenant = STORE_DEFAULT_TENANT;
 	ctx.max_body_bytes = app.cfg->server.max_body_bytes;
 	ctx.ingest_root = app.cfg->ingest.root;
 	ctx.max_file_bytes = app.cfg->ingest.max_file_bytes;
 	ctx.access_log = app.cfg->log.access;
 	ctx.docs_enabled = strcmp(app.cfg->environment, "production") != 0;
 	ctx.http_max_age_s = app.cfg->cache.http_max_age_s;
+	ctx.cors_origins = app.cfg->cors.allowed_origins;
+	ctx.cors_headers = app.cfg->cors.allowed_headers;
+	ctx.cors_methods = app.cfg->cors.allowed_methods;
+	ctx.cors_max_age_s = app.cfg->cors.max_age_s;
 	ctx.models = model_cache_new((size_t)app.cfg->models.cache_capacity);
 	ctx.models_dir = app.cfg->models.dir;
 	ctx.model_threads = config_cpu_count(app.cfg->models.gen_threads);
@@ -217,15 +272,25 @@ int cli_serve(int argc, char **argv)
 	so.threads = config_cpu_count(app.cfg->server.threads);
 	so.max_connections = app.cfg->server.max_connections;
 	so.connection_timeout_s = app.cfg->server.connection_timeout_s;
+	so.tls_cert = app.cfg->server.tls_cert;
+	so.tls_key = app.cfg->server.tls_key;
 	srv = http_server_start(&so, &ctx, &err);
 	if (!srv) {
 		fprintf(stderr, "ragd: %s\n", err.msg);
 		goto out;
 	}
-	log_info("listening on %s:%d (%d threads, %s), data in %s", so.host,
-		 http_server_port(srv), so.threads, app.cfg->environment, app.cfg->data_dir);
+	log_info("listening on %s://%s:%d (%d threads, %s), data in %s",
+		 so.tls_cert[0] ? "https" : "http", so.host, http_server_port(srv), so.threads,
+		 app.cfg->environment, app.cfg->data_dir);
+	if (auth_enabled(ctx.auth))
+		log_info("authentication on: API keys required (Authorization: Bearer)");
+	else
+		log_warn("authentication is OFF: every request acts as tenant '%s' with the admin"
+			 " role; allowed only because %s is loopback (auth.enabled)",
+			 STORE_DEFAULT_TENANT, so.host);
 	if (cli_open(&app, 1, 1, 1) < 0 || cli_open_generator(&app) < 0)
 		goto out;
+	auth_set_store(ctx.auth, app.store);
 	ctx.generator = app.gen;
 	ctx.answer_top_k = app.cfg->rag.top_k;
 	ctx.answer_max_tokens = app.cfg->rag.max_tokens;
@@ -239,6 +304,7 @@ out:
 	metrics_process_stop();
 	cli_app_release(&app);
 	model_cache_free(ctx.models);
+	auth_free(ctx.auth);
 	if (rc == 0)
 		log_info("stopped");
 	return rc;

@@ -19,6 +19,8 @@ static const char usage[] =
 	"                        search queries, with the model's query prefix)\n"
 	"  eval --dataset DIR    retrieval quality on a BEIR dataset (--modes, --json FILE,\n"
 	"                        --index TYPE|JSON: the collection's vector index)\n"
+	"  key new|create        an API key (--tenant T --role reader|writer|admin): new\n"
+	"                        prints a token and its auth.keys entry; create stores it\n"
 	"  version               print the version\n"
 	"\n"
 	"options for every command:\n"
@@ -45,6 +47,8 @@ int main(int argc, char **argv)
 		return cli_embed(argc, argv);
 	if (strcmp(cmd, "eval") == 0)
 		return cli_eval(argc, argv);
+	if (strcmp(cmd, "key") == 0)
+		return cli_key(argc, argv);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("ragd %s (%s)\n", RAGD_VERSION, RAGD_GIT_SHA);
 		return 0;

@@ -57,6 +57,8 @@ static const struct key keys[] = {
 	{ "server.shutdown_timeout_s", T_INT, F(server.shutdown_timeout_s), 0, 3600 },
 	{ "server.memory_limit_bytes", T_SIZE, F(server.memory_limit_bytes), 0,
 	  1024 * KIB * KIB * KIB * KIB },
+	{ "server.tls_cert", T_STR0, F(server.tls_cert), 0, 0 },
+	{ "server.tls_key", T_STR0, F(server.tls_key), 0, 0 },
 	{ "environment", T_STR, F(environment), 0, 0 },
 	{ "limits.max_top_k", T_INT, F(limits.max_top_k), 1, 100000 },
 	{ "log.level", T_LEVEL, F(log.level), 0, 0 },
@@ -118,6 +120,48 @@ static const struct key keys[] = {
 	{ "ingest.root", T_STR, F(ingest.root), 0, 0 },
 	{ "ingest.job_workers", T_INT, F(ingest.job_workers), 0, 64 },
 	{ "ingest.job_lease_ms", T_INT, F(ingest.job_lease_ms), 100, 3600000 },
+	{ "store.backend", T_STR, F(store.backend), 0, 0 },
+	{ "store.mongodb.uri", T_STR0, F(store.mongodb.uri), 0, 0 },
+	{ "store.mongodb.uri_file", T_STR0, F(store.mongodb.uri_file), 0, 0 },
+	{ "store.mongodb.database", T_STR0, F(store.mongodb.database), 0, 0 },
+	{ "store.mongodb.username", T_STR0, F(store.mongodb.username), 0, 0 },
+	{ "store.mongodb.password_file", T_STR0, F(store.mongodb.password_file), 0, 0 },
+	{ "store.mongodb.max_pool_size", T_INT, F(store.mongodb.max_pool_size), 1, 1024 },
+	{ "store.mongodb.min_pool_size", T_INT, F(store.mongodb.min_pool_size), 0, 1024 },
+	{ "store.mongodb.max_idle_time_ms", T_INT, F(store.mongodb.max_idle_time_ms), 0, 86400000 },
+	{ "store.mongodb.server_selection_timeout_ms", T_INT,
+	  F(store.mongodb.server_selection_timeout_ms), 1, 600000 },
+	{ "store.mongodb.connect_timeout_ms", T_INT, F(store.mongodb.connect_timeout_ms), 1,
+	  600000 },
+	{ "store.mongodb.socket_timeout_ms", T_INT, F(store.mongodb.socket_timeout_ms), 1,
+	  3600000 },
+	{ "store.mongodb.heartbeat_frequency_ms", T_INT, F(store.mongodb.heartbeat_frequency_ms),
+	  500, 600000 },
+	{ "store.mongodb.read_preference", T_STR, F(store.mongodb.read_preference), 0, 0 },
+	{ "store.mongodb.write_majority", T_BOOL, F(store.mongodb.write_majority), 0, 0 },
+	{ "store.mongodb.lock_lease_ms", T_INT, F(store.mongodb.lock_lease_ms), 100, 3600000 },
+	{ "store.mongodb.lock_timeout_ms", T_INT, F(store.mongodb.lock_timeout_ms), 0, 600000 },
+	{ "auth.enabled", T_BOOL, F(auth.enabled), 0, 0 },
+	{ "auth.keys", T_STR0, F(auth.keys), 0, 0 },
+	{ "auth.key_cache_s", T_INT, F(auth.key_cache_s), 1, 3600 },
+	{ "auth.requests_per_s", T_DOUBLE, F(auth.requests_per_s), 0, 1000000 },
+	{ "auth.burst", T_INT, F(auth.burst), 0, 1000000 },
+	{ "auth.ingest_bytes_per_day", T_SIZE, F(auth.ingest_bytes_per_day), 0,
+	  1024 * KIB * KIB * KIB * KIB },
+	{ "auth.tokens_per_day", T_SIZE, F(auth.tokens_per_day), 0, 1000000000000LL },
+	{ "cors.allowed_origins", T_STR0, F(cors.allowed_origins), 0, 0 },
+	{ "cors.allowed_headers", T_STR, F(cors.allowed_headers), 0, 0 },
+	{ "cors.allowed_methods", T_STR, F(cors.allowed_methods), 0, 0 },
+	{ "cors.max_age_s", T_INT, F(cors.max_age_s), 0, 86400 },
+	{ "sharding.shards", T_INT, F(sharding.shards), 0, 64 },
+	{ "sharding.holds", T_STR0, F(sharding.holds), 0, 0 },
+	{ "sharding.ordinal", T_INT, F(sharding.ordinal), -1, 1000000 },
+	{ "sharding.peers", T_STR0, F(sharding.peers), 0, 0 },
+	{ "sharding.peer_pattern", T_STR0, F(sharding.peer_pattern), 0, 0 },
+	{ "sharding.instances", T_INT, F(sharding.instances), 0, 256 },
+	{ "sharding.vnodes", T_INT, F(sharding.vnodes), 1, 4096 },
+	{ "sharding.timeout_ms", T_INT, F(sharding.timeout_ms), 10, 600000 },
+	{ "sharding.backoff_ms", T_INT, F(sharding.backoff_ms), 0, 3600000 },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -128,6 +172,8 @@ static const struct {
 } aliases[] = {
 	{ "RAGD_PORT", "server.port" },
 	{ "RAGD_DATA_DIR", "data_dir" },
+	{ "RAGD_MONGODB_URI", "store.mongodb.uri" }, /* the name Kubernetes secrets are mapped to */
+	{ "RAGD_SHARD_ORDINAL", "sharding.ordinal" },
 };
 
 struct config *config_new(void)
@@ -199,6 +245,50 @@ struct config *config_new(void)
 	cfg->models.embedders = strdup("");
 	cfg->ingest.job_workers = 1;
 	cfg->ingest.job_lease_ms = 30000;
+	cfg->store.backend = strdup("sqlite");
+	cfg->store.mongodb.uri = strdup("");
+	cfg->store.mongodb.uri_file = strdup("");
+	cfg->store.mongodb.database = strdup("");
+	cfg->store.mongodb.username = strdup("");
+	cfg->store.mongodb.password_file = strdup("");
+	cfg->store.mongodb.max_pool_size = 100;
+	cfg->store.mongodb.min_pool_size = 0;
+	cfg->store.mongodb.max_idle_time_ms = 30000;
+	cfg->store.mongodb.server_selection_timeout_ms = 5000;
+	cfg->store.mongodb.connect_timeout_ms = 10000;
+	cfg->store.mongodb.socket_timeout_ms = 20000;
+	cfg->store.mongodb.heartbeat_frequency_ms = 10000;
+	cfg->store.mongodb.read_preference = strdup("primary");
+	cfg->store.mongodb.write_majority = true;
+	cfg->store.mongodb.lock_lease_ms = 30000;
+	cfg->store.mongodb.lock_timeout_ms = 10000;
+	if (!cfg->store.backend || !cfg->store.mongodb.uri || !cfg->store.mongodb.uri_file ||
+	    !cfg->store.mongodb.database || !cfg->store.mongodb.username ||
+	    !cfg->store.mongodb.password_file || !cfg->store.mongodb.read_preference) {
+		config_free(cfg);
+		return NULL;
+	}
+	cfg->server.tls_cert = strdup("");
+	cfg->server.tls_key = strdup("");
+	cfg->auth.keys = strdup("");
+	cfg->auth.key_cache_s = 10;
+	cfg->cors.allowed_origins = strdup("");
+	cfg->cors.allowed_headers = strdup("Authorization, Content-Type, X-Request-ID");
+	cfg->cors.allowed_methods = strdup("GET, POST, PATCH, DELETE, OPTIONS");
+	cfg->cors.max_age_s = 600;
+	if (!cfg->server.tls_cert || !cfg->server.tls_key || !cfg->auth.keys ||
+	    !cfg->cors.allowed_origins || !cfg->cors.allowed_headers ||
+	    !cfg->cors.allowed_methods) {
+		config_free(cfg);
+		return NULL;
+	}
+	cfg->sharding.holds = strdup("");
+	cfg->sharding.ordinal = -1;
+	cfg->sharding.peers = strdup("");
+	cfg->sharding.peer_pattern = strdup("");
+	cfg->sharding.vnodes = 160;
+	cfg->sharding.timeout_ms = 2000;
+	cfg->sharding.backoff_ms = 2000;
 	if (!cfg->data_dir || !cfg->server.host || !cfg->models.embedder || !cfg->environment ||
 	    !cfg->log.file || !cfg->cache.backend || !cfg->cache.redis_url ||
 	    !cfg->models.generator || !cfg->rag.prompt_template ||
@@ -206,7 +296,8 @@ struct config *config_new(void)
 	    !cfg->models.remote.policy || !cfg->models.remote.embed_model ||
 	    !cfg->models.remote.health_path || !cfg->models.remote.api_key_env ||
 	    !cfg->chroma.url || !cfg->chroma.tenant || !cfg->chroma.database ||
-	    !cfg->ingest.root || !cfg->models.embedders) {
+	    !cfg->ingest.root || !cfg->models.embedders || !cfg->sharding.holds ||
+	    !cfg->sharding.peers || !cfg->sharding.peer_pattern) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -515,6 +606,17 @@ static int range_error(const struct key *k, long long v, struct rag_err *err)
 			   v, k->min, k->max);
 }
 
+static bool valid_read_pref(const char *s)
+{
+	static const char *const names[] = { "primary", "primaryPreferred", "secondary",
+					     "secondaryPreferred", "nearest" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i]) == 0)
+			return true;
+	return false;
+}
+
 int config_validate(const struct config *cfg, struct rag_err *err)
 {
 	for (size_t i = 0; i < N_KEYS; i++) {
@@ -583,6 +685,29 @@ int config_validate(const struct config *cfg, struct rag_err *err)
 		return rag_err_set(err, RAG_EINVAL, "cache.backend",
 				   "cache.backend: '%s' is not one of none, lru, redis, redis-cluster, "
 				   "two-level", cfg->cache.backend);
+	if (strcmp(cfg->store.backend, "sqlite") != 0 && strcmp(cfg->store.backend, "mongodb") != 0)
+		return rag_err_set(err, RAG_EINVAL, "store.backend",
+				   "store.backend: '%s' is not one of sqlite, mongodb",
+				   cfg->store.backend);
+	if (!valid_read_pref(cfg->store.mongodb.read_preference))
+		return rag_err_set(err, RAG_EINVAL, "store.mongodb.read_preference",
+				   "store.mongodb.read_preference: '%s' is not one of primary,"
+				   " primaryPreferred, secondary, secondaryPreferred, nearest",
+				   cfg->store.mongodb.read_preference);
+	if (strcmp(cfg->store.backend, "mongodb") == 0 && !cfg->store.mongodb.uri[0] &&
+	    !cfg->store.mongodb.uri_file[0])
+		return rag_err_set(err, RAG_EINVAL, "store.mongodb.uri",
+				   "store.mongodb.uri: store.backend is 'mongodb' but neither"
+				   " store.mongodb.uri (RAGD_MONGODB_URI) nor store.mongodb.uri_file"
+				   " is set");
+	if (cfg->store.mongodb.min_pool_size > cfg->store.mongodb.max_pool_size)
+		return rag_err_set(err, RAG_EINVAL, "store.mongodb.min_pool_size",
+				   "store.mongodb.min_pool_size: %d is over max_pool_size (%d)",
+				   cfg->store.mongodb.min_pool_size, cfg->store.mongodb.max_pool_size);
+	if (!cfg->server.tls_cert[0] != !cfg->server.tls_key[0])
+		return rag_err_set(err, RAG_EINVAL, cfg->server.tls_cert[0] ? "server.tls_key"
+									    : "server.tls_cert",
+				   "server.tls_cert and server.tls_key: give both (HTTPS) or neither");
 	if (strcmp(cfg->environment, "development") != 0 &&
 	    strcmp(cfg->environment, "production") != 0)
 		return rag_err_set(err, RAG_EINVAL, "environment",
@@ -600,6 +725,9 @@ static void dump_value(struct sbuf *sb, const struct key *k, const void *field)
 	case T_STR:
 	case T_STR0:
 		s = *(char *const *)field;
+		/* A MongoDB URI may carry a password: say whether it is set, never what. */
+		if (strcmp(k->key, "store.mongodb.uri") == 0 && *s)
+			s = "(set, not shown)";
 		sbuf_add_json_str(sb, s, strlen(s));
 		break;
 	case T_INT:
@@ -661,6 +789,17 @@ int config_dump_json(const struct config *cfg, struct sbuf *sb)
 		sbuf_addch(sb, '}');
 	sbuf_addch(sb, '}');
 	return sbuf_error(sb);
+}
+
+bool config_key_is_list(const char *key)
+{
+	return strcmp(key, "auth.keys") == 0 || strcmp(key, "cors.allowed_origins") == 0;
+}
+
+bool config_host_is_loopback(const char *host)
+{
+	return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+	       strcmp(host, "::1") == 0;
 }
 
 int config_cpu_count(int configured)

@@ -76,6 +76,38 @@
  *   ingest.root                 ""            server-side paths allowed below it; "" = none
  *   ingest.job_workers          1             0..64
  *   ingest.job_lease_ms         30000         100..3600000
+ *   store.backend               sqlite        sqlite|mongodb
+ *   store.mongodb.uri           ""            mongodb://...; env RAGD_MONGODB_URI too
+ *   store.mongodb.uri_file      ""            file holding the URI (a mounted secret)
+ *   store.mongodb.database      ""            "" = the URI's database, else "ragd"
+ *   store.mongodb.username      ""            overrides the URI's user
+ *   store.mongodb.password_file ""            file holding the password (a mounted secret)
+ *   store.mongodb.max_pool_size 100           1..1024 (maxPoolSize)
+ *   store.mongodb.min_pool_size 0             0..1024 (minPoolSize)
+ *   store.mongodb.max_idle_time_ms 30000      0..86400000 (maxIdleTimeMS)
+ *   store.mongodb.server_selection_timeout_ms 5000  1..600000
+ *   store.mongodb.connect_timeout_ms 10000    1..600000
+ *   store.mongodb.socket_timeout_ms 20000     1..3600000
+ *   store.mongodb.heartbeat_frequency_ms 10000 500..600000
+ *   store.mongodb.read_preference primary     for search-path reads: primary|primaryPreferred|
+ *                                             secondary|secondaryPreferred|nearest
+ *   store.mongodb.write_majority true         write concern majority (else w:1)
+ *   store.mongodb.lock_lease_ms 30000         100..3600000 (a dead writer's lock expires)
+ *   store.mongodb.lock_timeout_ms 10000       0..600000 (then 503, retry)
+ *   server.tls_cert             ""            PEM certificate file; with tls_key: HTTPS
+ *   server.tls_key              ""            PEM private key file
+ *   auth.enabled                false         off only allowed on a loopback server.host
+ *   auth.keys                   ""            entries "f=v;f=v" joined by ","; YAML: a list of
+ *                                             mappings (tenant, role, key_file | id + hash, ...)
+ *   auth.key_cache_s            10            1..3600 (a store key is re-read after this)
+ *   auth.requests_per_s         0 = no limit  0..1000000, per key (token bucket)
+ *   auth.burst                  0 = max(1, requests_per_s)  0..1000000
+ *   auth.ingest_bytes_per_day   0 = no limit  per key; bytes or k/m/g
+ *   auth.tokens_per_day         0 = no limit  per key, generated tokens
+ *   cors.allowed_origins        "" = CORS off; "*" or origins joined by "," (YAML: a list)
+ *   cors.allowed_headers        "Authorization, Content-Type, X-Request-ID"
+ *   cors.allowed_methods        "GET, POST, PATCH, DELETE, OPTIONS"
+ *   cors.max_age_s              600           0..86400 (preflight cache)
  *
  * Thread-safety: a config is built by one thread at start-up and is then
  * read-only; any number of threads may read a config nobody modifies.
@@ -100,6 +132,8 @@ struct config {
 		int max_connections;
 		int connection_timeout_s;
 		int shutdown_timeout_s;      /* SIGTERM: in-flight requests get this long */
+		char *tls_cert;              /* PEM files; both "" = plain HTTP */
+		char *tls_key;
 		size_t memory_limit_bytes;   /* for alerts; 0 = the cgroup's limit, if any */
 	} server;
 	struct {
@@ -175,11 +209,58 @@ struct config {
 		int connect_timeout_ms; /* its connection set-up */
 	} chroma;
 	struct {
+		bool enabled;           /* off: every request is the default tenant's admin */
+		char *keys;             /* configured keys (src/auth/auth.h parses them) */
+		int key_cache_s;
+		double requests_per_s;  /* per-key defaults; 0 = unlimited */
+		int burst;
+		size_t ingest_bytes_per_day;
+		size_t tokens_per_day;
+	} auth;
+	struct {
+		char *allowed_origins;  /* "" = off */
+		char *allowed_headers;
+		char *allowed_methods;
+		int max_age_s;
+	} cors;
+	struct {
 		size_t max_file_bytes; /* one document's bytes (upload, batch item, CLI file) */
 		char *root;            /* server-side paths only below this; "" = not accepted */
 		int job_workers;       /* threads running ingest jobs in `ragd serve` */
 		int job_lease_ms;      /* a dead worker's job is resumed after this */
 	} ingest;
+	struct {
+		char *backend; /* "sqlite" or "mongodb" */
+		struct config_mongodb {
+			char *uri;      /* may hold credentials: never logged or dumped */
+			char *uri_file; /* read at start-up when uri is empty (a Kubernetes secret) */
+			char *database; /* "" = the URI's, else "ragd" */
+			char *username;      /* overrides the URI's */
+			char *password_file; /* the password, read at start-up (a secret) */
+			int max_pool_size;
+			int min_pool_size;
+			int max_idle_time_ms;
+			int server_selection_timeout_ms;
+			int connect_timeout_ms;
+			int socket_timeout_ms;
+			int heartbeat_frequency_ms;
+			char *read_preference; /* search-path reads: primary|...|secondaryPreferred */
+			bool write_majority;
+			int lock_lease_ms;
+			int lock_timeout_ms;
+		} mongodb;
+	} store;
+	struct {
+		int shards;         /* 0 = not sharded; see rag/rag_shard.h */
+		char *holds;        /* "0,2"; "" = from ordinal */
+		int ordinal;        /* -1 = unset; else holds ordinal % shards (RAGD_SHARD_ORDINAL) */
+		char *peers;        /* "URL=0,1 URL=1" */
+		char *peer_pattern; /* "http://ragd-{i}.ragd-headless:8080" */
+		int instances;      /* with peer_pattern */
+		int vnodes;
+		int timeout_ms;
+		int backoff_ms;
+	} sharding;
 };
 
 /* A config holding the defaults (which validate), or NULL when out of
@@ -204,8 +285,19 @@ int config_set(struct config *cfg, const char *key, const char *value, const cha
 	       struct rag_err *err);
 
 /*
+ * True for the keys whose YAML value may be a list (auth.keys,
+ * cors.allowed_origins): config_load_file joins its items with "," (a
+ * mapping item as "field=value;field=value") and sets the key once.
+ */
+bool config_key_is_list(const char *key);
+
+/* True when host (an IPv4 literal or "localhost") is a loopback address. */
+bool config_host_is_loopback(const char *host);
+
+/*
  * Applies the YAML file at path: a mapping whose nested mappings flatten to
- * dotted keys (server: {port: 80} sets server.port). Lists, aliases and
+ * dotted keys (server: {port: 80} sets server.port). Lists (except where
+ * config_key_is_list), aliases and
  * more than one document are rejected. Returns 0; RAG_EIO when the file
  * cannot be read; RAG_EINVAL for a YAML syntax error (the message gives
  * path:line:column) or any key config_set rejects (the message gives

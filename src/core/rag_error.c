@@ -22,6 +22,9 @@ static const struct {
 	{ RAG_EINTERNAL, "internal", 500 },
 	{ RAG_ETOOBIG, "too_large", 413 },
 	{ RAG_EUNSUPPORTED, "unsupported", 415 },
+	{ RAG_EUNAUTHORIZED, "unauthorized", 401 },
+	{ RAG_EFORBIDDEN, "forbidden", 403 },
+	{ RAG_ERATELIMIT, "rate_limited", 429 },
 };
 
 void rag_err_clear(struct rag_err *err)

@@ -27,6 +27,9 @@ enum {
 	RAG_EINTERNAL = -7,     /* a bug or an invariant broken */
 	RAG_ETOOBIG = -8,       /* input over a configured limit */
 	RAG_EUNSUPPORTED = -9,  /* valid request for something not supported */
+	RAG_EUNAUTHORIZED = -10, /* no credentials, or ones that are not valid */
+	RAG_EFORBIDDEN = -11,   /* valid credentials whose role may not do this */
+	RAG_ERATELIMIT = -12,   /* a quota or rate limit is spent: retry later */
 };
 
 #define RAG_ERR_FIELD_MAX 64   /* longest field path a client can be told */

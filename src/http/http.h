@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "auth/auth.h"
 #include "core/sbuf.h"
 #include "core/str.h"
 
@@ -25,7 +26,11 @@ struct rag_err;
 struct http_ctx {
 	_Atomic(struct rag_engine *) engine; /* NULL until models and indexes are up */
 	const char *instance;                /* host name, for /health */
-	const char *tenant;                  /* the embedded default's one tenant */
+	struct auth *auth;     /* keys, roles, quotas; off = every request is the default tenant's */
+	const char *cors_origins; /* cors.allowed_origins: "" = CORS off, "*", or a list */
+	const char *cors_headers; /* Access-Control-Allow-Headers of a preflight */
+	const char *cors_methods; /* Access-Control-Allow-Methods of a preflight */
+	int cors_max_age_s;
 	size_t max_body_bytes;
 	const char *ingest_root;    /* server-side paths allowed under this directory; "" = none */
 	size_t max_file_bytes;      /* one uploaded or server-side file at most */
@@ -49,6 +54,16 @@ struct http_req {
 	const char *path;
 	const char *route;      /* the matched pattern, e.g. "/v1/collections/{name}" */
 	int route_id;           /* index in the route table, -1 when none matched */
+	enum auth_role min_role; /* the route's: AUTH_ROLE_NONE for public routes */
+	int ingest;             /* the route's body counts against the ingest quota */
+	int generates;          /* the route generates tokens (the daily token quota) */
+	/*
+	 * Who the request is served as: its key's tenant and role (auth off:
+	 * the default tenant, admin). Every handler scopes what it touches by
+	 * who.tenant; its strings stay valid until the server stops, so
+	 * workers may keep a copy.
+	 */
+	struct auth_principal who;
 	const char *request_id; /* from X-Request-ID or generated */
 	char *params[HTTP_MAX_PARAMS]; /* route parameters, NUL-terminated, owned by the router */
 	size_t n_params;
@@ -106,6 +121,7 @@ struct http_resp {
 	enum http_error_style error_style; /* set by the handler before it decodes anything */
 	int retry_after_s;          /* > 0: a Retry-After header (set for RAG_EBUSY) */
 	struct http_stream *stream; /* set by http_async (http_stream.h): answered by a worker */
+	const struct http_ctx *ctx; /* set by the server: its CORS settings */
 };
 
 typedef int (*http_handler_fn)(struct http_req *req, struct http_resp *resp);

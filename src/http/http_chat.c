@@ -82,6 +82,7 @@ static int run_rag(struct chat_request *rq, gen_token_fn on_token, void *ctx,
 	q.max_tokens = rq->max_tokens_given || rq->rag_max_tokens <= 0 ? rq->params.max_tokens
 									 : rq->rag_max_tokens;
 	q.temperature = rq->params.temperature;
+	q.authorization = rq->authorization;
 	q.on_token = on_token;
 	q.ctx = ctx;
 	rc = rag_answer(rq->eng, rq->tenant, rq->collection, &q, &a, err);
@@ -105,12 +106,14 @@ static int bind_rag(struct http_req *req, struct rag_engine *eng, struct chat_re
 	struct rag_collection_info info;
 	const char *name = rq->model + strlen(HTTP_CHAT_RAG_PREFIX);
 
-	if (rag_collection_get(eng, req->ctx->tenant, name, &info, NULL) < 0)
+	if (rag_collection_get(eng, req->who.tenant, name, &info, NULL) < 0)
 		return rag_err_set(err, RAG_ENOTFOUND, "model",
 				   "collection '%s' does not exist (model '%s')", name, rq->model);
 	rag_collection_info_release(&info);
 	rq->collection = strdup(name);
-	if (!rq->collection)
+	if (http_header(req, "Authorization"))
+		rq->authorization = strdup(http_header(req, "Authorization"));
+	if (!rq->collection || (http_header(req, "Authorization") && !rq->authorization))
 		return rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
 	rq->rag_top_k = req->ctx->answer_top_k;
 	rq->rag_max_tokens = req->ctx->answer_max_tokens;
@@ -125,7 +128,7 @@ int http_chat_bind(struct http_req *req, struct rag_engine *eng, struct chat_req
 	char path[1024];
 
 	rq->eng = eng;
-	rq->tenant = req->ctx->tenant;
+	rq->tenant = req->who.tenant;
 	if (strncmp(rq->model, HTTP_CHAT_RAG_PREFIX, strlen(HTTP_CHAT_RAG_PREFIX)) == 0)
 		return bind_rag(req, eng, rq, err);
 	rq->run = run_plain;

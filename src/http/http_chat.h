@@ -40,6 +40,7 @@ struct chat_request {
 	struct rag_engine *eng;
 	char *collection;           /* RAG: the collection's name; owned */
 	const char *tenant;
+	char *authorization;        /* the caller's header, for shard peers; owned, may be NULL */
 	char *citations_json;       /* RAG: a JSON array set by run(); owned */
 	int rag_top_k, rag_max_tokens; /* RAG defaults: rag.top_k, rag.max_tokens */
 };

@@ -20,6 +20,7 @@ int http_document_put(struct http_req *req, struct http_resp *resp);
 int http_document_get(struct http_req *req, struct http_resp *resp);
 int http_document_delete(struct http_req *req, struct http_resp *resp);
 int http_search(struct http_req *req, struct http_resp *resp);
+int http_shard_search(struct http_req *req, struct http_resp *resp); /* internal: one instance's shards */
 /* POST /v1/collections/{name}/query: answered by a worker (http_handlers_query.c). */
 int http_query(struct http_req *req, struct http_resp *resp);
 
@@ -41,6 +42,17 @@ int http_documents_list(struct http_req *req, struct http_resp *resp);
 int http_document_chunks(struct http_req *req, struct http_resp *resp);
 int http_job_get(struct http_req *req, struct http_resp *resp);
 int http_job_cancel(struct http_req *req, struct http_resp *resp);
+
+/*
+ * The admin API (http_handlers_admin.c), admin role, scoped to the
+ * caller's tenant: POST /v1/admin/keys (the token is in the 201 answer
+ * only), GET /v1/admin/keys, DELETE /v1/admin/keys/{id}, GET
+ * /v1/admin/usage and GET /v1/admin/usage/{id}.
+ */
+int http_admin_key_create(struct http_req *req, struct http_resp *resp);
+int http_admin_key_list(struct http_req *req, struct http_resp *resp);
+int http_admin_key_revoke(struct http_req *req, struct http_resp *resp);
+int http_admin_usage(struct http_req *req, struct http_resp *resp);
 
 /*
  * GET /openapi.json (always) and the docs pages GET /docs, GET /redoc and

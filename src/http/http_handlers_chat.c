@@ -52,6 +52,8 @@ struct job {
 	struct sbuf text;
 	struct gen_usage usage;
 	struct rag_err err;
+	struct auth *auth;         /* generated tokens are charged to who's key */
+	struct auth_principal who; /* valid until the server stops, past any worker */
 };
 
 static void request_release(struct chat_request *rq)
@@ -64,6 +66,7 @@ static void request_release(struct chat_request *rq)
 	free((char **)rq->params.stop);
 	free(rq->model);
 	free(rq->collection);
+	free(rq->authorization);
 	free(rq->citations_json);
 	if (rq->release)
 		rq->release(rq);
@@ -424,6 +427,7 @@ static void chat_work(struct http_stream *s, void *arg)
 	sbuf_init(&resp.body, 0);
 	rc = j->rq.run(&j->rq, j->rq.stream ? on_token : on_token_quiet, j, &j->text, &j->usage,
 		       &j->err);
+	auth_charge_tokens(j->auth, &j->who, (int64_t)j->usage.completion_tokens);
 	if (j->rq.stream && (j->sent || rc == 0)) {
 		finish_stream(j, rc);
 	} else {
@@ -462,6 +466,8 @@ int http_oai_chat(struct http_req *req, struct http_resp *resp)
 		return 0;
 	}
 	sbuf_init(&j->text, 0);
+	j->auth = req->ctx->auth;
+	j->who = req->who;
 	snprintf(j->id, sizeof(j->id), "chatcmpl-%s", req->request_id ? req->request_id : "0");
 	j->created = (long long)time(NULL);
 	if (read_request(body, &j->rq, &j->err) < 0 ||

@@ -110,7 +110,7 @@ int http_collection_create(struct http_req *req, struct http_resp *resp)
 	spec.index_json = index_json;
 	spec.chunk_size = (int)size;
 	spec.chunk_overlap = (int)overlap;
-	if (rag_collection_create(eng, req->ctx->tenant, &spec, &info, &err) < 0) {
+	if (rag_collection_create(eng, req->who.tenant, &spec, &info, &err) < 0) {
 		http_error(resp, &err);
 		goto out;
 	}
@@ -138,7 +138,7 @@ int http_collection_update(struct http_req *req, struct http_resp *resp)
 		return 0;
 	if (http_json_string(body, "embedding_model", 1, &model, NULL, resp) < 0)
 		goto out;
-	if (rag_collection_change_model(eng, req->ctx->tenant, req->params[0], model, job_id,
+	if (rag_collection_change_model(eng, req->who.tenant, req->params[0], model, job_id,
 					&err) < 0) {
 		http_error(resp, &err);
 		goto out;
@@ -161,7 +161,7 @@ int http_collection_list(struct http_req *req, struct http_resp *resp)
 
 	if (!eng)
 		return 0;
-	if (rag_collection_list(eng, req->ctx->tenant, &list, &n, &err) < 0) {
+	if (rag_collection_list(eng, req->who.tenant, &list, &n, &err) < 0) {
 		http_error(resp, &err);
 		return 0;
 	}
@@ -181,7 +181,7 @@ int http_collection_get(struct http_req *req, struct http_resp *resp)
 
 	if (!eng)
 		return 0;
-	if (rag_collection_get(eng, req->ctx->tenant, req->params[0], &info, &err) < 0) {
+	if (rag_collection_get(eng, req->who.tenant, req->params[0], &info, &err) < 0) {
 		http_error(resp, &err);
 		return 0;
 	}
@@ -198,7 +198,7 @@ int http_collection_delete(struct http_req *req, struct http_resp *resp)
 
 	if (!eng)
 		return 0;
-	if (rag_collection_delete(eng, req->ctx->tenant, req->params[0], &err) < 0) {
+	if (rag_collection_delete(eng, req->who.tenant, req->params[0], &err) < 0) {
 		http_error(resp, &err);
 		return 0;
 	}

@@ -72,7 +72,7 @@ static int document_put_raw(struct http_req *req, struct http_resp *resp, const 
 		doc.format = "auto";
 	doc.name = http_query_param(req, "name");
 	doc.content_type = ctype;
-	if (rag_ingest(eng, req->ctx->tenant, req->params[0], &doc, &res, &err) < 0)
+	if (rag_ingest(eng, req->who.tenant, req->params[0], &doc, &res, &err) < 0)
 		http_error(resp, &err);
 	else
 		reply_ingest(req, resp, &res);
@@ -130,7 +130,7 @@ int http_document_put(struct http_req *req, struct http_resp *resp)
 	    http_json_string(body, "format", 0, &doc.format, NULL, resp) < 0)
 		goto out;
 	doc.metadata_json = meta;
-	if (rag_ingest(eng, req->ctx->tenant, req->params[0], &doc, &res, &err) < 0) {
+	if (rag_ingest(eng, req->who.tenant, req->params[0], &doc, &res, &err) < 0) {
 		http_error(resp, &err);
 		goto out;
 	}
@@ -149,7 +149,7 @@ int http_document_get(struct http_req *req, struct http_resp *resp)
 
 	if (!eng)
 		return 0;
-	if (rag_doc_get(eng, req->ctx->tenant, req->params[0], req->params[1], &doc, &err) < 0) {
+	if (rag_doc_get(eng, req->who.tenant, req->params[0], req->params[1], &doc, &err) < 0) {
 		http_error(resp, &err);
 		return 0;
 	}
@@ -171,7 +171,7 @@ int http_document_delete(struct http_req *req, struct http_resp *resp)
 
 	if (!eng)
 		return 0;
-	if (rag_doc_delete(eng, req->ctx->tenant, req->params[0], req->params[1], &err) < 0) {
+	if (rag_doc_delete(eng, req->who.tenant, req->params[0], req->params[1], &err) < 0) {
 		http_error(resp, &err);
 		return 0;
 	}
@@ -236,6 +236,7 @@ int http_search(struct http_req *req, struct http_resp *resp)
 		goto out;
 	}
 	q.no_cache = use_cache && json_is_false(use_cache);
+	q.authorization = http_header(req, "Authorization"); /* for shard peers */
 	if (fusion && strcmp(fusion, "rrf") != 0 && strcmp(fusion, "weighted") != 0) {
 		http_errorf(resp, RAG_EINVAL, "fusion", "field 'fusion' must be 'rrf' or 'weighted'");
 		goto out;
@@ -254,7 +255,7 @@ int http_search(struct http_req *req, struct http_resp *resp)
 	 */
 	q.mode = RAG_MODE_HYBRID;
 	if ((mode && rag_mode_parse(mode, &q.mode, &err) < 0) ||
-	    rag_search(eng, req->ctx->tenant, req->params[0], &q, &res, &err) < 0) {
+	    rag_search(eng, req->who.tenant, req->params[0], &q, &res, &err) < 0) {
 		http_error(resp, &err);
 		goto out;
 	}

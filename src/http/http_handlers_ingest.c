@@ -161,7 +161,7 @@ static int submit(struct http_req *req, struct http_resp *resp, struct batch *b)
 
 	if (!eng)
 		return 0;
-	if (rag_job_submit(eng, req->ctx->tenant, req->params[0], b->items, b->n, job_id,
+	if (rag_job_submit(eng, req->who.tenant, req->params[0], b->items, b->n, job_id,
 			   &err) < 0) {
 		http_error(resp, &err);
 		return 0;
@@ -411,7 +411,7 @@ int http_job_get(struct http_req *req, struct http_resp *resp)
 
 	if (!eng)
 		return 0;
-	if (rag_job_get(eng, req->ctx->tenant, req->params[0], &job, &err) < 0 ||
+	if (rag_job_get(eng, req->who.tenant, req->params[0], &job, &err) < 0 ||
 	    rag_job_errors(eng, job.id, HTTP_JOB_ERRORS_MAX, &errs, &n_errs, &err) < 0) {
 		store_job_release(&job);
 		http_error(resp, &err);
@@ -430,7 +430,7 @@ int http_job_cancel(struct http_req *req, struct http_resp *resp)
 
 	if (!eng)
 		return 0;
-	if (rag_job_cancel(eng, req->ctx->tenant, req->params[0], &err) < 0) {
+	if (rag_job_cancel(eng, req->who.tenant, req->params[0], &err) < 0) {
 		http_error(resp, &err);
 		return 0;
 	}
@@ -468,7 +468,7 @@ int http_documents_list(struct http_req *req, struct http_resp *resp)
 		return 0;
 	}
 	q.filter = rag_filter_tree(filter);
-	if (rag_doc_list(eng, req->ctx->tenant, req->params[0], &q, &docs, &n, &err) < 0) {
+	if (rag_doc_list(eng, req->who.tenant, req->params[0], &q, &docs, &n, &err) < 0) {
 		rag_filter_free(filter);
 		http_error(resp, &err);
 		return 0;
@@ -499,7 +499,7 @@ int http_document_chunks(struct http_req *req, struct http_resp *resp)
 
 	if (!eng)
 		return 0;
-	if (rag_doc_chunks(eng, req->ctx->tenant, req->params[0], req->params[1], &hits, &n,
+	if (rag_doc_chunks(eng, req->who.tenant, req->params[0], req->params[1], &hits, &n,
 			   &err) < 0) {
 		http_error(resp, &err);
 		return 0;

@@ -69,7 +69,7 @@ static json_t *model_json(const char *id, const char *kind)
  * files under models.dir that load on demand are not listed.)
  */
 static json_t *models_list(struct rag_engine *eng, const struct http_ctx *ctx,
-			   struct rag_err *err)
+			   const char *tenant, struct rag_err *err)
 {
 	struct rag_collection_info *colls = NULL;
 	size_t n_colls = 0;
@@ -78,7 +78,7 @@ static json_t *models_list(struct rag_engine *eng, const struct http_ctx *ctx,
 	json_array_append_new(arr, model_json(rag_engine_model(eng), "embedding"));
 	if (ctx->generator)
 		json_array_append_new(arr, model_json(ctx->generator->name, "generation"));
-	if (rag_collection_list(eng, ctx->tenant, &colls, &n_colls, err) < 0) {
+	if (rag_collection_list(eng, tenant, &colls, &n_colls, err) < 0) {
 		json_decref(arr);
 		return NULL;
 	}
@@ -101,7 +101,7 @@ int http_oai_models(struct http_req *req, struct http_resp *resp)
 
 	if (!eng)
 		return 0;
-	arr = models_list(eng, req->ctx, &err);
+	arr = models_list(eng, req->ctx, req->who.tenant, &err);
 	if (!arr) {
 		http_error(resp, &err);
 		return 0;
@@ -119,7 +119,7 @@ int http_oai_model(struct http_req *req, struct http_resp *resp)
 
 	if (!eng)
 		return 0;
-	arr = models_list(eng, req->ctx, &err);
+	arr = models_list(eng, req->ctx, req->who.tenant, &err);
 	if (!arr) {
 		http_error(resp, &err);
 		return 0;

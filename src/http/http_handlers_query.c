@@ -34,7 +34,9 @@
 struct query_job {
 	struct rag_engine *eng;
 	struct http_stream *s;
-	const char *tenant; /* borrowed from the server's context, which outlives workers */
+	struct auth *auth;       /* generated tokens are charged to who's key */
+	struct auth_principal who; /* strings valid until the server stops, past any worker */
+	char *authorization;     /* the caller's header, for shard peers; NULL when none */
 	char *collection;
 	char *question;
 	size_t question_len;
@@ -57,6 +59,7 @@ static void job_free(struct query_job *j)
 	free(j->collection);
 	free(j->question);
 	free(j->session_id);
+	free(j->authorization);
 	rag_filter_free(j->filter);
 	free(j->filter_key);
 	free(j);
@@ -138,13 +141,14 @@ static void query_work(struct http_stream *s, void *arg)
 	q.filter = rag_filter_tree(j->filter);
 	q.filter_key = j->filter_key;
 	q.no_cache = j->no_cache;
+	q.authorization = j->authorization;
 	q.session_id = j->session_id;
 	q.max_tokens = j->max_tokens;
 	q.temperature = j->temperature;
 	q.on_token = j->stream ? on_token : on_token_quiet;
 	q.ctx = j;
 	sbuf_init(&resp.body, 0);
-	if (rag_answer(j->eng, j->tenant, j->collection, &q, &a, &err) < 0) {
+	if (rag_answer(j->eng, j->who.tenant, j->collection, &q, &a, &err) < 0) {
 		http_error(&resp, &err);
 		if (resp.status >= 500)
 			log_warn("answer failed (request %s): %s", http_stream_request_id(s), err.msg);
@@ -153,7 +157,11 @@ static void query_work(struct http_stream *s, void *arg)
 		else
 			http_stream_reply(s, &resp);
 	} else if (j->stream) {
-		json_t *o = answer_json(j, &a);
+		json_t *o;
+
+		if (a.cache != RAG_CACHE_HIT)
+			auth_charge_tokens(j->auth, &j->who, (int64_t)a.usage.completion_tokens);
+		o = answer_json(j, &a);
 
 		text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
 		json_decref(o);
@@ -162,8 +170,11 @@ static void query_work(struct http_stream *s, void *arg)
 		free(text);
 	} else {
 		static const char *const x_cache[] = { NULL, "MISS", "HIT", "BYPASS" };
-		json_t *o = answer_json(j, &a);
+		json_t *o;
 
+		if (a.cache != RAG_CACHE_HIT)
+			auth_charge_tokens(j->auth, &j->who, (int64_t)a.usage.completion_tokens);
+		o = answer_json(j, &a);
 		resp.x_cache = (unsigned)a.cache < 4 ? x_cache[a.cache] : NULL;
 		http_json_reply(&resp, 200, o);
 		http_stream_reply(s, &resp);
@@ -249,7 +260,15 @@ int http_query(struct http_req *req, struct http_resp *resp)
 	filter_text = NULL;
 	j->no_cache = use_cache && json_is_false(use_cache);
 	j->eng = eng;
-	j->tenant = req->ctx->tenant;
+	j->auth = req->ctx->auth;
+	j->who = req->who;
+	if (http_header(req, "Authorization")) {
+		j->authorization = strdup(http_header(req, "Authorization"));
+		if (!j->authorization) {
+			http_errorf(resp, RAG_ENOMEM, NULL, "out of memory");
+			goto out;
+		}
+	}
 	j->collection = strdup(req->params[0]);
 	j->question = malloc(question_len + 1);
 	if (j->question) {

@@ -9,6 +9,17 @@
  * it discarded. Shutdown quiesces the listening socket first, as the design
  * notes demand for suspended connections.
  *
+ * Before a handler runs, the request is authorised (authorize): its
+ * Authorization header is verified into a principal (tenant, role, key),
+ * the route's least role checked (403), and the key's quotas admitted
+ * (429 with Retry-After); with auth off every request is the default
+ * tenant's admin. Public routes (health, readiness, metrics, docs) need no
+ * key. CORS, when cors.allowed_origins is set, answers preflight OPTIONS
+ * requests before any of that (browsers send no credentials on them) and
+ * adds Access-Control-Allow-Origin to responses for allowed origins.
+ * HTTPS, when server.tls_cert and tls_key are set, is libmicrohttpd's
+ * (GnuTLS); otherwise TLS is the reverse proxy's job.
+ *
  * poll, not epoll: libmicrohttpd 0.9.75's MHD_quiesce_daemon races with its
  * own epoll workers over removing the listening socket from their epoll
  * sets, and whichever loses aborts the process ("Failed to remove listen FD
@@ -19,7 +30,9 @@
 #include "http/http_server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
+#include <sodium.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,6 +49,7 @@
 #include "core/rag_error.h"
 #include "core/sbuf.h"
 #include "http/http.h"
+#include "http/http_auth.h"
 #include "http/http_metrics.h"
 #include "http/http_router.h"
 #include "http/http_stream.h"
@@ -48,6 +62,7 @@
 struct http_server {
 	struct MHD_Daemon *d;
 	struct http_ctx *ctx;
+	char *tls_cert, *tls_key; /* PEM text given to libmicrohttpd; kept until stop */
 	int port;
 	int quiesced;
 	atomic_int in_flight; /* requests begun whose response is not yet sent */
@@ -178,6 +193,23 @@ static void etag(struct MHD_Connection *c, struct http_resp *resp, char out[36])
 	}
 }
 
+/* Adds the CORS headers of an actual (not preflight) response. */
+static void cors_headers(const struct http_ctx *ctx, struct MHD_Connection *c,
+			 struct MHD_Response *r)
+{
+	const char *origin = http_cors_origin(ctx, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+									      "Origin"));
+
+	if (!ctx->cors_origins || !ctx->cors_origins[0])
+		return;
+	MHD_add_response_header(r, "Vary", "Origin");
+	if (!origin)
+		return;
+	MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+	MHD_add_response_header(r, "Access-Control-Expose-Headers",
+				"X-Request-ID, Retry-After, X-Cache, ETag");
+}
+
 static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *resp,
 				  const char *req_id, const char *allow)
 {
@@ -215,6 +247,10 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *res
 		MHD_add_response_header(r, "X-Cache", resp->x_cache);
 	if (allow)
 		MHD_add_response_header(r, "Allow", allow);
+	if (resp->status == 401)
+		MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"ragd\"");
+	if (resp->ctx)
+		cors_headers(resp->ctx, c, r);
 	if (resp->retry_after_s > 0) {
 		char ra[16];
 
@@ -229,7 +265,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct http_resp *res
 static void reply_status(struct http_server *srv, struct MHD_Connection *c, struct conn *cn,
 			 int status, int code, const char *method, const char *url, size_t limit)
 {
-	struct http_resp resp = { .status = status };
+	struct http_resp resp = { .status = status, .ctx = srv->ctx };
 	char allow[64] = "";
 
 	sbuf_init(&resp.body, 0);
@@ -255,15 +291,60 @@ static void reply_status(struct http_server *srv, struct MHD_Connection *c, stru
 	sbuf_release(&resp.body);
 }
 
+/* A CORS preflight (OPTIONS with Origin): 204 with the allowances, 403, or 404. */
+static void preflight(struct http_server *srv, struct MHD_Connection *c, const char *url,
+		      struct conn *cn)
+{
+	const struct http_ctx *ctx = srv->ctx;
+	const char *origin = http_cors_origin(ctx, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+									      "Origin"));
+	struct http_resp resp = { .status = 204, .ctx = srv->ctx };
+	struct MHD_Response *r;
+	char allow[64] = "", age[16];
+
+	sbuf_init(&resp.body, 0);
+	http_route_allowed(url, allow, sizeof(allow));
+	if (!allow[0] || !origin) {
+		if (!allow[0])
+			http_errorf(&resp, RAG_ENOTFOUND, NULL, "no route for %s", url);
+		else
+			http_errorf(&resp, RAG_EFORBIDDEN, "origin",
+				    "origin not allowed (cors.allowed_origins)");
+		finish(srv, cn, "OPTIONS", url, -1, resp.status);
+		send_resp(c, &resp, cn->request_id, NULL);
+		sbuf_release(&resp.body);
+		return;
+	}
+	r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	if (r) {
+		snprintf(age, sizeof(age), "%d", ctx->cors_max_age_s);
+		MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+		MHD_add_response_header(r, "Access-Control-Allow-Methods", ctx->cors_methods);
+		MHD_add_response_header(r, "Access-Control-Allow-Headers", ctx->cors_headers);
+		MHD_add_response_header(r, "Access-Control-Max-Age", age);
+		MHD_add_response_header(r, "Vary", "Origin");
+		MHD_add_response_header(r, "X-Request-ID", cn->request_id);
+		finish(srv, cn, "OPTIONS", url, -1, 204);
+		MHD_queue_response(c, 204, r);
+		MHD_destroy_response(r);
+	}
+	sbuf_release(&resp.body);
+}
+
 static void dispatch(struct http_server *srv, struct MHD_Connection *c, const char *method,
 		     const char *url, struct conn *cn)
 {
 	struct http_req req = { 0 };
-	struct http_resp resp = { .status = 200 };
+	struct http_resp resp = { .status = 200, .ctx = srv->ctx };
 	http_handler_fn fn;
 	int status = 404;
 
 	req.route_id = -1;
+	if (strcmp(method, "OPTIONS") == 0 && srv->ctx->cors_origins &&
+	    srv->ctx->cors_origins[0]) {
+		preflight(srv, c, url, cn);
+		return;
+	}
 	fn = http_route(method, url, &req, &status);
 	if (!fn) {
 		reply_status(srv, c, cn, status, RAG_ENOTFOUND, method, url, 0);
@@ -279,7 +360,9 @@ static void dispatch(struct http_server *srv, struct MHD_Connection *c, const ch
 	sbuf_init(&resp.body, 0);
 	if (http_is_openai_path(url))
 		resp.error_style = HTTP_ERRORS_OPENAI;
-	fn(&req, &resp);
+	if (http_authorize(&req, &resp) == 0)
+		fn(&req, &resp);
+	http_private_cache(&req, &resp);
 	if (resp.stream) {
 		cn->stream = resp.stream;
 		cn->route_id = req.route_id;
@@ -300,7 +383,7 @@ static void dispatch(struct http_server *srv, struct MHD_Connection *c, const ch
 static void resume_stream(struct http_server *srv, struct MHD_Connection *c, const char *method,
 			  const char *url, struct conn *cn)
 {
-	struct http_resp resp = { .status = 503 };
+	struct http_resp resp = { .status = 503, .ctx = srv->ctx };
 	struct MHD_Response *r;
 	enum http_stream_state st;
 
@@ -310,6 +393,7 @@ static void resume_stream(struct http_server *srv, struct MHD_Connection *c, con
 	if (http_is_openai_path(url))
 		resp.error_style = HTTP_ERRORS_OPENAI;
 	st = http_stream_take(cn->stream, &resp);
+	resp.ctx = srv->ctx; /* the worker's reply does not carry it */
 	if (st == HTTP_STREAM_PENDING) {
 		sbuf_release(&resp.body);
 		return;
@@ -319,6 +403,7 @@ static void resume_stream(struct http_server *srv, struct MHD_Connection *c, con
 		r = http_stream_response(cn->stream);
 		if (r) {
 			MHD_add_response_header(r, "X-Request-ID", cn->request_id);
+			cors_headers(srv->ctx, c, r);
 			finish(srv, cn, method, url, cn->route_id, 200);
 			MHD_queue_response(c, 200, r);
 			MHD_destroy_response(r);
@@ -501,6 +586,58 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 	http_metrics_connection(code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
 }
 
+int http_server_tls_supported(void)
+{
+	return MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES;
+}
+
+/* Reads a PEM file (small) into a new NUL-terminated string, or NULL with err. */
+static char *read_pem(const char *path, const char *field, struct rag_err *err)
+{
+	FILE *f = fopen(path, "rb");
+	struct sbuf sb = SBUF_INIT;
+	char buf[4096];
+	size_t n;
+
+	if (!f) {
+		rag_err_set(err, RAG_EINVAL, field, "%s: cannot read '%s': %s", field, path,
+			    strerror(errno));
+		return NULL;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0 && sb.len < (1 << 20))
+		sbuf_add(&sb, buf, n);
+	fclose(f);
+	if (sbuf_error(&sb) || sb.len == 0) {
+		rag_err_set(err, RAG_EINVAL, field, "%s: '%s' is empty or unreadable", field, path);
+		sbuf_release(&sb);
+		return NULL;
+	}
+	return sbuf_detach(&sb, NULL);
+}
+
+/* Loads the certificate and key when HTTPS is configured: 0, or an error. */
+static int tls_setup(struct http_server *srv, const struct http_server_options *o,
+		     struct rag_err *err)
+{
+	if (!o->tls_cert || !o->tls_cert[0])
+		return 0;
+	if (!http_server_tls_supported())
+		return rag_err_set(err, RAG_EUNSUPPORTED, "server.tls_cert",
+				   "server.tls_cert: this libmicrohttpd was built without TLS;"
+				   " terminate TLS at a reverse proxy (docs/security.md)");
+	srv->tls_cert = read_pem(o->tls_cert, "server.tls_cert", err);
+	srv->tls_key = srv->tls_cert ? read_pem(o->tls_key, "server.tls_key", err) : NULL;
+	return srv->tls_key ? 0 : RAG_EINVAL;
+}
+
+static void tls_release(struct http_server *srv)
+{
+	if (srv->tls_key)
+		sodium_memzero(srv->tls_key, strlen(srv->tls_key));
+	free(srv->tls_cert);
+	free(srv->tls_key);
+}
+
 struct http_server *http_server_start(const struct http_server_options *o, struct http_ctx *ctx,
 				      struct rag_err *err)
 {
@@ -522,8 +659,15 @@ struct http_server *http_server_start(const struct http_server_options *o, struc
 		return NULL;
 	}
 	srv->ctx = ctx;
+	if (tls_setup(srv, o, err) < 0) {
+		tls_release(srv);
+		free(srv);
+		return NULL;
+	}
+	/* Without TLS, MHD_OPTION_END stands where the certificate option would: the rest is unread. */
 	srv->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
-					  MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+					  MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+					  (srv->tls_cert ? MHD_USE_TLS : 0),
 				  (uint16_t)o->port, NULL, NULL, on_request, srv,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)o->threads,
@@ -533,7 +677,18 @@ struct http_server *http_server_start(const struct http_server_options *o, struc
 				  MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
 				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
 				  MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
+				  srv->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
+				  srv->tls_cert, MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key,
 				  MHD_OPTION_END);
+	if (!srv->d && srv->tls_cert) {
+		tls_release(srv);
+		rag_err_set(err, RAG_EIO, "server.tls_cert",
+			    "cannot listen on %s:%d with HTTPS: port in use, or server.tls_cert and"
+			    " server.tls_key are not a matching PEM certificate and key", o->host,
+			    o->port);
+		free(srv);
+		return NULL;
+	}
 	if (!srv->d) {
 		rag_err_set(err, RAG_EIO, "server.port", "cannot listen on %s:%d (in use?)", o->host,
 			    o->port);
@@ -588,5 +743,6 @@ void http_server_stop(struct http_server *srv)
 		usleep(10000);
 	}
 	MHD_stop_daemon(srv->d);
+	tls_release(srv);
 	free(srv);
 }

@@ -19,7 +19,12 @@ struct http_server_options {
 	int threads;                /* pool size, >= 1 */
 	int max_connections;
 	int connection_timeout_s;   /* idle keep-alive connections are closed after this */
+	const char *tls_cert;       /* PEM files: both set = HTTPS (GnuTLS in libmicrohttpd); */
+	const char *tls_key;        /* NULL or "" = plain HTTP */
 };
+
+/* True when this libmicrohttpd can serve HTTPS (built with GnuTLS). */
+int http_server_tls_supported(void);
 
 /* Starts serving with ctx (borrowed: it must outlive the server). NULL + err on failure. */
 struct http_server *http_server_start(const struct http_server_options *opts,

@@ -201,6 +201,7 @@ void vindex_normalize(float *v, size_t dim);
 #define VINDEX_TYPE_MAX 16     /* longest type name, NUL included */
 #define VINDEX_FACTORY_MAX 128 /* longest FAISS factory string, NUL included */
 #define VINDEX_REMOTE_NAME_MAX 128 /* a remote collection's name, NUL included */
+#define VINDEX_SHARDS_MAX 16   /* faiss shards: one search thread each, per collection */
 
 /*
  * Which index a collection uses and its parameters. type is one of
@@ -219,6 +220,7 @@ struct vindex_spec {
 	size_t rescore;		/* flat_int8, faiss: candidates re-scored in f32, 1..10000 */
 	size_t nprobe;		/* faiss IVF: lists visited per query, 1..65536 */
 	char factory[VINDEX_FACTORY_MAX]; /* faiss: e.g. "IVF1024,PQ48" */
+	size_t shards;		/* faiss: sub-indexes searched in parallel, 1..VINDEX_SHARDS_MAX */
 	/*
 	 * chroma: where the vectors live. Set by the engine at run time, never
 	 * part of the JSON form: the server (borrowed; must outlive the index)
@@ -230,7 +232,8 @@ struct vindex_spec {
 
 /*
  * Defaults: type "flat", m 16, ef_construction 200, ef_search 64 (also a
- * faiss HNSW's efSearch), rescore 100, nprobe 16, factory "IVF1024,PQ48".
+ * faiss HNSW's efSearch), rescore 100, nprobe 16, factory "IVF1024,PQ48",
+ * shards 1.
  */
 struct vindex_spec vindex_spec_default(void);
 
@@ -238,7 +241,8 @@ struct vindex_spec vindex_spec_default(void);
  * Checks a spec: a known type and every parameter in range (for faiss, that
  * FAISS accepts the factory string for dim). Returns 0 or RAG_EINVAL whose
  * field is "index.type", "index.m", "index.ef_construction",
- * "index.ef_search", "index.rescore", "index.nprobe" or "index.factory".
+ * "index.ef_search", "index.rescore", "index.nprobe", "index.shards" or
+ * "index.factory".
  */
 int vindex_spec_check(const struct vindex_spec *spec, size_t dim, struct rag_err *err);
 

@@ -134,6 +134,7 @@ struct vindex_spec vindex_spec_default(void)
 		.rescore = FLAT_RESCORE_DEFAULT,
 		.nprobe = 16,
 		.factory = "IVF1024,PQ48",
+		.shards = 1,
 	};
 	return s;
 }
@@ -171,6 +172,8 @@ int vindex_spec_check(const struct vindex_spec *spec, size_t dim, struct rag_err
 		rc = range(spec->rescore, 1, SPEC_RESCORE_MAX, "index.rescore", err);
 	if (rc == 0)
 		rc = range(spec->nprobe, 1, SPEC_NPROBE_MAX, "index.nprobe", err);
+	if (rc == 0)
+		rc = range(spec->shards, 1, VINDEX_SHARDS_MAX, "index.shards", err);
 	if (rc < 0)
 		return rc;
 	/* Checked for every type: it is stored and shown even when unused. */
@@ -208,8 +211,9 @@ size_t vindex_spec_json(const struct vindex_spec *spec, char *buf, size_t len)
 		/* Factory strings are checked by FAISS: letters, digits, ',', '_' and '.' only. */
 		n = snprintf(buf, len,
 			     "{\"type\":\"faiss\",\"factory\":\"%s\",\"nprobe\":%zu,"
-			     "\"ef_search\":%zu,\"rescore\":%zu}",
-			     spec->factory, spec->nprobe, spec->ef_search, spec->rescore);
+			     "\"ef_search\":%zu,\"rescore\":%zu,\"shards\":%zu}",
+			     spec->factory, spec->nprobe, spec->ef_search, spec->rescore,
+			     spec->shards);
 	else
 		n = snprintf(buf, len, "{\"type\":\"%s\"}", spec->type);
 	return n < 0 ? 0 : (size_t)n;

@@ -24,9 +24,21 @@
  * the FAISS index itself (not every FAISS index supports remove_ids), so
  * churn costs memory until the next rebuild from the store.
  *
+ * Shards (spec->shards > 1, the design's IndexShards for large
+ * collections): the FAISS index is a faiss::IndexShards of that many
+ * sub-indexes, each an IndexIDMap over the factory's index, searched in
+ * parallel by IndexShards's own threads (one per shard) and merged by it.
+ * A vector goes to shard id % shards with its label, so each shard holds
+ * a fixed part of the collection; IVF shards are all trained on the whole
+ * collection (the same centroids), so a query probes the same lists in
+ * each and recall matches the unsharded index. Everything else (labels,
+ * re-scoring, exact fallback) is as above.
+ *
  * Snapshot payload: the n vectors (f32, in the ids section's order), then
  * u64 n_labels and n_labels int64 label_id entries, then FAISS's
- * write_index serialisation (nothing when not yet built).
+ * write_index serialisation (nothing when not yet built); sharded, instead
+ * of the latter, SHARD_MAGIC, u32 n_shards and per shard u64 length and
+ * write_index of its IndexIDMap (FAISS 1.7.3 cannot serialise IndexShards).
  *
  * Locking: lock guards ix, label_id and id_label; searches, save, count,
  * memory and check hold it shared, add and remove exclusive. The inner
@@ -38,6 +50,8 @@
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFFlat.h>
 #include <faiss/IndexIVFPQ.h>
+#include <faiss/IndexIDMap.h>
+#include <faiss/IndexShards.h>
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
@@ -76,6 +90,7 @@ extern "C" {
 #define FAISS_TRAIN_MIN 10000	/* 39 x 256: FAISS warns below this for k-means of 256 */
 #define FAISS_TRAIN_PER_LIST 39 /* FAISS's minimum training points per IVF list */
 #define FAISS_EXACT_AT 4096	/* candidates asked for before an exact filtered scan */
+#define SHARD_MAGIC "RSHD"	/* sharded payload; no FAISS fourcc starts so */
 
 namespace {
 
@@ -85,7 +100,7 @@ struct fx {
 	struct vindex *flat;
 	faiss::Index *ix;
 	std::string factory;
-	size_t train_min, nprobe, ef_search, rescore;
+	size_t train_min, nprobe, ef_search, rescore, n_shards;
 	std::vector<int64_t> label_id;
 	std::unordered_map<int64_t, int64_t> id_label;
 };
@@ -100,20 +115,99 @@ bool better(const hit &a, const hit &b)
 	return a.score > b.score || (a.score == b.score && a.id < b.id);
 }
 
-void set_search_params(fx *f)
+void set_params_one(fx *f, faiss::Index *ix)
 {
-	faiss::IndexIVF *ivf = faiss::ivflib::try_extract_index_ivf(f->ix);
+	faiss::IndexIVF *ivf = faiss::ivflib::try_extract_index_ivf(ix);
 	if (ivf)
 		ivf->nprobe = std::min(f->nprobe, ivf->nlist);
-	auto *hnsw = dynamic_cast<faiss::IndexHNSW *>(f->ix);
+	auto *map = dynamic_cast<faiss::IndexIDMap *>(ix);
+	auto *hnsw = dynamic_cast<faiss::IndexHNSW *>(map ? map->index : ix);
 	if (hnsw)
 		hnsw->hnsw.efSearch = (int)f->ef_search;
+}
+
+faiss::IndexShards *as_shards(faiss::Index *ix)
+{
+	return dynamic_cast<faiss::IndexShards *>(ix);
+}
+
+void set_search_params(fx *f)
+{
+	faiss::IndexShards *sh = as_shards(f->ix);
+
+	if (!sh) {
+		set_params_one(f, f->ix);
+		return;
+	}
+	for (int i = 0; i < sh->count(); i++)
+		set_params_one(f, sh->at(i));
+	/* Each shard's search thread runs FAISS single-threaded, like a request thread. */
+	sh->runOnIndex([](int, faiss::Index *) { omp_set_num_threads(1); });
+}
+
+/* An empty IndexShards (threaded, our labels) over n sub-indexes taken from subs. */
+faiss::IndexShards *shards_of(size_t dim, std::vector<faiss::Index *> &subs)
+{
+	auto *sh = new faiss::IndexShards((int)dim, true, false);
+	sh->own_fields = true;
+	for (auto *&sub : subs) {
+		sh->add_shard(sub);
+		sub = NULL;
+	}
+	return sh;
+}
+
+/* A new unbuilt FAISS index for f: the factory's, or sharded IDMaps over it. */
+faiss::Index *make_index(fx *f)
+{
+	if (f->n_shards <= 1)
+		return faiss::index_factory((int)f->base.dim, f->factory.c_str(),
+					    faiss::METRIC_INNER_PRODUCT);
+	std::vector<faiss::Index *> subs(f->n_shards, NULL);
+	try {
+		for (auto &sub : subs) {
+			std::unique_ptr<faiss::Index> inner(faiss::index_factory(
+				(int)f->base.dim, f->factory.c_str(), faiss::METRIC_INNER_PRODUCT));
+			auto *map = new faiss::IndexIDMap(inner.get());
+			inner.release();
+			map->own_fields = true;
+			sub = map;
+		}
+		return shards_of(f->base.dim, subs);
+	} catch (...) {
+		for (auto *sub : subs)
+			delete sub;
+		throw;
+	}
 }
 
 /* Adds n vectors under ids to the built FAISS index. Caller holds lock exclusive. */
 void ix_add(fx *f, const int64_t *ids, const float *vecs, size_t n)
 {
-	f->ix->add((faiss::Index::idx_t)n, vecs);
+	faiss::IndexShards *sh = as_shards(f->ix);
+	faiss::Index::idx_t label = (faiss::Index::idx_t)f->label_id.size();
+
+	if (!sh) {
+		f->ix->add((faiss::Index::idx_t)n, vecs);
+	} else {
+		/*
+		 * Route each vector to shard id % n_shards with its label. Our
+		 * write lock keeps searches (the shards' threads) out meanwhile.
+		 */
+		size_t n_sh = (size_t)sh->count(), dim = f->base.dim;
+		std::vector<std::vector<float>> v(n_sh);
+		std::vector<std::vector<faiss::Index::idx_t>> l(n_sh);
+		for (size_t i = 0; i < n; i++) {
+			size_t s = (size_t)((uint64_t)ids[i] % n_sh);
+			v[s].insert(v[s].end(), vecs + i * dim, vecs + (i + 1) * dim);
+			l[s].push_back(label + (faiss::Index::idx_t)i);
+		}
+		for (size_t s = 0; s < n_sh; s++)
+			if (!l[s].empty())
+				sh->at((int)s)->add_with_ids((faiss::Index::idx_t)l[s].size(),
+							     v[s].data(), l[s].data());
+		sh->syncWithSubIndexes();
+	}
 	for (size_t i = 0; i < n; i++) {
 		auto it = f->id_label.find(ids[i]);
 		if (it != f->id_label.end())
@@ -127,9 +221,7 @@ void ix_add(fx *f, const int64_t *ids, const float *vecs, size_t n)
 void build(fx *f)
 {
 	struct flat *fl = (struct flat *)f->flat;
-	std::unique_ptr<faiss::Index> ix(
-		faiss::index_factory((int)f->base.dim, f->factory.c_str(),
-				     faiss::METRIC_INNER_PRODUCT));
+	std::unique_ptr<faiss::Index> ix(make_index(f));
 
 	pthread_rwlock_rdlock(&fl->lock);
 	try {
@@ -295,6 +387,70 @@ int faiss_search(struct vindex *vi, const float *query, size_t k,
 	return rc;
 }
 
+/* Appends the FAISS index's serialisation (sharded: our framing) to w. */
+void serialize(fx *f, faiss::VectorIOWriter &w)
+{
+	faiss::IndexShards *sh = as_shards(f->ix);
+
+	if (!sh) {
+		faiss::write_index(f->ix, &w);
+		return;
+	}
+	uint32_t n_sh = (uint32_t)sh->count();
+	w.data.insert(w.data.end(), SHARD_MAGIC, SHARD_MAGIC + 4);
+	w.data.insert(w.data.end(), (const uint8_t *)&n_sh, (const uint8_t *)&n_sh + 4);
+	for (int i = 0; i < sh->count(); i++) {
+		size_t at = w.data.size();
+		uint64_t len = 0;
+
+		w.data.resize(at + 8);
+		faiss::write_index(sh->at(i), &w);
+		len = w.data.size() - at - 8;
+		memcpy(w.data.data() + at, &len, 8);
+	}
+}
+
+/* Reads what serialize wrote (len bytes at p); throws on anything else. */
+faiss::Index *deserialize(size_t dim, const unsigned char *p, size_t len)
+{
+	if (len < 8 || memcmp(p, SHARD_MAGIC, 4) != 0) {
+		faiss::VectorIOReader r;
+		r.data.assign(p, p + len);
+		return faiss::read_index(&r);
+	}
+	uint32_t n_sh;
+	memcpy(&n_sh, p + 4, 4);
+	if (n_sh < 2 || n_sh > VINDEX_SHARDS_MAX)
+		throw std::runtime_error("bad shard count");
+	std::vector<faiss::Index *> subs;
+	size_t off = 8;
+	try {
+		for (uint32_t i = 0; i < n_sh; i++) {
+			uint64_t sub_len;
+			if (len - off < 8)
+				throw std::runtime_error("shard payload truncated");
+			memcpy(&sub_len, p + off, 8);
+			off += 8;
+			if (sub_len > len - off)
+				throw std::runtime_error("shard payload truncated");
+			faiss::VectorIOReader r;
+			r.data.assign(p + off, p + off + sub_len);
+			off += sub_len;
+			faiss::Index *sub = faiss::read_index(&r);
+			subs.push_back(sub);
+			if (!dynamic_cast<faiss::IndexIDMap *>(sub) || sub->d != (int)dim)
+				throw std::runtime_error("a shard is not an id map of this dimension");
+		}
+		if (off != len)
+			throw std::runtime_error("bytes after the last shard");
+		return shards_of(dim, subs);
+	} catch (...) {
+		for (auto *sub : subs)
+			delete sub;
+		throw;
+	}
+}
+
 size_t faiss_count(struct vindex *vi)
 {
 	return vindex_count(((fx *)vi)->flat);
@@ -311,7 +467,7 @@ size_t faiss_memory(struct vindex *vi)
 		/* FAISS keeps no memory counter: its serialised size is close. */
 		faiss::VectorIOWriter w;
 		try {
-			faiss::write_index(f->ix, &w);
+			serialize(f, w);
 		} catch (...) {
 		}
 		bytes += w.data.size();
@@ -339,7 +495,7 @@ int faiss_save(struct vindex *vi, const char *path, uint64_t seq, struct rag_err
 		if (n_labels)
 			memcpy(w.data.data() + vec_len + 8, f->label_id.data(), n_labels * 8);
 		if (f->ix)
-			faiss::write_index(f->ix, &w);
+			serialize(f, w);
 		rc = vindex_snapshot_write(path, VINDEX_SNAPSHOT_KIND_FAISS, vi->dim, fl->n, fl->ids,
 					   w.data.data(), w.data.size(), seq, err);
 	} catch (const std::bad_alloc &) {
@@ -437,6 +593,7 @@ fx *shell(size_t dim, const struct vindex_spec *spec, struct rag_err *err)
 	f->nprobe = spec->nprobe;
 	f->ef_search = spec->ef_search;
 	f->rescore = spec->rescore;
+	f->n_shards = spec->shards > 0 ? spec->shards : 1;
 	try {
 		std::unique_ptr<faiss::Index> probe(faiss::index_factory(
 			(int)dim, spec->factory, faiss::METRIC_INNER_PRODUCT));
@@ -552,9 +709,9 @@ struct vindex *vindex_faiss_adopt(const struct vindex_spec *spec, struct vindex_
 		if (n_labels)
 			memcpy(f->label_id.data(), p + vec_len + 8, n_labels * 8);
 		if (off < snap->payload_len) {
-			faiss::VectorIOReader r;
-			r.data.assign(p + off, p + snap->payload_len);
-			f->ix = faiss::read_index(&r);
+			f->ix = deserialize(snap->dim, p + off, snap->payload_len - off);
+			faiss::IndexShards *sh = as_shards(f->ix);
+			f->n_shards = sh ? (size_t)sh->count() : 1; /* as built */
 			set_search_params(f);
 		}
 		for (size_t l = 0; l < n_labels; l++)

@@ -67,6 +67,7 @@ struct rag_ask {
 	 */
 	const char *filter_key;
 	int no_cache;           /* skip the answer cache (and the search caches) */
+	const char *authorization; /* sent on to shard peers (struct rag_query); may be NULL */
 	gen_token_fn on_token;  /* streaming: raw answer text as it is made; may be NULL.
 				 * Called with len 0 to ask whether to go on at all;
 				 * non-zero stops the answer (the client left) */

@@ -71,6 +71,8 @@ static int spec_from_json(json_t *obj, struct vindex_spec *spec, struct rag_err 
 			rc = spec_size(v, key, &spec->rescore, err);
 		else if (strcmp(key, "nprobe") == 0)
 			rc = spec_size(v, key, &spec->nprobe, err);
+		else if (strcmp(key, "shards") == 0)
+			rc = spec_size(v, key, &spec->shards, err);
 		else {
 			char field[RAG_ERR_FIELD_MAX];
 			snprintf(field, sizeof(field), "index.%.40s", key);

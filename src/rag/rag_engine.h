@@ -54,6 +54,12 @@ struct rag_engine_options {
 	const char *embedders;
 	struct embedder *(*load_embedder)(void *ctx, const char *path, struct rag_err *err);
 	void *load_ctx;
+	/*
+	 * Sharding across instances (rag_shard.h; borrowed, must outlive the
+	 * engine): the vector indexes hold only this instance's shards and
+	 * dense searches fan out for the others. NULL: not sharded.
+	 */
+	struct rag_shards *shards;
 };
 
 #define RAG_JOB_LEASE_MS 30000 /* a dead worker's job is taken over this long after its last item */
@@ -296,6 +302,12 @@ struct rag_query {
 	 */
 	const char *filter_key;
 	int no_cache;                      /* skip the result and embedding caches */
+	/*
+	 * The caller's Authorization header value, sent on to the instances
+	 * holding other shards (their tenant is the key's there too); NULL:
+	 * none (auth off, or the CLI).
+	 */
+	const char *authorization;
 };
 
 /* Parses "dense", "lexical" or "hybrid"; RAG_EINVAL naming "mode" otherwise. */
@@ -317,6 +329,21 @@ int rag_mode_parse(const char *s, enum rag_mode *out, struct rag_err *err);
 int rag_search(struct rag_engine *eng, const char *tenant, const char *collection,
 	       const struct rag_query *q, struct rag_search_result *out, struct rag_err *err);
 void rag_search_result_release(struct rag_search_result *res);
+
+/*
+ * The internal side of a sharded search (POST /v1/internal/shard-search):
+ * the k best chunks of this instance's own vector index, which holds only
+ * its shards, by inner product with vec (dim floats, the collection's
+ * dimension), with the optional filter; never fans out. ids and scores
+ * have room for k; *n gets the count. RAG_EINVAL naming "vector" or "k",
+ * RAG_ENOTFOUND for no collection.
+ */
+int rag_search_local_dense(struct rag_engine *eng, const char *tenant, const char *collection,
+			   const float *vec, size_t dim, size_t k, const struct store_filter *filter,
+			   int64_t *ids, float *scores, size_t *n, struct rag_err *err);
+
+/* The shards this engine's indexes hold (bit s: shard s); 0 when not sharded. */
+uint64_t rag_engine_shards_held(struct rag_engine *eng);
 
 /* Checks client text: present, valid UTF-8, not only whitespace; RAG_EINVAL naming field. */
 int rag_check_text(const char *s, size_t len, const char *field, struct rag_err *err);

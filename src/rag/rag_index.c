@@ -23,6 +23,7 @@
 #include "core/sbuf.h"
 #include "index/lexical.h"
 #include "index/vindex.h"
+#include "rag/rag_shard.h"
 
 #include "core/banned.h"
 
@@ -31,13 +32,19 @@
 
 /*
  * Rows on their way into the indexes: either may be NULL (a snapshot-loaded
- * vector index needs only the lexical side rebuilt).
+ * vector index needs only the lexical side rebuilt). With sharding, only
+ * the chunks of documents in this instance's shards go to the vector index;
+ * the lexical index takes every chunk (see docs/sharding.md: BM25's corpus
+ * statistics must be the whole collection's for scores to equal an
+ * unsharded instance's).
  */
 struct add_buf {
 	struct vindex *vi;
 	struct lexical *lx;
-	size_t dim, n;
+	const struct rag_shards *shards; /* NULL: every chunk is ours */
+	size_t dim, n, n_vec;
 	int64_t ids[INDEX_ADD_BATCH];
+	int64_t vec_ids[INDEX_ADD_BATCH];
 	char *texts[INDEX_ADD_BATCH];
 	size_t lens[INDEX_ADD_BATCH];
 	float *vecs;
@@ -48,8 +55,8 @@ static int flush(struct add_buf *b)
 {
 	int rc = 0;
 
-	if (b->n > 0 && b->vi)
-		rc = vindex_add(b->vi, b->ids, b->vecs, b->n, b->err);
+	if (b->n_vec > 0 && b->vi)
+		rc = vindex_add(b->vi, b->vec_ids, b->vecs, b->n_vec, b->err);
 	if (b->n > 0 && b->lx && rc == 0)
 		rc = lexical_add(b->lx, b->ids, (const char *const *)b->texts, b->lens, b->n,
 				 b->err);
@@ -58,6 +65,7 @@ static int flush(struct add_buf *b)
 		b->texts[i] = NULL;
 	}
 	b->n = 0;
+	b->n_vec = 0;
 	return rc;
 }
 
@@ -65,9 +73,15 @@ static int add_cb(void *ctx, const struct store_chunk_row *row)
 {
 	struct add_buf *b = ctx;
 
+	if (b->shards && b->vi && !row->document_id)
+		return rag_err_set(b->err, RAG_EINTERNAL, NULL,
+				   "the store gave chunk %lld without its document id, which "
+				   "sharding routes by", (long long)row->id);
 	b->ids[b->n] = row->id;
-	if (b->vi)
-		memcpy(b->vecs + b->n * b->dim, row->vec, b->dim * sizeof(float));
+	if (b->vi && (!b->shards || rag_shards_holds(b->shards, row->document_id))) {
+		memcpy(b->vecs + b->n_vec * b->dim, row->vec, b->dim * sizeof(float));
+		b->vec_ids[b->n_vec++] = row->id;
+	}
 	if (b->lx) {
 		b->texts[b->n] = malloc(row->text_len + 1);
 		if (!b->texts[b->n])
@@ -80,8 +94,8 @@ static int add_cb(void *ctx, const struct store_chunk_row *row)
 	return 0;
 }
 
-static struct add_buf *add_buf_new(struct vindex *vi, struct lexical *lx, size_t dim,
-				   struct rag_err *err)
+static struct add_buf *add_buf_new(struct rag_engine *eng, struct vindex *vi,
+				   struct lexical *lx, size_t dim, struct rag_err *err)
 {
 	struct add_buf *b = calloc(1, sizeof(*b));
 
@@ -94,6 +108,7 @@ static struct add_buf *add_buf_new(struct vindex *vi, struct lexical *lx, size_t
 	}
 	b->vi = vi;
 	b->lx = lx;
+	b->shards = eng->opts.shards;
 	b->dim = dim;
 	b->err = err;
 	return b;
@@ -138,7 +153,16 @@ char *rag_index_path(struct rag_engine *eng, int64_t collection_id)
 {
 	struct sbuf sb = SBUF_INIT;
 
-	sbuf_addf(&sb, "%s/%" PRId64 ".vidx", eng->index_dir, collection_id);
+	/*
+	 * A sharded index holds only some documents: its snapshot is named by
+	 * the shard count and the shards held, so a changed assignment rebuilds
+	 * instead of loading another set's vectors.
+	 */
+	if (eng->opts.shards)
+		sbuf_addf(&sb, "%s/%" PRId64 ".s%zu-%" PRIx64 ".vidx", eng->index_dir, collection_id,
+			  rag_shards_count(eng->opts.shards), rag_shards_held(eng->opts.shards));
+	else
+		sbuf_addf(&sb, "%s/%" PRId64 ".vidx", eng->index_dir, collection_id);
 	return sbuf_detach(&sb, NULL);
 }
 
@@ -153,7 +177,7 @@ static int rebuild(struct rag_engine *eng, struct rag_coll *coll, int keep_vecto
 	struct vindex *vi = keep_vectors ? NULL : vindex_create(&coll->ispec, (size_t)coll->c.dim, err);
 	struct lexical *lx = (vi || keep_vectors) ? lexical_new(coll->porter, err) : NULL;
 	struct add_buf *b = (vi || keep_vectors) && lx
-				    ? add_buf_new(vi, lx, (size_t)coll->c.dim, err)
+				    ? add_buf_new(eng, vi, lx, (size_t)coll->c.dim, err)
 				    : NULL;
 	int rc;
 
@@ -266,7 +290,7 @@ int rag_index_catch_up(struct rag_engine *eng, struct rag_coll *coll, struct rag
 	if (rc < 0 || seq <= atomic_load(&coll->applied_seq))
 		return rc == RAG_ENOTFOUND ? 0 : rc;
 	pthread_mutex_lock(&coll->apply_mu);
-	b = add_buf_new(coll->vi, coll->lx, (size_t)coll->c.dim, err);
+	b = add_buf_new(eng, coll->vi, coll->lx, (size_t)coll->c.dim, err);
 	if (!b) {
 		rc = rag_err_set(err, RAG_ENOMEM, NULL, "out of memory replaying changes");
 		goto out;

@@ -424,6 +424,7 @@ int rag_answer(struct rag_engine *eng, const char *tenant, const char *collectio
 	rq.filter = q->filter;
 	rq.filter_key = q->filter_key;
 	rq.no_cache = q->no_cache;
+	rq.authorization = q->authorization;
 	rq.alpha = 0.5;
 	rq.fusion = RAG_FUSION_WEIGHTED;
 	rc = rag_search(eng, tenant, collection, &rq, &res, err);

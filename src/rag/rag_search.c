@@ -33,6 +33,7 @@
 #include "index/lexical.h"
 #include "index/vindex.h"
 #include "model/embedder.h"
+#include "rag/rag_shard.h"
 #include "store/store.h"
 
 #include "core/banned.h"
@@ -210,13 +211,18 @@ static int result_key(const struct rag_coll *coll, const struct rag_query *q, in
 	return cache_key_end(&b, out);
 }
 
-/* Queries are embedded by the collection's own model: the key names it. */
+/*
+ * Queries are embedded by the collection's own model: the key names it.
+ * And the tenant: an embedding holds nothing of another tenant's, but a
+ * hit's speed would tell one tenant what another has just asked.
+ */
 static int embedding_key(const struct rag_coll *coll, const struct qcache *qc,
 			 struct cache_key *out)
 {
 	struct cache_key_builder b;
 
 	cache_key_begin(&b, CACHE_EMBEDDING);
+	cache_key_add_str(&b, "tenant", coll->c.tenant, strlen(coll->c.tenant));
 	cache_key_add_str(&b, "model", coll->c.embed_model, strlen(coll->c.embed_model));
 	cache_key_add_i64(&b, "dim", (int64_t)coll->c.dim);
 	cache_key_add_str(&b, "text", qc->text, qc->text_len);
@@ -312,6 +318,16 @@ static int dense(struct rag_engine *eng, struct rag_coll *coll, const struct rag
 	}
 	if (rc == 0)
 		rc = vindex_search(coll->vi, qv, depth, vf, c->ids, c->scores, &c->n, err);
+	if (rc == 0 && rag_shards_remote(eng->opts.shards)) {
+		/* The filter travels as its canonical JSON; each instance resolves it. */
+		if (q->filter && !q->filter_key)
+			rc = rag_err_set(err, RAG_EINVAL, "filter",
+					 "a sharded search needs the filter's JSON form");
+		else
+			rc = rag_shards_search(eng->opts.shards, coll->c.name, qv, dim, depth,
+					       q->filter ? q->filter_key : NULL, q->authorization,
+					       c->ids, c->scores, &c->n, err);
+	}
 	free(qv);
 	return rc;
 }
@@ -438,5 +454,44 @@ out:
 	rag_coll_unref(coll);
 	if (rc < 0)
 		rag_search_result_release(out);
+	return rc;
+}
+
+uint64_t rag_engine_shards_held(struct rag_engine *eng)
+{
+	return rag_shards_held(eng->opts.shards);
+}
+
+int rag_search_local_dense(struct rag_engine *eng, const char *tenant, const char *collection,
+			   const float *vec, size_t dim, size_t k, const struct store_filter *filter,
+			   int64_t *ids, float *scores, size_t *n, struct rag_err *err)
+{
+	struct allowed allow = { 0 };
+	struct vindex_filter vf = { .keep = keep_allowed, .ctx = &allow };
+	struct rag_coll *coll;
+	int rc = 0;
+
+	*n = 0;
+	if (k < 1 || k > eng->opts.max_top_k * RRF_DEPTH + RRF_MIN)
+		return rag_err_set(err, RAG_EINVAL, "k", "k must be between 1 and %zu",
+				   eng->opts.max_top_k * RRF_DEPTH + RRF_MIN);
+	coll = rag_coll_acquire(eng, tenant, collection, err);
+	if (!coll)
+		return err && err->code ? err->code : RAG_ENOTFOUND;
+	if (!coll->vi)
+		rc = rag_err_set(err, RAG_EBUSY, NULL, "this engine loads no indexes");
+	else if (dim != (size_t)coll->c.dim)
+		rc = rag_err_set(err, RAG_EINVAL, "vector",
+				 "vector has %zu components; collection '%s' has dimension %lld", dim,
+				 collection, (long long)coll->c.dim);
+	if (rc == 0 && filter) {
+		rc = store_filter_ids(eng->store, coll->c.id, filter, &allow.ids, &allow.n, err);
+		vf.ids = allow.ids;
+		vf.n_ids = allow.n;
+	}
+	if (rc == 0 && (!filter || allow.n > 0))
+		rc = vindex_search(coll->vi, vec, k, filter ? &vf : NULL, ids, scores, n, err);
+	free(allow.ids);
+	rag_coll_unref(coll);
 	return rc;
 }

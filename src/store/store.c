@@ -294,6 +294,76 @@ int store_filter_ids(struct store *st, int64_t collection_id, const struct store
 	return st->ops->filter_ids(st, collection_id, f, ids_out, n_out, err);
 }
 
+int store_key_put(struct store *st, const struct store_key *key, struct rag_err *err)
+{
+	int rc = check_name("key id", "id", key->id, err);
+
+	if (!rc)
+		rc = check_name("tenant", "tenant", key->tenant, err);
+	if (!rc)
+		rc = check_name("role", "role", key->role, err);
+	if (!rc && (!key->salt_hex || !key->hash_hex))
+		rc = rag_err_set(err, RAG_EINVAL, "hash", "a key needs its salt and hash");
+	if (rc)
+		return rc;
+	if (!st->ops->key_put)
+		return rag_err_set(err, RAG_EUNSUPPORTED, NULL, "this store keeps no API keys");
+	return st->ops->key_put(st, key, err);
+}
+
+int store_key_get(struct store *st, const char *id, struct store_key *out, struct rag_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (!id || !*id)
+		return rag_err_set(err, RAG_ENOTFOUND, "id", "key '' not found");
+	if (!st->ops->key_get)
+		return rag_err_set(err, RAG_EUNSUPPORTED, NULL, "this store keeps no API keys");
+	return st->ops->key_get(st, id, out, err);
+}
+
+int store_key_list(struct store *st, const char *tenant, struct store_key **out, size_t *n_out,
+		   struct rag_err *err)
+{
+	*out = NULL;
+	*n_out = 0;
+	if (!st->ops->key_list)
+		return rag_err_set(err, RAG_EUNSUPPORTED, NULL, "this store keeps no API keys");
+	return st->ops->key_list(st, tenant, out, n_out, err);
+}
+
+int store_key_delete(struct store *st, const char *tenant, const char *id, struct rag_err *err)
+{
+	int rc = check_name("tenant", "tenant", tenant, err);
+
+	if (!rc)
+		rc = check_name("key id", "id", id, err);
+	if (rc)
+		return rc;
+	if (!st->ops->key_delete)
+		return rag_err_set(err, RAG_EUNSUPPORTED, NULL, "this store keeps no API keys");
+	return st->ops->key_delete(st, tenant, id, err);
+}
+
+void store_key_release(struct store_key *key)
+{
+	if (!key)
+		return;
+	free((char *)key->id);
+	free((char *)key->tenant);
+	free((char *)key->role);
+	free((char *)key->name);
+	free((char *)key->salt_hex);
+	free((char *)key->hash_hex);
+	memset(key, 0, sizeof(*key));
+}
+
+void store_keys_free(struct store_key *keys, size_t n)
+{
+	for (size_t i = 0; keys && i < n; i++)
+		store_key_release(&keys[i]);
+	free(keys);
+}
+
 int store_session_append(struct store *st, const char *tenant, const char *session_id,
 			 const struct store_message *msgs, size_t n, struct rag_err *err)
 {

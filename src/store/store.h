@@ -5,7 +5,7 @@
  * per-collection change log whose sequence numbers let indexes (which are
  * derived data) be rebuilt with store_chunks_scan() and then kept current by
  * replaying store_changes(). Backends sit behind `struct store_ops`: SQLite
- * (store_sqlite.h) today, MongoDB later; callers only use the store_*
+ * (store_sqlite.h) and MongoDB (store_mongo.h); callers only use the store_*
  * functions below, which dispatch through the ops table.
  *
  * Conventions for every function here: 0 on success or a negative RAG_E*
@@ -145,6 +145,7 @@ struct store_chunk_row {
 	const float *vec; /* the collection's dim floats, suitably aligned */
 	const char *text; /* text_len bytes, NUL-terminated */
 	size_t text_len;
+	const char *document_id; /* the chunk's document: sharding routes by it */
 };
 
 /* One message of a conversation session; strings owned, see store_messages_free(). */
@@ -170,6 +171,26 @@ struct store_change {
 	int64_t first_chunk; /* inclusive range of chunk ids */
 	int64_t last_chunk;
 	int64_t at; /* unix ms */
+};
+
+/*
+ * An API key as the store keeps it: never the secret, only a salted hash
+ * of it (src/auth/auth.c says how it is made). Strings borrowed on put,
+ * owned after a get or list (store_key_release).
+ */
+struct store_key {
+	const char *id;       /* public key id, unique across tenants */
+	const char *tenant;
+	const char *role;     /* "admin", "writer" or "reader" */
+	const char *name;     /* the creator's label; may be "" */
+	const char *salt_hex; /* per-key salt, hex */
+	const char *hash_hex; /* keyed BLAKE2b of the secret, hex */
+	int64_t created_at;   /* unix ms */
+	/* Per-key limits: -1 = the configured default, 0 = unlimited. */
+	double requests_per_s;
+	int64_t burst;
+	int64_t ingest_bytes_per_day;
+	int64_t tokens_per_day;
 };
 
 /*
@@ -248,6 +269,13 @@ struct store_ops {
 			  struct rag_err *err);
 	int (*collection_swap)(struct store *st, const char *tenant, const char *name,
 			       const char *staged, const char *retired, struct rag_err *err);
+	int (*key_put)(struct store *st, const struct store_key *key, struct rag_err *err);
+	int (*key_get)(struct store *st, const char *id, struct store_key *out,
+		       struct rag_err *err);
+	int (*key_list)(struct store *st, const char *tenant, struct store_key **out,
+			size_t *n_out, struct rag_err *err);
+	int (*key_delete)(struct store *st, const char *tenant, const char *id,
+			  struct rag_err *err);
 };
 
 /*
@@ -372,6 +400,10 @@ void store_hits_release(struct store_hit *hits, size_t n);
  * the state at that seq, and replaying changes after it brings it current.
  * Writers are not blocked meanwhile. cb returns 0 to go on; anything else
  * stops the scan and is returned as is (return a RAG_E* code).
+ * A backend without read snapshots (MongoDB) may also hand out documents
+ * committed after *seq_out, each whole (all its chunks or none): replaying
+ * the changes after *seq_out over such a scan is harmless, as a PUT of
+ * chunks already there and a DELETE of chunks absent are both no-ops.
  *
  * cb runs while the scan holds one of the store's connections: it must not
  * call back into the same store (with a pool of one, that would deadlock).
@@ -577,6 +609,22 @@ int store_session_history(struct store *st, const char *tenant, const char *sess
 
 /* Frees an array from store_session_history() and its strings (NULL-safe). */
 void store_messages_free(struct store_message *msgs, size_t n);
+
+/*
+ * API keys (schema version 4). key_put stores a new key (RAG_ECONFLICT when
+ * the id exists); key_get fills *out (RAG_ENOTFOUND); key_list returns the
+ * tenant's keys (NULL: all tenants) ordered by created_at, in a new array
+ * freed with store_keys_free; key_delete removes the tenant's key
+ * (RAG_ENOTFOUND when the tenant has no such key). Backends without these
+ * ops answer RAG_EUNSUPPORTED.
+ */
+int store_key_put(struct store *st, const struct store_key *key, struct rag_err *err);
+int store_key_get(struct store *st, const char *id, struct store_key *out, struct rag_err *err);
+int store_key_list(struct store *st, const char *tenant, struct store_key **out, size_t *n_out,
+		   struct rag_err *err);
+int store_key_delete(struct store *st, const char *tenant, const char *id, struct rag_err *err);
+void store_key_release(struct store_key *key);
+void store_keys_free(struct store_key *keys, size_t n);
 
 /* Frees the strings of n changes (NULL-safe) and zeroes them. */
 void store_changes_release(struct store_change *changes, size_t n);

@@ -101,8 +101,9 @@ static const char *const sql[S_N_STMT] = {
 			" FROM chunks c JOIN documents d"
 			" ON d.collection_id = c.collection_id AND d.id = c.document_id"
 			" WHERE c.id = ?2 AND c.collection_id = ?1",
-	[S_CHUNK_SCAN] = "SELECT id, embedding, text FROM chunks WHERE collection_id = ?1",
-	[S_CHUNK_RANGE] = "SELECT id, embedding, text FROM chunks"
+	[S_CHUNK_SCAN] = "SELECT id, embedding, text, document_id FROM chunks"
+			 " WHERE collection_id = ?1",
+	[S_CHUNK_RANGE] = "SELECT id, embedding, text, document_id FROM chunks"
 			  " WHERE id BETWEEN ?2 AND ?3 AND collection_id = ?1 ORDER BY id",
 	[S_CHANGE_INSERT] = "INSERT INTO changes (collection_id, seq, op, document_id,"
 			    " first_chunk, last_chunk, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -664,6 +665,10 @@ static const struct store_ops sqlite_ops = {
 	.job_finish = store_sqlite_job_finish,
 	.job_cancel = store_sqlite_job_cancel,
 	.collection_swap = store_sqlite_collection_swap,
+	.key_put = store_sqlite_key_put,
+	.key_get = store_sqlite_key_get,
+	.key_list = store_sqlite_key_list,
+	.key_delete = store_sqlite_key_delete,
 };
 
 struct store *store_sqlite_open(const char *data_dir, const struct store_options *opts,

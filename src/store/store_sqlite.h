@@ -20,7 +20,7 @@ struct rag_err;
 struct store;
 struct store_options;
 
-#define STORE_SQLITE_SCHEMA_VERSION 3 /* bump with a new entry in store_sqlite_schema.c */
+#define STORE_SQLITE_SCHEMA_VERSION 4 /* bump with a new entry in store_sqlite_schema.c */
 #define STORE_SQLITE_DB_NAME "ragd.db"
 #define STORE_SQLITE_MAX_POOL 256 /* far above any useful thread count; catches garbage */
 

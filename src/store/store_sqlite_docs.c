@@ -413,9 +413,12 @@ static int feed_vectors(struct store_sqlite_conn *c, sqlite3_stmt *s, int dim,
 		}
 		memcpy(vec, sqlite3_column_blob(s, 1), vec_len);
 		{
-			struct store_chunk_row row = { id, vec, NULL, 0 };
+			struct store_chunk_row row = { id, vec, NULL, 0, NULL };
 
 			row.text = (const char *)sqlite3_column_text(s, 2);
+			row.document_id = (const char *)sqlite3_column_text(s, 3);
+			if (!row.document_id)
+				row.document_id = "";
 			row.text_len = (size_t)sqlite3_column_bytes(s, 2);
 			if (!row.text)
 				row.text = "";

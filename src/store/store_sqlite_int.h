@@ -207,6 +207,14 @@ int store_sqlite_session_append(struct store *st, const char *tenant, const char
 int store_sqlite_session_history(struct store *st, const char *tenant, const char *session_id,
 				 size_t limit, struct store_message **out, size_t *n_out,
 				 struct rag_err *err);
+/* API keys (store_sqlite_keys.c). */
+int store_sqlite_key_put(struct store *st, const struct store_key *key, struct rag_err *err);
+int store_sqlite_key_get(struct store *st, const char *id, struct store_key *out,
+			 struct rag_err *err);
+int store_sqlite_key_list(struct store *st, const char *tenant, struct store_key **out,
+			  size_t *n_out, struct rag_err *err);
+int store_sqlite_key_delete(struct store *st, const char *tenant, const char *id,
+			    struct rag_err *err);
 /* Appends node f as SQL over documents aliased d, numbering parameters from *n_params. */
 struct sbuf;
 void store_sqlite_filter_sql(struct sbuf *sql, const struct store_filter *f, int *n_params);

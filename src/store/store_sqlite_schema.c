@@ -30,6 +30,9 @@
  * jobs and job_items tables (a job's inputs live in the store until each is
  * done, which is what lets a job resume after a restart). Old chunks get
  * empty hashes: they are never matched, only re-embedded once.
+ *
+ * Version 4 adds api_keys (src/auth/auth.h): id, tenant, role, the salted
+ * hash of the secret and per-key limits.
  */
 #include "store/store_sqlite.h"
 #include "store/store_sqlite_int.h"
@@ -146,6 +149,24 @@ static const char *const migrations[STORE_SQLITE_SCHEMA_VERSION] = {
 	" content TEXT NOT NULL,"
 	" at INTEGER NOT NULL,"
 	" PRIMARY KEY (tenant, session_id, seq)) WITHOUT ROWID;",
+	/*
+	 * 3 -> 4: API keys. Only a salted hash of each secret is kept; the id
+	 * is public (it appears in the token and in metrics labels). Limits
+	 * are per key, -1 meaning the configured default.
+	 */
+	"CREATE TABLE IF NOT EXISTS api_keys ("
+	" id TEXT PRIMARY KEY,"
+	" tenant TEXT NOT NULL,"
+	" role TEXT NOT NULL,"
+	" name TEXT NOT NULL DEFAULT '',"
+	" salt TEXT NOT NULL,"
+	" hash TEXT NOT NULL,"
+	" created_at INTEGER NOT NULL,"
+	" requests_per_s REAL NOT NULL DEFAULT -1,"
+	" burst INTEGER NOT NULL DEFAULT -1,"
+	" ingest_bytes_per_day INTEGER NOT NULL DEFAULT -1,"
+	" tokens_per_day INTEGER NOT NULL DEFAULT -1);"
+	"CREATE INDEX IF NOT EXISTS api_keys_by_tenant ON api_keys (tenant, created_at);",
 };
 
 int store_sqlite_error(sqlite3 *db, int rc, struct rag_err *err, const char *what)

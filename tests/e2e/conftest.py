@@ -13,6 +13,7 @@ the test that owns it.
 import http.client
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -62,11 +63,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def http_request(host, port, method, path, body=None, headers=None, timeout=REQUEST_TIMEOUT_S):
-    """One HTTP request. body: None, a dict/list (sent as JSON), str or bytes
-    (sent as is). Returns (status, parsed JSON or None when the body is not
-    JSON, raw body bytes)."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+def http_request(host, port, method, path, body=None, headers=None, timeout=REQUEST_TIMEOUT_S,
+                 ssl_context=None):
+    """One HTTP request (HTTPS with ssl_context). body: None, a dict/list (sent
+    as JSON), str or bytes (sent as is). Returns (status, parsed JSON or None
+    when the body is not JSON, raw body bytes)."""
+    if ssl_context is not None:
+        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl_context)
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         hdrs = dict(headers or {})
         data = None
@@ -90,10 +95,41 @@ def http_request(host, port, method, path, body=None, headers=None, timeout=REQU
         conn.close()
 
 
-class RagdServer:
-    """One `ragd serve` process on a data dir that outlives restarts."""
+def new_api_key():
+    """A fresh ragd API key token: ragd_<16 hex id>_<64 hex secret>."""
+    return "ragd_" + secrets.token_hex(8) + "_" + secrets.token_hex(32)
 
-    def __init__(self, data_dir, log_dir, extra_args=(), env=None, default_index=None):
+
+def auth_args(keys, key_dir):
+    """The serve flags that turn authentication on with the given keys:
+    {name: (tenant, role)} or {name: (tenant, role, {limit: value})}. Each
+    key's token is written to a key file (auth.keys key_file entries).
+    Returns (flags, {name: token})."""
+    tokens, entries = {}, []
+    for name, spec in keys.items():
+        tenant, role = spec[0], spec[1]
+        limits = spec[2] if len(spec) > 2 else {}
+        tokens[name] = new_api_key()
+        path = Path(key_dir) / f"{name}.key"
+        path.write_text(tokens[name] + "\n")
+        entry = [f"tenant={tenant}", f"role={role}", f"key_file={path}", f"name={name}"]
+        entry += [f"{k}={v}" for k, v in limits.items()]
+        entries.append(";".join(entry))
+    return ["--set", "auth.enabled=true", "--set", "auth.keys=" + ",".join(entries)], tokens
+
+
+class RagdServer:
+    """One `ragd serve` process on a data dir that outlives restarts.
+
+    With keys (auth_args), requests carry `Authorization: Bearer` for
+    self.default_key (the first admin key) unless told key=NAME, key=TOKEN or
+    key=False (none)."""
+
+    def __init__(self, data_dir, log_dir, extra_args=(), env=None, default_index=None,
+                 tokens=None, ssl_context=None):
+        self.tokens = dict(tokens or {})
+        self.default_key = next(iter(self.tokens), None)
+        self.ssl_context = ssl_context  # HTTPS (server.tls_cert) when set
         self.default_index = default_index  # the "index" of collections made by create_collection
         self.data_dir = Path(data_dir)
         self.log_dir = Path(log_dir)
@@ -108,7 +144,8 @@ class RagdServer:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     # -- lifecycle ---------------------------------------------------------
     def start(self, timeout=READY_TIMEOUT_S, port=None):
@@ -147,7 +184,8 @@ class RagdServer:
             if self.proc.poll() is not None:
                 return False
             try:
-                status, body, _ = http_request("127.0.0.1", self.port, "GET", "/ready", timeout=5)
+                status, body, _ = http_request("127.0.0.1", self.port, "GET", "/ready", timeout=5,
+                                               ssl_context=self.ssl_context)
                 if status == 200 and body and body.get("status") == "ready":
                     return True
             except OSError:
@@ -220,14 +258,27 @@ class RagdServer:
         return out
 
     # -- HTTP --------------------------------------------------------------
-    def request(self, method, path, body=None, headers=None):
+    def _auth_headers(self, headers, key):
+        if key is None:
+            key = self.default_key
+        if not key:
+            return headers
+        token = self.tokens.get(key, key)
+        hdrs = dict(headers or {})
+        hdrs.setdefault("Authorization", f"Bearer {token}")
+        return hdrs
+
+    def request(self, method, path, body=None, headers=None, key=None):
         """(status, parsed JSON body or None)."""
-        status, parsed, _ = http_request("127.0.0.1", self.port, method, path, body, headers)
+        status, parsed, _ = http_request("127.0.0.1", self.port, method, path, body,
+                                         self._auth_headers(headers, key),
+                                         ssl_context=self.ssl_context)
         return status, parsed
 
-    def raw_request(self, method, path, body=None, headers=None):
+    def raw_request(self, method, path, body=None, headers=None, key=None):
         """(status, parsed JSON or None, raw bytes)."""
-        return http_request("127.0.0.1", self.port, method, path, body, headers)
+        return http_request("127.0.0.1", self.port, method, path, body,
+                            self._auth_headers(headers, key), ssl_context=self.ssl_context)
 
     # -- conveniences used by several test modules ---------------------------
     def create_collection(self, name, **kw):
@@ -269,10 +320,17 @@ class ServerFactory:
         self._tmp_dir_fn = tmp_dir_fn
         self.servers = []
 
-    def __call__(self, extra_args=(), data_dir=None, env=None, default_index=None):
+    def __call__(self, extra_args=(), data_dir=None, env=None, default_index=None, keys=None,
+                 ssl_context=None):
+        """keys: {name: (tenant, role[, limits])} turns authentication on
+        (auth_args); the first key is the default one for requests."""
         base = self._tmp_dir_fn()
         data_dir = Path(data_dir) if data_dir else base / "data"
-        srv = RagdServer(data_dir, base, extra_args, env, default_index)
+        tokens = None
+        if keys:
+            flags, tokens = auth_args(keys, base)
+            extra_args = [*flags, *extra_args]
+        srv = RagdServer(data_dir, base, extra_args, env, default_index, tokens, ssl_context)
         self.servers.append(srv)
         srv.start()
         return srv
@@ -310,6 +368,21 @@ def ragd_module_factory(tmp_path_factory):
 def ragd(ragd_module_factory):
     """A server shared by the module's tests, on its own data dir."""
     return ragd_module_factory()
+
+
+# -- MongoDB store: FerretDB ----------------------------------------------------
+
+@pytest.fixture(scope="session")
+def ferretdb(tmp_path_factory):
+    """A FerretDB server (MongoDB wire protocol, SQLite backend) for the
+    session: .uri, .port, .ragd_env(key) for a ragd on the MongoDB store in
+    a database named after key, .stop()/.start(). ferretdb_server.py's
+    start_ferretdb(workdir) starts one of a test's own; mongo_fixtures.py
+    moves a whole module's servers onto it."""
+    from ferretdb_server import start_ferretdb
+    srv = start_ferretdb(tmp_path_factory.mktemp("ferretdb"))
+    yield srv
+    srv.stop()
 
 
 # -- Chroma, the second vector backend ----------------------------------------

@@ -2,7 +2,7 @@
 Per-collection vector index choice: POST /v1/collections {"index": {...}}.
 
 Collections made with each index type (flat, flat_int8, hnsw, faiss with a
-graph and with a trained IVF) over the 50-topic corpus return the same
+graph, with a trained IVF and with 4 IVF shards) over the 50-topic corpus return the same
 top results as flat, with filters; deleted documents disappear from
 results; a restart reloads each index from its snapshot, and a corrupt
 snapshot is rebuilt from the store. Bad specs are 400s naming the field
@@ -17,6 +17,8 @@ TYPES = {
     "fhnsw": {"type": "faiss", "factory": "HNSW16"},
     # IVF1 trains at 39 vectors, so the 50 topics exercise the trained path.
     "fivf": {"type": "faiss", "factory": "IVF1,Flat", "nprobe": 1},
+    # The design's IndexShards: 4 trained IVF shards searched in parallel.
+    "fshards": {"type": "faiss", "factory": "IVF1,Flat", "nprobe": 1, "shards": 4},
 }
 
 
@@ -54,6 +56,8 @@ def test_get_returns_the_index(srv):
     assert body["index"] == {"type": "hnsw", "m": 8, "ef_construction": 100, "ef_search": 32}
     status, body = srv.request("GET", "/v1/collections/fivf")
     assert body["index"]["factory"] == "IVF1,Flat" and body["index"]["nprobe"] == 1
+    status, body = srv.request("GET", "/v1/collections/fshards")
+    assert body["index"]["shards"] == 4 and body["vectors"] > 0
     status, body = srv.request("GET", "/v1/collections")
     kinds = {c["name"]: c["index"]["type"] for c in body["collections"]}
     assert kinds["int8"] == "flat_int8" and kinds["flat"] == "flat"
@@ -72,6 +76,8 @@ def test_get_returns_the_index(srv):
     ({"type": "faiss", "factory": "IVF8,PQ7"}, "index.factory"),
     ({"type": "faiss", "factory": ""}, "index.factory"),
     ({"type": "faiss", "nprobe": 0}, "index.nprobe"),
+    ({"type": "faiss", "shards": 0}, "index.shards"),
+    ({"type": "faiss", "shards": 17}, "index.shards"),
 ])
 def test_bad_index_is_400_and_creates_nothing(srv, spec, field):
     status, body = srv.request("POST", "/v1/collections", {"name": "bad", "index": spec})

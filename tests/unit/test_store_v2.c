@@ -15,6 +15,7 @@
 #include "store/store.h"
 #include "store/store_filter.h"
 #include "store/store_sqlite.h"
+#include "store_test_backend.h"
 
 #include <sqlite3.h>
 
@@ -65,8 +66,9 @@ static void open_store(struct fixture *f)
 	struct store_collection spec = { 0 };
 	struct rag_err err = { 0 };
 
-	f->st = store_sqlite_open(f->dir, NULL, &err);
-	assert_non_null(f->st);
+	f->st = test_store_open(f->dir, NULL, &err);
+	if (!f->st)
+		fail_msg("opening the store: %s", err.msg);
 	spec.name = "c";
 	spec.embed_model = "m";
 	spec.dim = DIM;
@@ -108,6 +110,7 @@ static void put(struct fixture *f, const char *id, const char *text, const char 
 	assert_int_equal(store_doc_put(f->st, f->cid, &p, NULL, NULL), 0);
 }
 
+#ifndef RAGD_TEST_STORE_MONGO /* a SQLite file written by an older schema */
 static void exec_sql(sqlite3 *db, const char *sql)
 {
 	char *msg = NULL;
@@ -215,6 +218,7 @@ static void test_upgrade_from_v1(void **state)
 	}
 	sqlite3_close(db);
 }
+#endif
 
 static void test_hashes_and_reuse(void **state)
 {
@@ -395,7 +399,9 @@ static void test_job_finish(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+#ifndef RAGD_TEST_STORE_MONGO
 		cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
+#endif
 		cmocka_unit_test_setup_teardown(test_hashes_and_reuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
