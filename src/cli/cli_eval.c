@@ -273,14 +273,14 @@ struct mode_result {
 
 /* Folds chunk hits into the ranked BEIR document ids (borrowed from ds). */
 static size_t fold(const struct dataset *ds, const struct rag_search_result *res,
-		   const char **ranked)
+		   int first_chunk, const char **ranked)
 {
 	size_t n = 0;
 
 	for (size_t h = 0; h < res->n_hits && n < EVAL_DOCS; h++) {
 		size_t idx = strtoul(res->hits[h].chunk.document_id + 1, NULL, 10);
 		const char *id = idx < ds->n_docs ? ds->doc_ids[idx] : NULL;
-		int seen = 0;
+		int seen = first_chunk && res->hits[h].chunk.ordinal > 0;
 
 		for (size_t k = 0; id && k < n && !seen; k++)
 			seen = ranked[k] == id;
@@ -291,7 +291,7 @@ static size_t fold(const struct dataset *ds, const struct rag_search_result *res
 }
 
 static int run_mode(struct rag_engine *eng, const char *collection, const struct dataset *ds,
-		    const struct rag_query *base, struct mode_result *r, FILE *run)
+		    const struct rag_query *base, int first_chunk, struct mode_result *r, FILE *run)
 {
 	const char *ranked[EVAL_DOCS];
 	double t0 = now_s();
@@ -310,7 +310,7 @@ static int run_mode(struct rag_engine *eng, const char *collection, const struct
 			fprintf(stderr, "ragd eval: query '%s': %s\n", q->id, err.msg);
 			return -1;
 		}
-		n = fold(ds, &res, ranked);
+		n = fold(ds, &res, first_chunk, ranked);
 		r->ndcg += eval_ndcg(ranked, n, q->j, q->n_j, 10);
 		r->recall += eval_recall(ranked, n, q->j, q->n_j, 100);
 		r->mrr += eval_mrr(ranked, n, q->j, q->n_j, 10);
@@ -373,6 +373,10 @@ static int ingest_all(struct cli_app *app, const char *collection, struct datase
 }
 
 /*
+ * --first-chunk: only each document's first chunk counts, which is what
+ * BEIR and MTEB measure (they cut a document at the model's limit); without
+ * it a document is as good as its best chunk.
+ *
  * --reuse: an earlier run's collection in the same --data-dir is used as it
  * is (its documents were ingested from the same dataset; only the search
  * side is re-run), which turns a re-evaluation of ranking changes from
@@ -395,14 +399,16 @@ int cli_eval(int argc, char **argv)
 	const char *dataset = NULL, *json_path = NULL, *run_path = NULL;
 	const char *modes_s = "lexical,dense,hybrid", *threads_s = "2", *fusion_s = "weighted";
 	const char *alpha_s = "0.5", *rrf_k_s = "60", *stemming = NULL, *index_s = NULL;
-	int reuse = 0;
+	const char *chunker = NULL;
+	int reuse = 0, first_chunk = 0;
 	const struct cli_flag flags[] = {
 		{ "--dataset", &dataset, NULL }, { "--json", &json_path, NULL },
 		{ "--run", &run_path, NULL },    { "--modes", &modes_s, NULL },
 		{ "--threads", &threads_s, NULL }, { "--fusion", &fusion_s, NULL },
 		{ "--alpha", &alpha_s, NULL },	   { "--rrf-k", &rrf_k_s, NULL },
 		{ "--stemming", &stemming, NULL }, { "--reuse", NULL, &reuse },
-		{ "--index", &index_s, NULL },
+		{ "--index", &index_s, NULL },	   { "--first-chunk", NULL, &first_chunk },
+		{ "--chunker", &chunker, NULL },
 		{ NULL, NULL, NULL },
 	};
 	struct sbuf index_json = SBUF_INIT;
@@ -422,7 +428,8 @@ int cli_eval(int argc, char **argv)
 		fprintf(stderr, "usage: ragd eval --dataset DIR [--modes lexical,dense,hybrid] "
 				"[--fusion rrf|weighted] [--alpha A] [--rrf-k K] [--json FILE] "
 				"[--run FILE] [--threads N] [--stemming porter|none] "
-				"[--data-dir DIR [--reuse]] [--index TYPE|JSON] [--chroma-url URL]\n");
+				"[--data-dir DIR [--reuse]] [--index TYPE|JSON] [--chroma-url URL] "
+				"[--chunker structured|recursive|fixed] [--first-chunk]\n");
 		cli_app_release(&app);
 		return 2;
 	}
@@ -462,6 +469,7 @@ int cli_eval(int argc, char **argv)
 	if (cli_open(&app, 1, 1, 0) < 0)
 		goto out;
 	spec.stemming = stemming;
+	spec.chunker = chunker;
 	fprintf(stderr, "ragd eval: %s: %zu documents, %zu judged queries, index %s\n", ds.name,
 		ds.n_docs, ds.n_queries, index_s ? index_s : "flat");
 	if (reuse && !temp && reusable(app.eng, spec.name)) {
@@ -487,7 +495,7 @@ int cli_eval(int argc, char **argv)
 					  .alpha = atof(alpha_s),
 					  .rrf_k = atoi(rrf_k_s) };
 
-		if (run_mode(app.eng, spec.name, &ds, &base, &results[m], run) < 0)
+		if (run_mode(app.eng, spec.name, &ds, &base, first_chunk, &results[m], run) < 0)
 			goto out;
 		printf("| %s | %s | %.4f | %.4f | %.4f | %.1f |\n", ds.name, results[m].name,
 		       results[m].ndcg, results[m].recall, results[m].mrr, results[m].qps);

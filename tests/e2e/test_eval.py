@@ -85,3 +85,35 @@ def test_eval_on_the_chroma_backend(tmp_path, chroma):
             reports["flat"]["modes"]["dense"][metric], abs=0.005), metric
     bad = run_cli("eval", "--dataset", str(ADI), "--index", "nosuch", expect_ok=False)
     assert bad.returncode == 1 and "index.type" in bad.stderr, bad
+
+
+def tiny_beir(root):
+    """Two documents: 'far' names its topic only past its first chunk."""
+    root.mkdir()
+    filler = " ".join(f"word{i}" for i in range(120))
+    docs = [{"_id": "near", "title": "", "text": "Zebrafish regrow heart tissue. " + filler},
+            {"_id": "far", "title": "", "text": filler + " Axolotls regrow whole limbs."}]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (root / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "axolotl limb regrowth"}) + "\n")
+    (root / "qrels").mkdir()
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tfar\t1\n")
+
+
+def test_eval_first_chunk_counts_only_each_documents_first_chunk(tmp_path):
+    """--first-chunk scores a document by its first chunk only (BEIR and MTEB
+    cut documents at the model's limit): the document whose answer lies past
+    its first chunk is found without it and not with it."""
+    data = tmp_path / "tiny"
+    tiny_beir(data)
+    reports = {}
+    for flag in ([], ["--first-chunk"]):
+        out = tmp_path / f"r{len(flag)}.json"
+        run_cli("eval", "--dataset", str(data), "--modes", "lexical", "--chunker", "fixed",
+                "--set", "chunking.size=32", "--set", "chunking.overlap=0",
+                "--json", str(out), *flag)
+        reports[bool(flag)] = json.loads(out.read_text())["modes"]["lexical"]
+    assert reports[False]["ndcg@10"] == pytest.approx(1.0)
+    assert reports[True]["ndcg@10"] == 0.0
+    bad = run_cli("eval", "--dataset", str(data), "--chunker", "zigzag", expect_ok=False)
+    assert bad.returncode != 0 and "chunker" in bad.stderr
