@@ -354,6 +354,12 @@ const char *config_path(const char *flag_path, char *const *envp);
 int config_validate(const struct config *cfg, struct rag_err *err);
 
 /*
+ * The cross-setting part of config_validate() (config_check.c): backends
+ * and policies named, limits that bound other settings. Same returns.
+ */
+int config_check_relations(const struct config *cfg, struct rag_err *err);
+
+/*
  * Appends cfg as a JSON object nested like the YAML file (sizes in bytes,
  * log.level by name) to sb. Returns 0 or RAG_ENOMEM (sb's sticky failure).
  */
