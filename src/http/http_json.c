@@ -152,7 +152,8 @@ int http_json_int(json_t *obj, const char *key, long long min, long long max, lo
 		/* 16.0 is an integer to JSON Schema and to most client libraries. */
 		double d = json_real_value(v);
 
-		if (d != (double)(long long)d || d < -9e18 || d > 9e18) {
+		/* range first: converting an out-of-range double is undefined */
+		if (!(d >= -9e18 && d <= 9e18) || d != (double)(long long)d) {
 			http_errorf(resp, RAG_EINVAL, key, "field '%s' must be an integer", key);
 			return RAG_EINVAL;
 		}

@@ -226,6 +226,9 @@ BAD_SEARCHES = [
     ("top_k-huge", {"query": PROBE, "top_k": 10 ** 9}, "top_k"),
     ("top_k-over-limit", {"query": PROBE, "top_k": 1001}, "top_k"),
     ("top_k-beyond-int64", {"query": PROBE, "top_k": 10 ** 30}, "__any__"),
+    # a real beyond long long: range-checked before the conversion (UB found by fuzz_request)
+    ("top_k-real-beyond-int64", {"query": PROBE, "top_k": 6.2e64}, "top_k"),
+    ("top_k-real-negative-huge", {"query": PROBE, "top_k": -1e300}, "top_k"),
     ("top_k-string", {"query": PROBE, "top_k": "5"}, "top_k"),
     ("top_k-float", {"query": PROBE, "top_k": 2.5}, "top_k"),
     ("top_k-bool", {"query": PROBE, "top_k": True}, "top_k"),
