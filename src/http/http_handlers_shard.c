@@ -13,6 +13,8 @@
  * cluster network (docs/sharding.md).
  */
 #include <jansson.h>
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,8 +67,10 @@ int http_shard_search(struct http_req *req, struct http_resp *resp)
 		goto out;
 	}
 	json_array_foreach(vec, i, v) {
-		if (!json_is_number(v)) {
-			http_errorf(resp, RAG_EINVAL, "vector", "field 'vector' must hold numbers only");
+		/* a double beyond float's range does not convert (undefined) */
+		if (!json_is_number(v) || fabs(json_number_value(v)) > FLT_MAX) {
+			http_errorf(resp, RAG_EINVAL, "vector",
+				    "field 'vector' must hold numbers within float's range only");
 			goto out;
 		}
 		qv[i] = (float)json_number_value(v);

@@ -408,3 +408,12 @@ def test_integral_floats_are_integers(ragd):
                                 {"query": "decimal point", "top_k": 2.5})
     assert status == 400 and body["error"]["field"] == "top_k", body
     ragd.request("DELETE", "/v1/collections/floats")
+
+
+def test_shard_search_vector_beyond_float_range(unchanged):
+    """A vector element no float can hold is a 400 naming the field (converting
+    it would be undefined behaviour)."""
+    status, parsed, raw = unchanged.raw_request(
+        "POST", "/v1/internal/shard-search",
+        {"collection": "docs", "k": 1, "vector": [0.5, 1e300]})
+    assert_error(status, parsed, 400, "vector", raw)
