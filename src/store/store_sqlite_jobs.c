@@ -73,6 +73,7 @@ int store_sqlite_job_create(struct store *st, const struct store_job *job,
 		store_sqlite_bind_int(s, 6, (int64_t)n_items, &brc);
 		store_sqlite_bind_int(s, 7, now, &brc);
 		rc = run(c, s, brc, err);
+		s = NULL; /* run() finalised it */
 	}
 	if (!rc)
 		rc = prep(c, "INSERT INTO job_items (job_id, idx, doc_id, name, content_type, format,"
@@ -95,8 +96,7 @@ int store_sqlite_job_create(struct store *st, const struct store_job *job,
 		rc = brc ? store_sqlite_fail(c, brc, err) : store_sqlite_step(c, s, err);
 		rc = rc < 0 ? rc : 0;
 	}
-	if (n_items)
-		sqlite3_finalize(s);
+	sqlite3_finalize(s); /* also when there are no items (model and chunker changes) */
 	rc = store_sqlite_txn_end(ss, c, 1, rc, err);
 out:
 	store_sqlite_conn_put(ss, c);
