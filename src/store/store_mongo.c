@@ -226,6 +226,22 @@ void sm_write_opts(struct store_mongo *sm, bson_t *opts)
 		mongoc_write_concern_append(sm->wc, opts);
 }
 
+int sm_delete_many(struct sm_conn *c, const char *coll_name, const bson_t *q,
+		   struct rag_err *err)
+{
+	mongoc_collection_t *coll = sm_coll(c, coll_name);
+	bson_t opts = BSON_INITIALIZER;
+	bson_error_t e;
+	int rc = 0;
+
+	sm_write_opts(c->sm, &opts);
+	if (!mongoc_collection_delete_many(coll, q, &opts, NULL, &e))
+		rc = sm_fail(c, &e, err);
+	bson_destroy(&opts);
+	mongoc_collection_destroy(coll);
+	return rc;
+}
+
 int sm_find_one(struct sm_conn *c, mongoc_collection_t *coll, const bson_t *filter,
 		const bson_t *opts, const mongoc_read_prefs_t *prefs, bson_t *out,
 		struct rag_err *err)

@@ -251,18 +251,10 @@ int store_mongo_collection_list(struct store *st, const char *tenant,
 static int delete_by(struct sm_conn *c, const char *coll_name, const char *key, int64_t cid,
 		     struct rag_err *err)
 {
-	mongoc_collection_t *coll = sm_coll(c, coll_name);
 	bson_t *q = BCON_NEW(key, BCON_INT64(cid));
-	bson_t opts = BSON_INITIALIZER;
-	bson_error_t e;
-	int rc = 0;
+	int rc = sm_delete_many(c, coll_name, q, err);
 
-	sm_write_opts(c->sm, &opts);
-	if (!mongoc_collection_delete_many(coll, q, &opts, NULL, &e))
-		rc = sm_fail(c, &e, err);
-	bson_destroy(&opts);
 	bson_destroy(q);
-	mongoc_collection_destroy(coll);
 	return rc;
 }
 

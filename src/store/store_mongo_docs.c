@@ -101,19 +101,11 @@ static int write_change(struct sm_conn *c, int64_t cid, const struct store_chang
 static int delete_chunks(struct sm_conn *c, int64_t cid, int64_t first, int64_t last,
 			 struct rag_err *err)
 {
-	mongoc_collection_t *chunks = sm_coll(c, SM_CHUNKS);
 	bson_t *q = BCON_NEW("c", BCON_INT64(cid), "i", "{", "$gte", BCON_INT64(first), "$lte",
 			     BCON_INT64(last), "}");
-	bson_t opts = BSON_INITIALIZER;
-	bson_error_t e;
-	int rc = 0;
+	int rc = sm_delete_many(c, SM_CHUNKS, q, err);
 
-	sm_write_opts(c->sm, &opts);
-	if (!mongoc_collection_delete_many(chunks, q, &opts, NULL, &e))
-		rc = sm_fail(c, &e, err);
-	bson_destroy(&opts);
 	bson_destroy(q);
-	mongoc_collection_destroy(chunks);
 	return rc;
 }
 

@@ -100,6 +100,10 @@ char *sm_key2(const char *a, const char *b);
 /* Appends the write concern (majority when configured) to opts. */
 void sm_write_opts(struct store_mongo *sm, bson_t *opts);
 
+/* Deletes every document of coll_name matching q, with the write concern; a RAG_E* code. */
+int sm_delete_many(struct sm_conn *c, const char *coll_name, const bson_t *q,
+		   struct rag_err *err);
+
 /*
  * Finds at most one document of coll matching filter (opts may be NULL),
  * copying it into *out (initialised by the call when found): 1 found, 0

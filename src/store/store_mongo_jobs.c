@@ -91,22 +91,6 @@ static int update(struct sm_conn *c, const char *coll_name, const bson_t *q, con
 	return rc;
 }
 
-static int remove_many(struct sm_conn *c, const char *coll_name, const bson_t *q,
-		       struct rag_err *err)
-{
-	mongoc_collection_t *coll = sm_coll(c, coll_name);
-	bson_t opts = BSON_INITIALIZER;
-	bson_error_t e;
-	int rc = 0;
-
-	sm_write_opts(c->sm, &opts);
-	if (!mongoc_collection_delete_many(coll, q, &opts, NULL, &e))
-		rc = sm_fail(c, &e, err);
-	bson_destroy(&opts);
-	mongoc_collection_destroy(coll);
-	return rc;
-}
-
 /* Writes item number idx (its position in the job: it->idx is not read on create). */
 static int put_item(struct sm_conn *c, const char *job, int64_t idx,
 		    const struct store_job_item *it, struct rag_err *err)
@@ -182,8 +166,8 @@ int store_mongo_job_create(struct store *st, const struct store_job *job,
 	}
 	if (rc) {
 		q = BCON_NEW("j", BCON_UTF8(job->id));
-		remove_many(&c, SM_JOB_BODIES, q, NULL);
-		remove_many(&c, SM_JOB_ITEMS, q, NULL);
+		sm_delete_many(&c, SM_JOB_BODIES, q, NULL);
+		sm_delete_many(&c, SM_JOB_ITEMS, q, NULL);
 		bson_destroy(q);
 	}
 	sm_conn_put(&c);
@@ -491,7 +475,7 @@ int store_mongo_job_item_finish(struct store *st, const char *id, int64_t idx, i
 	bson_destroy(u);
 	q = BCON_NEW("j", BCON_UTF8(id), "i", BCON_INT64(idx));
 	if (!rc)
-		rc = remove_many(&c, SM_JOB_BODIES, q, err);
+		rc = sm_delete_many(&c, SM_JOB_BODIES, q, err);
 	bson_destroy(q);
 	q = BCON_NEW("_id", BCON_UTF8(id));
 	u = BCON_NEW("$inc", "{", "n_done", BCON_INT64(matched && state == 1), "n_failed",
@@ -561,7 +545,7 @@ int store_mongo_job_cancel(struct store *st, const char *tenant, const char *id,
 	bson_destroy(q);
 	q = BCON_NEW("j", BCON_UTF8(id));
 	if (!rc)
-		rc = remove_many(&c, SM_JOB_BODIES, q, err);
+		rc = sm_delete_many(&c, SM_JOB_BODIES, q, err);
 out:
 	weak_unlock(&c, JOBS_MUTEX);
 done:
