@@ -6,9 +6,10 @@
  * (as two instances) share one request bucket, one day's ingest bytes and
  * generated tokens; the key names and their expiry; usage read from
  * Redis; threads on one registry admit exactly the burst; a child process
- * after fork() gets connections of its own; and Redis dying (the local
- * limits decide, the error metric counts) and coming back (shared again,
- * the lost script reloaded).
+ * after fork() gets connections of its own; Redis too slow (the decision
+ * waits no longer than the timeout, then the local limits decide); and
+ * Redis dying (the local limits decide, the error metric counts) and
+ * coming back (shared again, the lost script reloaded).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,7 +80,8 @@ static void start_redis(void)
 		dup2(null, 1);
 		dup2(null, 2);
 		execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save",
-		       "", "--appendonly", "no", "--dir", dir, (char *)NULL);
+		       "", "--appendonly", "no", "--dir", dir, "--enable-debug-command", "local",
+		       (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 200 && !listening(); i++)
@@ -352,6 +354,55 @@ static void test_a_forked_child_has_its_own_connections(void **state)
 	auth_free(x.a);
 }
 
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* DEBUG SLEEP on a connection of its own: the server answers nobody meanwhile. */
+static void *stall(void *arg)
+{
+	struct rag_err err = { 0 };
+	struct cache_link *l = cache_link_new(url, 5000, 1, NULL, "test", &err);
+	struct redis_cmd c = { 3, { "DEBUG", "SLEEP", arg }, { 5, 5, strlen(arg) } };
+	struct cache_reply r;
+
+	cache_link_call(l, &c, 1, &r);
+	cache_link_free(l);
+	return NULL;
+}
+
+static void test_slow_redis_is_waited_for_no_longer_than_the_timeout(void **state)
+{
+	struct inst x;
+	pthread_t t;
+	double errors, t0, took;
+	int retry = 0;
+
+	(void)state;
+	new_key("requests_per_s=0.001;burst=5");
+	inst_open(&x, url); /* quota_redis_timeout_ms 200 */
+	assert_int_equal(admit(&x, AUTH_QUOTA_REQUESTS, 1, &retry), 0);
+	errors = redis_errors();
+	assert_int_equal(pthread_create(&t, NULL, stall, "1.5"), 0);
+	usleep(100 * 1000);
+	t0 = now_ms();
+	assert_int_equal(admit(&x, AUTH_QUOTA_REQUESTS, 1, &retry), 0); /* local bucket: full */
+	took = now_ms() - t0;
+	assert_true(took >= 150 && took < 1000);
+	assert_true(redis_errors() == errors + 1);
+	/* In the back-off that follows, decisions do not wait at all. */
+	t0 = now_ms();
+	assert_int_equal(admit(&x, AUTH_QUOTA_REQUESTS, 1, &retry), 0);
+	assert_true(now_ms() - t0 < 50);
+	assert_true(redis_errors() == errors + 2);
+	pthread_join(t, NULL);
+	auth_free(x.a);
+}
+
 static void test_redis_down_falls_back_and_comes_back(void **state)
 {
 	struct inst x, y;
@@ -399,6 +450,7 @@ int main(void)
 		cmocka_unit_test(test_daily_counters_are_shared_named_and_expire),
 		cmocka_unit_test(test_threads_admit_exactly_the_burst),
 		cmocka_unit_test(test_a_forked_child_has_its_own_connections),
+		cmocka_unit_test(test_slow_redis_is_waited_for_no_longer_than_the_timeout),
 		cmocka_unit_test(test_redis_down_falls_back_and_comes_back),
 	};
 
