@@ -13,7 +13,8 @@ the test that owns it.
 With RAGD_VALGRIND=1, `ragd serve` runs under valgrind's memcheck (see
 scripts/valgrind.sh): errors or definite leaks make it exit 99, which fails
 the test like any bad exit (the report, written next to the server's stderr
-as <stderr>.valgrind, is quoted), and every timeout is ten times longer.
+as <stderr>.valgrind, is quoted), and every timeout is ten times longer,
+the server's deadlines included (SLOW_ARGS).
 """
 import http.client
 import json
@@ -43,6 +44,14 @@ VALGRIND_CMD = ["valgrind", "--tool=memcheck", "--leak-check=full",
 
 READY_TIMEOUT_S = float(os.environ.get("RAGD_READY_TIMEOUT", "60")) * SLOW
 REQUEST_TIMEOUT_S = 60.0 * SLOW
+# Under valgrind the server's own deadlines stretch like the suite's: a
+# search that takes 11 s there is slowness, not a 504 worth a failure. A
+# test's own --set of these comes later on the command line and wins.
+SLOW_ARGS = ["--set", "limits.search_timeout_ms=100000",
+             "--set", "limits.ingest_timeout_ms=3000000", "--set", "rag.timeout_ms=600000",
+             "--set", "sharding.timeout_ms=20000", "--set", "ingest.job_lease_ms=300000",
+             "--set", "models.remote.timeout_ms=300000",
+             "--set", "models.remote.deadline_ms=600000"] if VALGRIND else []
 STOP_TIMEOUT_S = 30.0 * SLOW
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
@@ -171,7 +180,7 @@ class RagdServer:
             self.stderr_path = self.log_dir / f"ragd-{self.port}-run{self.runs}.stderr"
             self._stderr_file = open(self.stderr_path, "wb")
             cmd = [RAGD_BIN, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
-                   "--host", "127.0.0.1", "--model", RAGD_MODEL, *self.extra_args]
+                   "--host", "127.0.0.1", "--model", RAGD_MODEL, *SLOW_ARGS, *self.extra_args]
             if VALGRIND:  # its report in a file of its own: stderr stays JSON lines
                 cmd = VALGRIND_CMD + [f"--log-file={self.stderr_path}.valgrind"] + cmd
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._stderr_file,
