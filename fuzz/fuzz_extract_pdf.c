@@ -26,6 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = extract_pdf_frames(&out, &b, &err);
 	if (rc == 0 && xb_finish(&b, EXTRACT_PDF, &d, &err) == 0) {
 		fuzz_check_document(&d);
+		fuzz_check_blocks_roundtrip(&d);
 		extract_document_release(&d);
 	}
 	xb_release(&b); /* as extract_document: safe after xb_finish */

@@ -434,6 +434,16 @@ struct auth *auth_new(const struct auth_options *opts, struct store *store, stru
 		auth_free(a);
 		return NULL;
 	}
+	if (opts->quota_redis_url && opts->quota_redis_url[0]) {
+		a->qr = auth_quota_redis_new(opts->quota_redis_url,
+					     opts->quota_redis_timeout_ms > 0
+						     ? opts->quota_redis_timeout_ms : 50,
+					     err);
+		if (!a->qr) {
+			auth_free(a);
+			return NULL;
+		}
+	}
 	return a;
 }
 
@@ -456,6 +466,7 @@ void auth_free(struct auth *a)
 			slot_free(val);
 		hashmap_free(a->slots);
 	}
+	auth_quota_redis_free(a->qr);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 }

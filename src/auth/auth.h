@@ -15,10 +15,13 @@
  * auth.key_cache_s so that a key revoked elsewhere stops working within
  * that time, at once on the instance that revoked it).
  *
- * Quotas are per key and per instance, in memory: a token bucket for
- * requests per second (with a burst), and ingest bytes and generated
- * tokens per UTC day. With N instances behind a balancer a key gets up to
- * N times its limits; docs/security.md says so.
+ * Quotas are per key: a token bucket for requests per second (with a
+ * burst), and ingest bytes and generated tokens per UTC day. By default
+ * they are kept in this process's memory, so N instances (or workers)
+ * give a key up to N times its limits; with auth.quota_redis_url they are
+ * kept in Redis and hold across every instance that shares it, falling
+ * back to the per-process limits while Redis does not answer
+ * (auth_quota_redis.c).
  *
  * Thread-safety: every function may be called from any thread once
  * auth_new has returned; auth_free only when no request is in flight.
@@ -67,6 +70,8 @@ struct auth_options {
 	const char *keys;        /* auth.keys as text: "f=v;f=v,f=v;..." (config.h) */
 	struct auth_limits defaults;
 	int key_cache_s;         /* how long a store key is trusted before it is re-read */
+	const char *quota_redis_url; /* "" or NULL: quotas per process; else shared in Redis */
+	int quota_redis_timeout_ms;  /* bound on each quota exchange with Redis; 0 = 50 */
 };
 
 /*
@@ -161,7 +166,10 @@ int auth_keys_json(struct auth *a, const char *tenant, struct sbuf *out, struct 
  * Appends to out a JSON array with, per key of tenant this instance has
  * seen (only key id when non-NULL: RAG_ENOTFOUND when it is not the
  * tenant's), its limits and usage: requests, ingest bytes and generated
- * tokens today and in total, rejections per kind.
+ * tokens today and in total, rejections per kind. With Redis the numbers
+ * are every instance's, read from it in one round trip ("scope":
+ * "cluster"); without it, or while it does not answer, this instance's
+ * ("scope": "instance"). No lock is held while Redis is asked.
  */
 int auth_usage_json(struct auth *a, const char *tenant, const char *key_id, struct sbuf *out,
 		    struct rag_err *err);

@@ -281,4 +281,71 @@ void cache_pubsub_free(struct cache_pubsub *ps);
 
 #define CACHE_PUBSUB_POLL_MS 200 /* how soon the subscriber notices it must stop */
 
+/* --- one Redis server for modules that keep their own state there (cache_redis.c) --- */
+
+/*
+ * A link: one Redis server ("redis://host:port" or "host:port") with a
+ * small pool of connections, the same code the cache's standalone backend
+ * runs on (bounded timeouts, back-off after a failure, a fresh connection
+ * after a stale one). The per-key quotas (src/auth) keep their counters
+ * through one. Nothing is connected before the first call, and a link
+ * used in a child after fork() drops the connections it inherited.
+ *
+ * Thread-safety: cache_link_call may be called from any thread; new and
+ * free from one.
+ */
+struct cache_link;
+
+#define REDIS_CMD_ARGS 8 /* EVALSHA sha numkeys key op arg arg: the longest we send */
+
+/* One command: argv[i] of lens[i] bytes (borrowed for the call). */
+struct redis_cmd {
+	int argc;
+	const char *argv[REDIS_CMD_ARGS];
+	size_t lens[REDIS_CMD_ARGS];
+};
+
+#define CACHE_REPLY_INTS 8   /* the most integers a link's caller reads from one reply */
+#define CACHE_REPLY_STR_MAX 64  /* a script's SHA-1, an error's first words */
+
+enum cache_reply_type {
+	CACHE_REPLY_NIL = 0,
+	CACHE_REPLY_INT,     /* ints[0] */
+	CACHE_REPLY_STR,     /* a status or bulk string: str (cut to fit), and ints[0] if numeric */
+	CACHE_REPLY_ARRAY,   /* ints[0..n_ints): integers, numeric strings; nil and others read 0 */
+	CACHE_REPLY_ERROR,   /* str: the message, e.g. "NOSCRIPT No matching script..." */
+};
+
+/* A reply reduced to what callers outside the cache read, so hiredis stays in here. */
+struct cache_reply {
+	enum cache_reply_type type;
+	size_t n_ints;
+	int64_t ints[CACHE_REPLY_INTS];
+	char str[CACHE_REPLY_STR_MAX];
+};
+
+/*
+ * A link to url with timeout_ms for connecting and for each exchange and
+ * at most pool_size idle connections. log_name prefixes the lines logged
+ * when the server goes away and comes back (NULL: the link logs nothing,
+ * its caller does). NULL with err (RAG_EINVAL naming field) for an
+ * address that is not host:port, or RAG_ENOMEM.
+ */
+struct cache_link *cache_link_new(const char *url, int timeout_ms, int pool_size,
+				  const char *log_name, const char *field, struct rag_err *err);
+
+/*
+ * Sends n_cmds commands in one write and reads their replies into
+ * replies[0..n_cmds) (an error reply is a reply). 0, or RAG_EBUSY when
+ * the server is down, in its back-off, or did not answer in time.
+ */
+int cache_link_call(struct cache_link *l, const struct redis_cmd *cmds, size_t n_cmds,
+		    struct cache_reply *replies);
+
+/* "host:port" of the server, for log lines. Borrowed until cache_link_free. */
+const char *cache_link_addr(const struct cache_link *l);
+
+/* Frees the link and its connections; NULL-safe. No call may be in flight. */
+void cache_link_free(struct cache_link *l);
+
 #endif

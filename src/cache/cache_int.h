@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cache/cache.h"
 
@@ -19,20 +20,12 @@ struct redisReply;
 
 #define CACHE_HOST_MAX 256 /* a DNS name's length */
 #define CACHE_MGET_MAX CACHE_GET_MANY_MAX
-#define REDIS_CMD_ARGS 6   /* SET key value EX ttl is the longest we send */
 
 /*
  * Parses "host:port" or "redis://host:port" (len bytes; port 6379 when
  * absent) into host (NUL-terminated) and *port. 0 or RAG_EINVAL.
  */
 int cache_parse_addr(const char *s, size_t len, char *host, size_t host_size, int *port);
-
-/* One command: argv[i] of lens[i] bytes. */
-struct redis_cmd {
-	int argc;
-	const char *argv[REDIS_CMD_ARGS];
-	size_t lens[REDIS_CMD_ARGS];
-};
 
 /*
  * One Redis server. Connections are taken from the idle stack (or made)
@@ -41,8 +34,14 @@ struct redis_cmd {
  * calls fail at once instead of each paying a timeout, then one call tries
  * again. The first failure and the recovery are logged once each.
  *
- * Locking: `mu` guards idle/n_idle; down_until_ms and up are atomics;
- * host, port and the timeouts are immutable.
+ * Connections belong to the process that made them: a node used in a
+ * child after fork() drops the idle ones it inherited (closing its copies
+ * of their sockets) instead of talking over them, so a parent and its
+ * workers never share a hiredis context.
+ *
+ * Locking: `mu` guards idle/n_idle and pid; down_until_ms and up are
+ * atomics; host, port, the timeouts and the labels are immutable after
+ * init.
  */
 struct redis_node {
 	char host[CACHE_HOST_MAX];
@@ -54,7 +53,9 @@ struct redis_node {
 	size_t n_idle;
 	_Atomic int64_t down_until_ms;
 	atomic_int up;          /* 1 after a command answered, 0 after a failure */
-	const char *backend;    /* the metrics label: "redis" or "redis-cluster" */
+	pid_t pid;              /* the process the idle connections were made in */
+	const char *backend;    /* the cache errors' label; NULL: not counted there */
+	const char *log_name;   /* log lines' prefix ("cache"); NULL: the node logs nothing */
 };
 
 #define REDIS_BACKOFF_MS 500 /* a dead server costs one try per half second */

@@ -18,6 +18,11 @@
  * connection is stale while the server is fine.
  *
  * Values travel as binary-safe bulk strings: SET key value EX ttl.
+ *
+ * The same node serves other modules through cache_link (cache.h): the
+ * quotas keep their counters in Redis with it, so there is one Redis
+ * client in the code base. Its replies are reduced to integers and short
+ * strings (struct cache_reply) so hiredis stays in this layer.
  */
 #include "cache/cache_int.h"
 
@@ -28,6 +33,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cache/cache.h"
 #include "core/log.h"
@@ -52,6 +58,8 @@ int redis_node_init(struct redis_node *n, const char *host, int port, int timeou
 	n->timeout_ms = timeout_ms > 0 ? timeout_ms : 100;
 	n->pool_size = pool_size > 0 ? pool_size : 1;
 	n->backend = backend;
+	n->log_name = "cache";
+	n->pid = getpid();
 	n->idle = calloc((size_t)n->pool_size, sizeof(*n->idle));
 	if (!n->idle)
 		return RAG_ENOMEM;
@@ -90,6 +98,12 @@ static redisContext *take(struct redis_node *n, int *reused)
 	redisContext *c = NULL;
 
 	pthread_mutex_lock(&n->mu);
+	if (n->pid != getpid()) {
+		/* Inherited through fork(): the parent owns those sessions. */
+		while (n->n_idle > 0)
+			redisFree(n->idle[--n->n_idle]);
+		n->pid = getpid();
+	}
 	if (n->n_idle > 0)
 		c = n->idle[--n->n_idle];
 	pthread_mutex_unlock(&n->mu);
@@ -119,17 +133,18 @@ static void give(struct redis_node *n, redisContext *c)
 static void mark_down(struct redis_node *n, const char *why)
 {
 	atomic_store(&n->down_until_ms, cache_now_ms() + REDIS_BACKOFF_MS);
-	cache_count_error(n->backend);
-	if (atomic_exchange(&n->up, 0))
-		log_warn("cache: redis %s:%d unavailable (%s); requests go on without it", n->host,
-			 n->port, why);
+	if (n->backend)
+		cache_count_error(n->backend);
+	if (atomic_exchange(&n->up, 0) && n->log_name)
+		log_warn("%s: redis %s:%d unavailable (%s); requests go on without it",
+			 n->log_name, n->host, n->port, why);
 	drop_idle(n);
 }
 
 static void mark_up(struct redis_node *n)
 {
-	if (!atomic_exchange(&n->up, 1))
-		log_info("cache: redis %s:%d answering", n->host, n->port);
+	if (!atomic_exchange(&n->up, 1) && n->log_name)
+		log_info("%s: redis %s:%d answering", n->log_name, n->host, n->port);
 }
 
 /*
@@ -350,4 +365,116 @@ struct cache *cache_redis_new(const char *host, int port, int timeout_ms, int po
 	atomic_store(&rc->node.up, 1);
 	redis_node_ping(&rc->node);
 	return &rc->base;
+}
+
+/* --- a link for other modules --- */
+
+struct cache_link {
+	struct redis_node node;
+	char addr[CACHE_HOST_MAX + 8];
+};
+
+struct cache_link *cache_link_new(const char *url, int timeout_ms, int pool_size,
+				  const char *log_name, const char *field, struct rag_err *err)
+{
+	struct cache_link *l;
+	char host[CACHE_HOST_MAX];
+	int port;
+
+	if (cache_parse_addr(url, strlen(url), host, sizeof(host), &port) < 0) {
+		rag_err_set(err, RAG_EINVAL, field, "%s: '%s' is not host:port", field, url);
+		return NULL;
+	}
+	l = calloc(1, sizeof(*l));
+	if (!l || redis_node_init(&l->node, host, port, timeout_ms, pool_size, NULL) < 0) {
+		free(l);
+		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
+		return NULL;
+	}
+	l->node.log_name = log_name;
+	snprintf(l->addr, sizeof(l->addr), "%s:%d", host, port);
+	return l;
+}
+
+/* Digits only (with a sign): what Lua's numbers and INCRBY's counters look like. */
+static int parse_int(const char *s, size_t len, int64_t *out)
+{
+	char buf[24], *end;
+
+	if (len == 0 || len >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	errno = 0;
+	*out = strtoll(buf, &end, 10);
+	return *end || errno ? -1 : 0;
+}
+
+static void reduce(const redisReply *r, struct cache_reply *out)
+{
+	memset(out, 0, sizeof(*out));
+	switch (r->type) {
+	case REDIS_REPLY_INTEGER:
+		out->type = CACHE_REPLY_INT;
+		out->ints[0] = r->integer;
+		out->n_ints = 1;
+		break;
+	case REDIS_REPLY_STRING:
+	case REDIS_REPLY_STATUS:
+		out->type = CACHE_REPLY_STR;
+		snprintf(out->str, sizeof(out->str), "%.*s", (int)r->len, r->str);
+		if (parse_int(r->str, r->len, &out->ints[0]) == 0)
+			out->n_ints = 1;
+		break;
+	case REDIS_REPLY_ERROR:
+		out->type = CACHE_REPLY_ERROR;
+		snprintf(out->str, sizeof(out->str), "%.*s", (int)r->len, r->str);
+		break;
+	case REDIS_REPLY_ARRAY:
+		out->type = CACHE_REPLY_ARRAY;
+		for (size_t i = 0; i < r->elements && i < CACHE_REPLY_INTS; i++) {
+			const redisReply *e = r->element[i];
+
+			if (e->type == REDIS_REPLY_INTEGER)
+				out->ints[i] = e->integer;
+			else if (e->type == REDIS_REPLY_STRING && parse_int(e->str, e->len,
+									  &out->ints[i]) < 0)
+				out->ints[i] = 0;
+			out->n_ints = i + 1;
+		}
+		break;
+	default:
+		out->type = CACHE_REPLY_NIL;
+	}
+}
+
+int cache_link_call(struct cache_link *l, const struct redis_cmd *cmds, size_t n_cmds,
+		    struct cache_reply *replies)
+{
+	struct redisReply *one[4] = { 0 }, **raw = n_cmds <= 4 ? one : calloc(n_cmds, sizeof(*raw));
+	int rc;
+
+	if (!raw)
+		return RAG_ENOMEM;
+	rc = redis_node_pipeline(&l->node, cmds, n_cmds, raw);
+	for (size_t i = 0; rc == 0 && i < n_cmds; i++) {
+		reduce(raw[i], &replies[i]);
+		freeReplyObject(raw[i]);
+	}
+	if (raw != one)
+		free(raw);
+	return rc;
+}
+
+const char *cache_link_addr(const struct cache_link *l)
+{
+	return l->addr;
+}
+
+void cache_link_free(struct cache_link *l)
+{
+	if (!l)
+		return;
+	redis_node_release(&l->node);
+	free(l);
 }

@@ -154,6 +154,8 @@ static struct auth *open_auth(const struct config *cfg)
 			      (int64_t)cfg->auth.ingest_bytes_per_day,
 			      (int64_t)cfg->auth.tokens_per_day },
 		.key_cache_s = cfg->auth.key_cache_s,
+		.quota_redis_url = cfg->auth.quota_redis_url,
+		.quota_redis_timeout_ms = cfg->auth.quota_redis_timeout_ms,
 	};
 	struct rag_err err = { 0 };
 	struct auth *a = auth_new(&ao, NULL, &err);

@@ -159,6 +159,8 @@ static const struct key keys[] = {
 	{ "auth.ingest_bytes_per_day", T_SIZE, F(auth.ingest_bytes_per_day), 0,
 	  1024 * KIB * KIB * KIB * KIB },
 	{ "auth.tokens_per_day", T_SIZE, F(auth.tokens_per_day), 0, 1000000000000LL },
+	{ "auth.quota_redis_url", T_STR0, F(auth.quota_redis_url), 0, 0 },
+	{ "auth.quota_redis_timeout_ms", T_INT, F(auth.quota_redis_timeout_ms), 1, 60000 },
 	{ "cors.allowed_origins", T_STR0, F(cors.allowed_origins), 0, 0 },
 	{ "cors.allowed_headers", T_STR, F(cors.allowed_headers), 0, 0 },
 	{ "cors.allowed_methods", T_STR, F(cors.allowed_methods), 0, 0 },
@@ -305,11 +307,14 @@ struct config *config_new(void)
 	cfg->server.tls_key = strdup("");
 	cfg->auth.keys = strdup("");
 	cfg->auth.key_cache_s = 10;
+	cfg->auth.quota_redis_url = strdup("");
+	cfg->auth.quota_redis_timeout_ms = 50;
 	cfg->cors.allowed_origins = strdup("");
 	cfg->cors.allowed_headers = strdup("Authorization, Content-Type, X-Request-ID");
 	cfg->cors.allowed_methods = strdup("GET, POST, PATCH, DELETE, OPTIONS");
 	cfg->cors.max_age_s = 600;
 	if (!cfg->server.tls_cert || !cfg->server.tls_key || !cfg->auth.keys ||
+	    !cfg->auth.quota_redis_url ||
 	    !cfg->cors.allowed_origins || !cfg->cors.allowed_headers ||
 	    !cfg->cors.allowed_methods) {
 		config_free(cfg);

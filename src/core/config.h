@@ -114,6 +114,9 @@
  *   auth.burst                  0 = max(1, requests_per_s)  0..1000000
  *   auth.ingest_bytes_per_day   0 = no limit  per key; bytes or k/m/g
  *   auth.tokens_per_day         0 = no limit  per key, generated tokens
+ *   auth.quota_redis_url        "" = quotas per process; "redis://host:port": shared by
+ *                                             every instance using that Redis
+ *   auth.quota_redis_timeout_ms 50            1..60000 (then the request uses local limits)
  *   cors.allowed_origins        "" = CORS off; "*" or origins joined by "," (YAML: a list)
  *   cors.allowed_headers        "Authorization, Content-Type, X-Request-ID"
  *   cors.allowed_methods        "GET, POST, PATCH, DELETE, OPTIONS"
@@ -238,6 +241,8 @@ struct config {
 		int burst;
 		size_t ingest_bytes_per_day;
 		size_t tokens_per_day;
+		char *quota_redis_url;  /* "" = per-process quotas */
+		int quota_redis_timeout_ms;
 	} auth;
 	struct {
 		char *allowed_origins;  /* "" = off */
