@@ -27,6 +27,7 @@ static const struct {
 	{ RAG_ERATELIMIT, "rate_limited", 429 },
 	{ RAG_ENOSPACE, "insufficient_storage", 507 },
 	{ RAG_ETIMEOUT, "deadline_exceeded", 504 },
+	{ RAG_EALREADY, "already_applied", 409 },
 };
 
 void rag_err_clear(struct rag_err *err)

@@ -32,6 +32,7 @@ enum {
 	RAG_ERATELIMIT = -12,   /* a quota or rate limit is spent: retry later */
 	RAG_ENOSPACE = -13,     /* the disk (or a quota) is full: nothing was written */
 	RAG_ETIMEOUT = -14,     /* the request's deadline passed (limits.*_timeout_ms) */
+	RAG_EALREADY = -15,     /* a job item written again was already applied: nothing was written */
 };
 
 #define RAG_ERR_FIELD_MAX 64   /* longest field path a client can be told */

@@ -5,6 +5,8 @@
  * embed only the chunks not found, store document + chunks + vectors in one
  * store transaction (which replaces the old chunks atomically), then replay
  * the change into this engine's index. A failure at any step stores nothing.
+ * A job item's ingest names the item (rag_doc_in.job), and the store records
+ * it done in that same commit (store_doc_put).
  *
  * New chunk ids are allocated even for reused vectors: a document's chunks
  * stay one contiguous id range, so the change log, its replay and deletes
@@ -320,6 +322,7 @@ static int ingest(struct rag_engine *eng, const char *tenant, const char *collec
 	put.vecs = w.vecs;
 	put.dim = coll->c.dim;
 	put.model = coll->emb->fingerprint;
+	put.job = doc->job;
 	t0 = rag_now_ms();
 	rc = store_doc_put(eng->store, coll->c.id, &put, &pr, err);
 	if (rc == RAG_ENOTFOUND)
@@ -361,7 +364,8 @@ int rag_ingest(struct rag_engine *eng, const char *tenant, const char *collectio
 	}
 
 	if (rc < 0) {
-		metric_inc(rag_metrics.failures);
+		if (rc != RAG_EALREADY) /* a job item applied before: not a failure */
+			metric_inc(rag_metrics.failures);
 		return rc;
 	}
 	if (res->unchanged) {

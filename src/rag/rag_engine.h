@@ -201,6 +201,13 @@ struct rag_doc_in {
 	const char *format;        /* NULL, "auto", "text", "markdown", "html" or "pdf" */
 	const char *name;          /* file name or NULL: its extension helps "auto" */
 	const char *content_type;  /* MIME type or NULL */
+	/*
+	 * The job item this ingest applies (job workers), or NULL. The store
+	 * records the item done in the document's own commit, and refuses the
+	 * write with RAG_EALREADY when the item was applied already or
+	 * RAG_ECONFLICT when its job is no longer running (store_doc_put).
+	 */
+	const struct store_job_ref *job;
 };
 
 #define RAG_DOC_ID_MAX 128 /* ids appear in URLs and logs: keep them short */

@@ -6,14 +6,22 @@
  * worker; the client gets the job id at once (HTTP 202) and polls
  * GET /v1/jobs/{id}. A worker claims a job (a lease in the store), then
  * takes its pending items in small batches and upserts each document
- * through rag_ingest, recording every item's outcome (and dropping its
- * input) in its own transaction. So:
+ * through rag_ingest. An item that writes its document is recorded done
+ * (its input dropped, the job's counters and lease updated) by the
+ * document's own commit (store_doc_put with the item named); one that
+ * writes nothing (failed, unchanged) is recorded in a transaction of its
+ * own. So:
  * - a crash (kill -9) loses at most the item in progress; after a restart,
  *   a worker claims the job once its lease has expired and goes on with the
- *   items still pending. The item redone is an upsert of the same content:
- *   the content hash makes it free if it had been committed.
+ *   items still pending. No item whose document was committed is pending,
+ *   so none is applied twice: a client's write to that document after the
+ *   item's application (acknowledged, maybe newer) is never overwritten by
+ *   a rerun, and an item without an id does not come back as a second
+ *   document under a new one. The store refuses a put whose item is no
+ *   longer pending (RAG_EALREADY: another worker that took the job over
+ *   applied it) and the worker moves on.
  * - cancel marks the job cancelled in the store; the worker notices at its
- *   next item (the item's finish is refused) and stops.
+ *   next item (the item's put or finish is refused) and stops.
  * - a file that fails (unsupported, malformed, too big) is recorded with its
  *   reason and the job goes on.
  * - an item refused for a reason of the moment (RAG_ENOSPACE: the disk is
@@ -21,7 +29,8 @@
  *   the worker waits JOB_RETRY_MS and runs it again, so a job held up by a
  *   full disk goes on once space is freed. The lease is renewed by each
  *   item recorded, so a wait longer than ingest.job_lease_ms lets another
- *   process take the job over (upserts: running an item twice is harmless).
+ *   process take the job over (both may then run an item: the first put
+ *   records it, the second is refused, a second "unchanged" counts once).
  *
  * Workers of one process never take each other's jobs (the claim skips
  * leases held by this engine's owner id); other processes on the same store
@@ -101,17 +110,48 @@ void rag_jobs_wake(struct rag_engine *eng)
 	pthread_mutex_unlock(&eng->stop_mu);
 }
 
-/*
- * Runs one item; returns the state to record (1 done, 2 failed, 3
- * unchanged), or 0 when it failed for a reason of the moment (a full disk,
- * a busy store): nothing to record, the item is tried again.
- */
-static int run_item(struct rag_engine *eng, const struct store_job *job,
-		    const struct store_job_item *it, int64_t *n_chunks, char *why, size_t why_len)
+/* Whether the job is still running in the store; a failed read says yes (the finish will tell). */
+static int job_running(struct rag_engine *eng, const char *id)
 {
+	struct store_job now;
+	int running = 1;
+
+	if (store_job_get(eng->store, NULL, id, &now, NULL) == 0) {
+		running = now.state == STORE_JOB_RUNNING;
+		store_job_release(&now);
+	}
+	return running;
+}
+
+/* What became of an item: what the worker still has to record, or why not. */
+enum item_outcome {
+	ITEM_RETRY = 0,     /* refused for a reason of the moment: nothing recorded, run it again */
+	ITEM_DONE = 1,      /* states 1-3 are store_job_item states, to record */
+	ITEM_FAILED = 2,
+	ITEM_UNCHANGED = 3,
+	ITEM_RECORDED = 4,  /* the store recorded it with the document (or had before) */
+	ITEM_CANCELLED = 5, /* the job is no longer running: nothing written */
+};
+
+/*
+ * Runs one item. An ingest hands the item to the store with the document
+ * (rag_doc_in.job), which records it done in the same commit: a crash
+ * right after that commit cannot leave it pending, to be applied a second
+ * time over whatever a client wrote since. So a document written is
+ * ITEM_RECORDED, and only the outcomes that write no document (failed,
+ * unchanged) are left for store_job_item_finish.
+ */
+static enum item_outcome run_item(struct rag_engine *eng, const struct store_job *job,
+				  const struct store_job_item *it, int64_t *n_chunks, char *why,
+				  size_t why_len)
+{
+	struct store_job_ref ref = { .job_id = job->id, .idx = it->idx,
+				     .n_bytes = (int64_t)it->body_len,
+				     .lease_ms = eng->opts.job_lease_ms };
 	struct rag_doc_in doc = { 0 };
 	struct rag_ingest_result res;
 	struct rag_err err = { 0 };
+	int rc;
 
 	doc.id = it->doc_id && *it->doc_id ? it->doc_id : NULL;
 	doc.text = it->body;
@@ -120,20 +160,28 @@ static int run_item(struct rag_engine *eng, const struct store_job *job,
 	doc.format = it->format && *it->format ? it->format : NULL;
 	doc.name = it->name && *it->name ? it->name : NULL;
 	doc.content_type = it->content_type && *it->content_type ? it->content_type : NULL;
+	doc.job = &ref;
 	*n_chunks = 0;
 	if (rag_job_switches(job->kind)) {
+		/* Writes only the private staging collection: a rerun is harmless. */
 		if (rag_reembed_item(eng, job, it->doc_id, n_chunks, &err) < 0) {
 			snprintf(why, why_len, "%s", err.msg);
-			return 2;
+			return ITEM_FAILED;
 		}
-		return 1;
+		return ITEM_DONE;
 	}
-	if (rag_ingest(eng, job->tenant, job->collection, &doc, &res, &err) < 0) {
-		snprintf(why, why_len, "%s", err.msg);
-		return err.code == RAG_ENOSPACE || err.code == RAG_EBUSY ? 0 : 2;
-	}
-	*n_chunks = res.unchanged ? 0 : (int64_t)res.n_chunks; /* chunks this job wrote */
-	return res.unchanged ? 3 : 1;
+	rc = rag_ingest(eng, job->tenant, job->collection, &doc, &res, &err);
+	if (rc == 0)
+		return res.unchanged ? ITEM_UNCHANGED : ITEM_RECORDED;
+	snprintf(why, why_len, "%s", err.msg);
+	if (rc == RAG_EALREADY)
+		return ITEM_RECORDED; /* applied by an earlier run whose finish we did not see */
+	if (rc == RAG_ENOSPACE || rc == RAG_EBUSY)
+		return ITEM_RETRY;
+	/* The store's word for a job no longer running; any other conflict is the item's. */
+	if (rc == RAG_ECONFLICT && !job_running(eng, job->id))
+		return ITEM_CANCELLED;
+	return ITEM_FAILED;
 }
 
 static int stopping(struct rag_engine *eng)
@@ -228,10 +276,17 @@ static void run_job(struct rag_engine *eng, const char *id)
 		for (size_t i = 0; i < n && !cancelled && !stopping(eng); i++) {
 			char why[RAG_ERR_MSG_MAX] = "";
 			int64_t n_chunks;
-			int state = run_item(eng, &job, &items[i], &n_chunks, why, sizeof(why));
+			enum item_outcome state = run_item(eng, &job, &items[i], &n_chunks, why,
+							   sizeof(why));
 			int rc;
 
-			if (state == 0) {
+			if (state == ITEM_CANCELLED) {
+				cancelled = 1;
+				break;
+			}
+			if (state == ITEM_RECORDED)
+				continue;
+			if (state == ITEM_RETRY) {
 				/*
 				 * Not the document's fault: wait and take the same
 				 * items again rather than fail them (or spin).
@@ -242,8 +297,8 @@ static void run_job(struct rag_engine *eng, const char *id)
 				break;
 			}
 			rag_err_clear(&err);
-			rc = store_job_item_finish(eng->store, id, items[i].idx, state,
-						   state == 2 ? why : NULL, n_chunks,
+			rc = store_job_item_finish(eng->store, id, items[i].idx, (int)state,
+						   state == ITEM_FAILED ? why : NULL, n_chunks,
 						   (int64_t)items[i].body_len, eng->opts.job_lease_ms,
 						   &err);
 			if (rc == RAG_ECONFLICT) {

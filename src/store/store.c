@@ -159,6 +159,9 @@ static int check_put(const struct store_put *put, struct rag_err *err)
 	if (put->dim <= 0)
 		return rag_err_set(err, RAG_EINVAL, NULL, "embedding dim must be positive, not %d",
 				   put->dim);
+	if (put->job && (!put->job->job_id || !*put->job->job_id || put->job->idx < 0))
+		return rag_err_set(err, RAG_EINVAL, NULL, "document '%s': no job item named",
+				   doc->id);
 	text_len = strlen(doc->text);
 	for (size_t i = 0; i < put->n_chunks; i++) {
 		const struct store_chunk *c = &put->chunks[i];

@@ -114,6 +114,18 @@ struct store_chunk {
 	const char *hash;    /* content address: text + chunker settings + model; NULL means "" */
 };
 
+/*
+ * The job item a put applies (see store_doc_put): its outcome, done, is
+ * recorded by the put's own commit, as store_job_item_finish() would record
+ * it with state 1, n_chunks the put's chunks.
+ */
+struct store_job_ref {
+	const char *job_id;
+	int64_t idx;      /* the item's position in the job */
+	int64_t n_bytes;  /* the item's input bytes, added to the job's n_bytes */
+	int64_t lease_ms; /* the job's lease is renewed until now + lease_ms */
+};
+
 /* Everything store_doc_put() writes, borrowed for the call. */
 struct store_put {
 	const struct store_doc *doc;
@@ -122,6 +134,7 @@ struct store_put {
 	const float *vecs; /* n_chunks * dim floats, row-major, chunk i at vecs + i * dim */
 	int dim;           /* must equal the collection's dim (RAG_EINVAL otherwise) */
 	const char *model; /* fingerprint of the model the vectors came from; NULL means "" */
+	const struct store_job_ref *job; /* the job item this put applies; NULL: none */
 };
 
 struct store_put_result {
@@ -368,6 +381,18 @@ void store_collection_list_free(struct store_collection *list, size_t n);
  * RAG_EINVAL: no chunks, empty id, NULL text, a chunk range outside the
  * text, or put->dim differing from the collection's. RAG_ENOTFOUND: no such
  * collection.
+ *
+ * With put->job set, the put applies that job item: the item is marked
+ * done, its body dropped and the job's counters and lease updated as part
+ * of the same commit, so a crash leaves either both or neither and a job
+ * never applies one of its items twice (a second application could
+ * overwrite a newer version a client wrote in between). The put is
+ * refused, nothing written, with RAG_EALREADY when the item is no longer
+ * pending (it was applied, or finished otherwise) and RAG_ECONFLICT when
+ * the job is no longer running (cancelled). The MongoDB store records the
+ * item after its commit point, in the idempotent roll-forward that a dead
+ * writer's recovery redoes (store_mongo_docs.c): the item is done before
+ * anyone else can write to the collection.
  */
 int store_doc_put(struct store *st, int64_t collection_id, const struct store_put *put,
 		  struct store_put_result *res, struct rag_err *err);
@@ -564,7 +589,10 @@ void store_job_items_free(struct store_job_item *items, size_t n);
 /*
  * Records an item's outcome (state 1, 2 or 3, error for 2), drops its body
  * and adds to the job's counters, renewing the lease: one transaction.
+ * An item no longer pending is left as it is (and counted once): 0.
  * RAG_ECONFLICT when the job is no longer running (cancelled meanwhile).
+ * An item that writes a document records its outcome through the put
+ * instead (store_put.job), in the same commit as the document.
  */
 int store_job_item_finish(struct store *st, const char *id, int64_t idx, int state,
 			  const char *error, int64_t n_chunks, int64_t n_bytes,

@@ -23,9 +23,10 @@
  *    atomic write flips readers from the old chunks to the new. Only then
  *    are the change-log entries written (seq = the collection's seq + 1 and
  *    + 2) and the collection's seq advanced; the old chunks are deleted
- *    last. A chunk is live only while its document's range holds it, so
- *    every read (hits, scans, a document's chunks) drops chunks that are
- *    not: a half-written put shows nothing, a finished one shows all.
+ *    and, for a put that applies a job item, the item marked done last. A
+ *    chunk is live only while its document's range holds it, so every read
+ *    (hits, scans, a document's chunks) drops chunks that are not: a
+ *    half-written put shows nothing, a finished one shows all.
  *  - A writer that dies leaves its lock to expire and its intent in it. The
  *    next writer to take the lock rolls the intent forward when the commit
  *    point was passed (writes the change entries, advances seq, deletes the

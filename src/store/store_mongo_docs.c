@@ -4,13 +4,27 @@
  * short, under the collection's write lock:
  *
  *   put:    new chunks (invisible) -> intent -> document replaced (commit)
- *           -> change entries -> seq -> old chunks deleted -> unlock
+ *           -> change entries -> seq -> old chunks deleted
+ *           -> job item done -> unlock
  *   delete: intent -> document deleted (commit) -> change entry -> seq
  *           -> chunks deleted -> unlock
  *
  * Everything after the commit point is roll_forward(), which is idempotent
  * and which the recovery runs again from the intent when the commit point
  * was passed; before it, the recovery deletes the new chunks.
+ *
+ * A put that applies a job item (store_put.job) names the item in its
+ * intent, and roll_forward marks it done (only if still pending, counted
+ * once: store_mongo_jobs.c). So once the document is committed the item is
+ * done before anyone else writes to the collection: either the put goes
+ * on to mark it, or the put died and the next writer's sm_lock recovers
+ * its intent first. Before writing, a put checks (under the lock, after
+ * that recovery) that its item is still pending and its job running, and
+ * is refused otherwise (RAG_EALREADY, RAG_ECONFLICT): a job never applies
+ * an item twice, so it never overwrites what a client wrote to that
+ * document after the item's first application. A cancel that lands
+ * between that check and the commit lets the item through, as if the
+ * cancel had come a moment later.
  */
 #include "store/store_mongo_int.h"
 
@@ -33,15 +47,22 @@ struct sm_intent {
 	int64_t new_first, new_last;        /* a put's new chunks */
 	int64_t seq;                        /* the collection's seq before the write */
 	int64_t at;
+	struct store_job_ref job;           /* the job item a put applies; job_id NULL: none */
 };
 
 static bson_t *intent_bson(const struct sm_intent *in)
 {
-	return BCON_NEW("put", BCON_BOOL(in->put), "k", BCON_UTF8(in->key), "d",
-			BCON_UTF8(in->doc_id), "of", BCON_INT64(in->old_first), "ol",
-			BCON_INT64(in->old_last), "on", BCON_INT64(in->old_n), "nf",
-			BCON_INT64(in->new_first), "nl", BCON_INT64(in->new_last), "s",
-			BCON_INT64(in->seq), "at", BCON_INT64(in->at));
+	bson_t *b = BCON_NEW("put", BCON_BOOL(in->put), "k", BCON_UTF8(in->key), "d",
+			     BCON_UTF8(in->doc_id), "of", BCON_INT64(in->old_first), "ol",
+			     BCON_INT64(in->old_last), "on", BCON_INT64(in->old_n), "nf",
+			     BCON_INT64(in->new_first), "nl", BCON_INT64(in->new_last), "s",
+			     BCON_INT64(in->seq), "at", BCON_INT64(in->at));
+
+	if (in->job.job_id)
+		BCON_APPEND(b, "job", "{", "id", BCON_UTF8(in->job.job_id), "idx",
+			    BCON_INT64(in->job.idx), "bytes", BCON_INT64(in->job.n_bytes), "lease",
+			    BCON_INT64(in->job.lease_ms), "}");
+	return b;
 }
 
 /* Strings stay borrowed from b. */
@@ -62,6 +83,20 @@ static void intent_read(const bson_t *b, struct sm_intent *in)
 	in->new_last = sm_get_int(b, "nl");
 	in->seq = sm_get_int(b, "s");
 	in->at = sm_get_int(b, "at");
+	if (bson_iter_init_find(&it, b, "job") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+		const uint8_t *data;
+		uint32_t len;
+		bson_t job;
+		bson_iter_t f;
+
+		bson_iter_document(&it, &len, &data);
+		bson_init_static(&job, data, len);
+		if (bson_iter_init_find(&f, &job, "id") && BSON_ITER_HOLDS_UTF8(&f))
+			in->job.job_id = bson_iter_utf8(&f, NULL);
+		in->job.idx = sm_get_int(&job, "idx");
+		in->job.n_bytes = sm_get_int(&job, "bytes");
+		in->job.lease_ms = sm_get_int(&job, "lease");
+	}
 }
 
 /* Writes one change entry; replaces an identical one a dead writer left. */
@@ -149,6 +184,8 @@ static int roll_forward(struct sm_conn *c, int64_t cid, const struct sm_intent *
 		rc = set_seq(c, cid, seq, err);
 	if (!rc && in->old_n > 0)
 		rc = delete_chunks(c, cid, in->old_first, in->old_last, err);
+	if (!rc && in->put && in->job.job_id)
+		rc = sm_job_item_applied(c, &in->job, in->new_last - in->new_first + 1, err);
 	if (!rc && seq_out)
 		*seq_out = seq;
 	return rc;
@@ -343,6 +380,11 @@ int store_mongo_doc_put(struct store *st, int64_t collection_id, const struct st
 		rc = rag_err_set(err, RAG_EINVAL, NULL,
 				 "document '%s': embeddings have %d dimensions, the collection %d",
 				 put->doc->id, put->dim, dim);
+	if (!rc && put->job) {
+		/* After sm_lock's recovery: a dead writer's application of it counts. */
+		rc = sm_job_item_pending(&c, put->job, err);
+		in.job = *put->job;
+	}
 	exists = rc ? 0 : doc_state(&c, key, &in.old_first, &in.old_last, &in.old_n, &created_at,
 				    err);
 	if (exists < 0)

@@ -160,6 +160,19 @@ void sm_unlock(struct sm_conn *c, int64_t cid);
 int sm_mutex_take(struct sm_conn *c, const char *name, struct rag_err *err);
 void sm_mutex_drop(struct sm_conn *c, const char *name);
 
+/*
+ * A put's job item (store_mongo_jobs.c). sm_job_item_pending: 0 when the
+ * job is running and the item pending, RAG_ECONFLICT when the job is not
+ * running, RAG_EALREADY when the item is not pending; the put checks it
+ * under the collection's lock, after the recovery of a dead writer.
+ * sm_job_item_applied: records the item done (n_chunks, the job's bytes
+ * and lease) if it is still pending, counting it once however often it
+ * runs: the roll-forward's step for it.
+ */
+int sm_job_item_pending(struct sm_conn *c, const struct store_job_ref *job, struct rag_err *err);
+int sm_job_item_applied(struct sm_conn *c, const struct store_job_ref *job, int64_t n_chunks,
+			struct rag_err *err);
+
 /* Rolls a dead writer's intent forward or back (store_mongo_docs.c). */
 int store_mongo_recover(struct sm_conn *c, int64_t cid, const bson_t *intent,
 			struct rag_err *err);

@@ -10,7 +10,10 @@
  * expired lease held by another owner), so two workers never claim the same
  * job. An item is finished by a conditional update (state pending -> done)
  * before the job's counters are incremented, so a retried finish never
- * counts twice.
+ * counts twice. An item that writes a document is finished by the put
+ * itself, after its commit point, from the intent it leaves in the
+ * collection's lock (store_mongo_docs.c: sm_job_item_pending before, and
+ * sm_job_item_applied in the roll-forward).
  *
  * A session is one document whose messages array grows by $push: an
  * append is one atomic write.
@@ -445,53 +448,119 @@ static int job_state(struct sm_conn *c, const char *tenant, const char *id, int 
 	return rc;
 }
 
+/*
+ * Records the outcome of item idx of job id if it is still pending (a
+ * conditional update), drops its body, and only then, when the item did
+ * change, adds to the job's counters and renews its lease: run twice, it
+ * counts once. Where updates are not atomic the caller holds JOBS_MUTEX,
+ * which makes the conditional update a real compare-and-set.
+ */
+static int item_record(struct sm_conn *c, const char *id, int64_t idx, int state,
+		       const char *error, int64_t n_chunks, int64_t n_bytes, int64_t lease_ms,
+		       struct rag_err *err)
+{
+	char *key = item_key(id, idx);
+	int64_t now = sm_now_ms(), matched = 0;
+	bson_t *q, *u;
+	int rc;
+
+	if (!key)
+		return sm_oom(err);
+	q = BCON_NEW("_id", BCON_UTF8(key), "state", BCON_INT32(0));
+	u = BCON_NEW("$set", "{", "state", BCON_INT32(state), "error",
+		     BCON_UTF8(error ? error : ""), "}");
+	rc = update(c, SM_JOB_ITEMS, q, u, 0, &matched, err);
+	bson_destroy(q);
+	bson_destroy(u);
+	free(key);
+	q = BCON_NEW("j", BCON_UTF8(id), "i", BCON_INT64(idx));
+	if (!rc)
+		rc = sm_delete_many(c, SM_JOB_BODIES, q, err);
+	bson_destroy(q);
+	if (rc || !matched)
+		return rc;
+	q = BCON_NEW("_id", BCON_UTF8(id));
+	u = BCON_NEW("$inc", "{", "n_done", BCON_INT64(state == 1), "n_failed",
+		     BCON_INT64(state == 2), "n_skipped", BCON_INT64(state == 3), "n_chunks",
+		     BCON_INT64(n_chunks), "n_bytes", BCON_INT64(n_bytes), "}", "$set", "{",
+		     "updated_at", BCON_INT64(now), "lease_until", BCON_INT64(now + lease_ms), "}");
+	rc = update(c, SM_JOBS, q, u, 0, NULL, err);
+	bson_destroy(q);
+	bson_destroy(u);
+	return rc;
+}
+
+/* RAG_ECONFLICT worded unless the job (found) is running. */
+static int job_running(struct sm_conn *c, const char *id, struct rag_err *err)
+{
+	int job_st = 0;
+	int rc = job_state(c, NULL, id, &job_st, err);
+
+	if (!rc && job_st != STORE_JOB_RUNNING)
+		rc = rag_err_set(err, RAG_ECONFLICT, NULL, "job '%s' is %s", id,
+				 store_job_state_name((enum store_job_state)job_st));
+	return rc;
+}
+
 int store_mongo_job_item_finish(struct store *st, const char *id, int64_t idx, int state,
 				const char *error, int64_t n_chunks, int64_t n_bytes,
 				int64_t lease_ms, struct rag_err *err)
 {
 	struct sm_conn c;
-	char *key = item_key(id, idx);
-	int64_t now = sm_now_ms(), matched = 0;
-	bson_t *q = NULL, *u = NULL;
-	int job_st = 0, rc;
+	int rc;
+
+	sm_conn_get(st->impl, &c, "finish job item");
+	rc = weak_lock(&c, JOBS_MUTEX, err);
+	if (!rc) {
+		rc = job_running(&c, id, err);
+		if (!rc)
+			rc = item_record(&c, id, idx, state, error, n_chunks, n_bytes, lease_ms,
+					 err);
+		weak_unlock(&c, JOBS_MUTEX);
+	}
+	sm_conn_put(&c);
+	return rc;
+}
+
+int sm_job_item_pending(struct sm_conn *c, const struct store_job_ref *job, struct rag_err *err)
+{
+	mongoc_collection_t *items;
+	char *key = item_key(job->job_id, job->idx);
+	bson_t *q, d;
+	int rc;
 
 	if (!key)
 		return sm_oom(err);
-	sm_conn_get(st->impl, &c, "finish job item");
-	rc = weak_lock(&c, JOBS_MUTEX, err);
-	if (rc)
-		goto done;
-	rc = job_state(&c, NULL, id, &job_st, err);
-	if (!rc && job_st != STORE_JOB_RUNNING)
-		rc = rag_err_set(err, RAG_ECONFLICT, NULL, "job '%s' is %s", id,
-				 store_job_state_name((enum store_job_state)job_st));
-	if (rc)
-		goto out;
+	rc = job_running(c, job->job_id, err);
+	if (rc) {
+		free(key);
+		return rc;
+	}
+	items = sm_coll(c, SM_JOB_ITEMS);
 	q = BCON_NEW("_id", BCON_UTF8(key), "state", BCON_INT32(0));
-	u = BCON_NEW("$set", "{", "state", BCON_INT32(state), "error",
-		     BCON_UTF8(error ? error : ""), "}");
-	rc = update(&c, SM_JOB_ITEMS, q, u, 0, &matched, err);
+	rc = sm_find_one(c, items, q, NULL, NULL, &d, err);
+	if (rc == 1)
+		bson_destroy(&d);
+	if (rc == 0)
+		rc = rag_err_set(err, RAG_EALREADY, NULL,
+				 "job '%s' item %lld is no longer pending: it was applied already",
+				 job->job_id, (long long)job->idx);
 	bson_destroy(q);
-	bson_destroy(u);
-	q = BCON_NEW("j", BCON_UTF8(id), "i", BCON_INT64(idx));
-	if (!rc)
-		rc = sm_delete_many(&c, SM_JOB_BODIES, q, err);
-	bson_destroy(q);
-	q = BCON_NEW("_id", BCON_UTF8(id));
-	u = BCON_NEW("$inc", "{", "n_done", BCON_INT64(matched && state == 1), "n_failed",
-		     BCON_INT64(matched && state == 2), "n_skipped",
-		     BCON_INT64(matched && state == 3), "n_chunks", BCON_INT64(matched ? n_chunks : 0),
-		     "n_bytes", BCON_INT64(matched ? n_bytes : 0), "}", "$set", "{", "updated_at",
-		     BCON_INT64(now), "lease_until", BCON_INT64(now + lease_ms), "}");
-	if (!rc)
-		rc = update(&c, SM_JOBS, q, u, 0, NULL, err);
-out:
-	weak_unlock(&c, JOBS_MUTEX);
-done:
-	bson_destroy(q);
-	bson_destroy(u);
+	mongoc_collection_destroy(items);
 	free(key);
-	sm_conn_put(&c);
+	return rc < 0 ? rc : 0;
+}
+
+int sm_job_item_applied(struct sm_conn *c, const struct store_job_ref *job, int64_t n_chunks,
+			struct rag_err *err)
+{
+	int rc = weak_lock(c, JOBS_MUTEX, err);
+
+	if (rc)
+		return rc;
+	rc = item_record(c, job->job_id, job->idx, 1, NULL, n_chunks, job->n_bytes, job->lease_ms,
+			 err);
+	weak_unlock(c, JOBS_MUTEX);
 	return rc;
 }
 

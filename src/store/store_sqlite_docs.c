@@ -10,6 +10,10 @@
  * new one) rather than an in-place update, because chunk ids are never
  * reused and an index follower only has to know two verbs.
  *
+ * A put that applies a job item (store_put.job) also records the item done
+ * in the same transaction (store_sqlite_jobs.c), or is refused whole when
+ * the item is no longer pending.
+ *
  * Reads that must agree with a seq (scan, change log) run inside one read
  * transaction: WAL gives them a stable snapshot while writers go on.
  *
@@ -214,6 +218,26 @@ static int insert_chunks(struct store_sqlite_conn *c, int64_t cid, const struct 
 	return rc;
 }
 
+/*
+ * Marks the job item the put applies done, in the put's transaction; a
+ * RAG_EALREADY refusal rolls the whole put back.
+ */
+static int record_job_item(struct store_sqlite_conn *c, const struct store_put *put,
+			   struct rag_err *err)
+{
+	const struct store_job_ref *job = put->job;
+	int changed = 0;
+	int rc = store_sqlite_job_item_record(c, job->job_id, job->idx, 1, NULL,
+					      (int64_t)put->n_chunks, job->n_bytes, job->lease_ms,
+					      &changed, err);
+
+	if (!rc && !changed)
+		rc = rag_err_set(err, RAG_EALREADY, NULL,
+				 "job '%s' item %lld is no longer pending: it was applied already",
+				 job->job_id, (long long)job->idx);
+	return rc;
+}
+
 int store_sqlite_doc_put(struct store *st, int64_t collection_id, const struct store_put *put,
 			 struct store_put_result *res, struct rag_err *err)
 {
@@ -234,6 +258,8 @@ int store_sqlite_doc_put(struct store *st, int64_t collection_id, const struct s
 		rc = rag_err_set(err, RAG_EINVAL, NULL,
 				 "document '%s': embeddings have %d dimensions, the collection %d",
 				 doc_id, put->dim, dim);
+	if (!rc && put->job)
+		rc = record_job_item(c, put, err);
 	if (!rc) {
 		rc = run_doc(c, S_DOC_EXISTS, collection_id, doc_id, err);
 		exists = rc == 1;

@@ -206,6 +206,15 @@ int store_sqlite_job_item_finish(struct store *st, const char *id, int64_t idx, 
 				 int64_t lease_ms, struct rag_err *err);
 int store_sqlite_job_finish(struct store *st, const char *id, int state, const char *error,
 			    struct rag_err *err);
+/*
+ * Records job item idx's outcome inside the caller's write transaction on
+ * c, as store_job_item_finish() does; *changed is 1 when the item was
+ * pending (and is now recorded and counted), 0 when it was not (nothing
+ * changed). RAG_ECONFLICT when the job is not running.
+ */
+int store_sqlite_job_item_record(struct store_sqlite_conn *c, const char *id, int64_t idx,
+				 int state, const char *error, int64_t n_chunks, int64_t n_bytes,
+				 int64_t lease_ms, int *changed, struct rag_err *err);
 int store_sqlite_job_cancel(struct store *st, const char *tenant, const char *id,
 			    struct rag_err *err);
 int store_sqlite_collection_swap(struct store *st, const char *tenant, const char *name,

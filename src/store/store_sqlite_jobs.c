@@ -6,9 +6,13 @@
  * transaction; every item it finishes renews the lease. A job still
  * "running" whose lease has expired belongs to a worker that died (kill -9,
  * power loss): the next claim takes it over and carries on with the items
- * still pending. Items are finished one transaction each, after the
- * document itself was committed, so a crash between the two redoes one
- * document, which the upsert then finds unchanged.
+ * still pending. An item that writes a document is recorded done inside
+ * the document's own transaction (store_sqlite_doc_put with store_put.job,
+ * through store_sqlite_job_item_record below): a crash leaves the document
+ * and its item's outcome both committed or neither, so no item is ever
+ * applied twice (a second application would overwrite whatever a client
+ * wrote to that document since the first). Items that write nothing
+ * (failed, unchanged) are finished in a transaction of their own.
  *
  * Jobs are rare next to documents: statements are prepared per call rather
  * than kept in the connection's statement table.
@@ -327,20 +331,16 @@ static int job_state(struct store_sqlite_conn *c, const char *id, const char *te
 	return rc;
 }
 
-int store_sqlite_job_item_finish(struct store *st, const char *id, int64_t idx, int state,
-				 const char *error, int64_t n_chunks, int64_t n_bytes,
-				 int64_t lease_ms, struct rag_err *err)
+int store_sqlite_job_item_record(struct store_sqlite_conn *c, const char *id, int64_t idx,
+				 int state, const char *error, int64_t n_chunks, int64_t n_bytes,
+				 int64_t lease_ms, int *changed, struct rag_err *err)
 {
-	struct store_sqlite *ss = st->impl;
-	struct store_sqlite_conn *c = store_sqlite_conn_get(ss, "finish job item");
 	int64_t now = store_sqlite_now_ms();
 	sqlite3_stmt *s = NULL;
 	int brc = SQLITE_OK, have = 0;
 	int rc;
 
-	rc = store_sqlite_txn_begin(ss, c, 1, err);
-	if (rc)
-		goto out;
+	*changed = 0;
 	rc = job_state(c, id, NULL, &have, err);
 	if (!rc && have != STORE_JOB_RUNNING)
 		rc = rag_err_set(err, RAG_ECONFLICT, NULL, "job '%s' is %s", id,
@@ -355,25 +355,40 @@ int store_sqlite_job_item_finish(struct store *st, const char *id, int64_t idx, 
 		store_sqlite_bind_text(s, 4, error ? error : "", &brc);
 		rc = run(c, s, brc, err);
 	}
-	if (!rc && sqlite3_changes(c->db) == 1)
-		rc = prep(c, "UPDATE jobs SET n_done = n_done + (?2 = 1), n_failed = n_failed + (?2 = 2),"
-			     " n_skipped = n_skipped + (?2 = 3), n_chunks = n_chunks + ?3,"
-			     " n_bytes = n_bytes + ?4, updated_at = ?5, lease_until = ?6"
-			     " WHERE id = ?1", &s, err);
-	else
-		s = NULL;
-	if (!rc && s) {
-		brc = SQLITE_OK;
-		store_sqlite_bind_text(s, 1, id, &brc);
-		store_sqlite_bind_int(s, 2, state, &brc);
-		store_sqlite_bind_int(s, 3, n_chunks, &brc);
-		store_sqlite_bind_int(s, 4, n_bytes, &brc);
-		store_sqlite_bind_int(s, 5, now, &brc);
-		store_sqlite_bind_int(s, 6, now + lease_ms, &brc);
-		rc = run(c, s, brc, err);
+	if (rc || sqlite3_changes(c->db) != 1)
+		return rc; /* not pending: counted when it was recorded */
+	*changed = 1;
+	rc = prep(c, "UPDATE jobs SET n_done = n_done + (?2 = 1), n_failed = n_failed + (?2 = 2),"
+		     " n_skipped = n_skipped + (?2 = 3), n_chunks = n_chunks + ?3,"
+		     " n_bytes = n_bytes + ?4, updated_at = ?5, lease_until = ?6"
+		     " WHERE id = ?1", &s, err);
+	if (rc)
+		return rc;
+	brc = SQLITE_OK;
+	store_sqlite_bind_text(s, 1, id, &brc);
+	store_sqlite_bind_int(s, 2, state, &brc);
+	store_sqlite_bind_int(s, 3, n_chunks, &brc);
+	store_sqlite_bind_int(s, 4, n_bytes, &brc);
+	store_sqlite_bind_int(s, 5, now, &brc);
+	store_sqlite_bind_int(s, 6, now + lease_ms, &brc);
+	return run(c, s, brc, err);
+}
+
+int store_sqlite_job_item_finish(struct store *st, const char *id, int64_t idx, int state,
+				 const char *error, int64_t n_chunks, int64_t n_bytes,
+				 int64_t lease_ms, struct rag_err *err)
+{
+	struct store_sqlite *ss = st->impl;
+	struct store_sqlite_conn *c = store_sqlite_conn_get(ss, "finish job item");
+	int changed;
+	int rc;
+
+	rc = store_sqlite_txn_begin(ss, c, 1, err);
+	if (!rc) {
+		rc = store_sqlite_job_item_record(c, id, idx, state, error, n_chunks, n_bytes,
+						  lease_ms, &changed, err);
+		rc = store_sqlite_txn_end(ss, c, 1, rc, err);
 	}
-	rc = store_sqlite_txn_end(ss, c, 1, rc, err);
-out:
 	store_sqlite_conn_put(ss, c);
 	return rc;
 }

@@ -4,14 +4,16 @@ binary: formats chosen by content type / extension / forced, 415 for binary
 input, chunk attribution (offsets, page, section), content-hash upserts,
 content-addressed chunk reuse (the embed counter grows only by the changed
 chunks), document listing with pagination and filters, batch and multipart
-jobs with progress, per-file errors, cancel, resume after kill -9, ingest
-root confinement, size limits, and `ragd ingest DIR` (globs, skip
+jobs with progress, per-file errors, cancel, resume after kill -9 (and no
+item applied twice over a client's later write), ingest root confinement, size limits, and `ragd ingest DIR` (globs, skip
 unchanged, --sync, --watch). Every file is created by the tests.
 """
 import json
 import os
+import random
 import signal
 import subprocess
+import threading
 import time
 import urllib.parse
 import uuid
@@ -410,6 +412,103 @@ def test_job_resumes_after_kill(ragd_factory):
     assert c["done"] + c["unchanged"] == 30 and c["failed"] == 0, job
     status, page = s.request("GET", "/v1/collections/resume/documents?limit=100")
     assert len(page["documents"]) == 30
+
+
+class LaterWriter(threading.Thread):
+    """Writes newer versions of documents a batch job created, while the
+    job runs and the server is killed: each write comes after the job's
+    item for that document was applied (the document exists only through
+    the job until then). Records, per id, the versions acknowledged."""
+
+    def __init__(self, srv, coll, ids, seed):
+        super().__init__(daemon=True)
+        self.srv, self.coll, self.ids = srv, coll, ids
+        self.rng = random.Random(seed)
+        self.stop = threading.Event()
+        self.version = {i: 0 for i in ids}
+        self.acked = {i: 0 for i in ids}  # highest version acknowledged
+        self.unexpected = []
+
+    def request(self, method, path, body=None):
+        try:
+            status, parsed, _ = http_request("127.0.0.1", self.srv.port, method, path, body,
+                                             timeout=30)
+            return status, parsed
+        except OSError:  # killed, or restarting on another port
+            return None, None
+
+    def run(self):
+        base = f"/v1/collections/{self.coll}/documents"
+        while not self.stop.is_set():
+            doc_id = self.rng.choice(self.ids)
+            status, doc = self.request("GET", f"{base}/{doc_id}")
+            if status != 200:  # not applied yet, or the server is down
+                time.sleep(0.01)
+                continue
+            self.version[doc_id] += 1
+            k = self.version[doc_id]
+            text = f"client {doc_id} v{k} " + " ".join(f"later{k} w{j}" for j in range(20))
+            status, body = self.request("POST", base, {"id": doc_id, "text": text})
+            if status in (200, 201):
+                self.acked[doc_id] = max(self.acked[doc_id], k)
+            elif status not in (None, 503):
+                self.unexpected.append((doc_id, status, body))
+
+
+def test_job_item_never_reapplied_over_later_writes(ragd_factory):
+    """A batch job killed at random moments while a client writes newer
+    versions of the documents it applied: after the restarts and the job's
+    completion, each document holds the client's last acknowledged version
+    (or a later one whose answer the kill cut off), never the job's again.
+    A job records an item done in its document's own commit, so a restart
+    never reruns an item that was applied."""
+    rng = random.Random(20261127)
+    s = ragd_factory(extra_args=("--set", "ingest.job_lease_ms=300"))
+    s.create_collection("later")
+    ids = [f"L{i}" for i in range(40)]
+    docs = [{"id": i, "text": f"jobv {i} " + " ".join(f"batch{i} item{j}" for j in range(150))}
+            for i in ids]
+    status, job = s.request("POST", "/v1/collections/later/documents:batch", {"documents": docs})
+    assert status == 202, job
+    job_id = job["job_id"]
+    writer = LaterWriter(s, "later", ids, 7)
+    writer.start()
+    kills = 0
+    try:
+        for _ in range(6):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # kill once this run has applied something
+                _, j = s.request("GET", f"/v1/jobs/{job_id}")
+                if j["state"] not in ("queued", "running") or j["counts"]["done"] > 0:
+                    break
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 1.0))
+            _, j = s.request("GET", f"/v1/jobs/{job_id}")
+            if j["state"] not in ("queued", "running"):
+                break
+            s.kill()
+            kills += 1
+            s.start()
+        job = wait_job(s, job_id, timeout=300)
+    finally:
+        writer.stop.set()
+        writer.join(60)
+    assert kills > 0, "the job finished before the first kill"
+    assert job["state"] == "succeeded", job
+    c = job["counts"]
+    assert c["done"] + c["unchanged"] == len(ids) and c["failed"] == 0, job
+    assert writer.unexpected == [], writer.unexpected[:5]
+    assert sum(1 for v in writer.acked.values() if v) >= 5, writer.acked
+    for doc_id in ids:
+        status, doc = s.request("GET", f"/v1/collections/later/documents/{doc_id}")
+        assert status == 200, (doc_id, status, doc)
+        if writer.acked[doc_id] == 0:
+            continue
+        assert doc["text"].startswith(f"client {doc_id} v"), (doc_id, doc["text"][:60])
+        k = int(doc["text"].split()[2][1:])
+        assert k >= writer.acked[doc_id], (doc_id, k, writer.acked[doc_id])
+    status, page = s.request("GET", "/v1/collections/later/documents?limit=100")
+    assert sorted(d["id"] for d in page["documents"]) == sorted(ids)
 
 
 def test_cli_ingest_tree(tmp_path):

@@ -27,6 +27,7 @@ static void test_table(void **state)
 		{ RAG_ETOOBIG, "too_large", 413 },
 		{ RAG_EUNSUPPORTED, "unsupported", 415 },
 		{ RAG_ENOSPACE, "insufficient_storage", 507 },
+		{ RAG_EALREADY, "already_applied", 409 },
 	};
 
 	(void)state;

@@ -2,7 +2,8 @@
  * What only the MongoDB store does (the interface tests run on it as
  * test_store_mongo and test_store_v2_mongo): the recovery of a writer that
  * died half-way, rolled back before its commit point and forward after
- * it, the liveness rule that hides a half-written put from readers, and
+ * it (a job item it applied marked done by the roll-forward, once), the
+ * liveness rule that hides a half-written put from readers, and
  * the write lock of another live process. The dead writer's state is
  * planted with libmongoc directly, as a kill -9 at that step leaves it.
  */
@@ -138,6 +139,37 @@ static void plant_lock(struct fixture *f, const char *doc_id, int64_t first, int
 				    BCON_INT64(seq), "at", BCON_INT64(1), "}"));
 }
 
+/* The same, the put applying item idx of job job_id (n_bytes its input's bytes). */
+static void plant_job_lock(struct fixture *f, const char *doc_id, int64_t first, int64_t last,
+			   int64_t seq, const char *job_id, int64_t idx, int64_t n_bytes)
+{
+	char key[64];
+
+	snprintf(key, sizeof(key), "%lld:%s", (long long)f->cid, doc_id);
+	insert(f, "locks", BCON_NEW("_id", BCON_INT64(f->cid), "owner", BCON_UTF8("dead-1"),
+				    "until", BCON_INT64(1), "intent", "{", "put", BCON_BOOL(true),
+				    "k", BCON_UTF8(key), "d", BCON_UTF8(doc_id), "of",
+				    BCON_INT64(0), "ol", BCON_INT64(0), "on", BCON_INT64(0), "nf",
+				    BCON_INT64(first), "nl", BCON_INT64(last), "s", BCON_INT64(seq),
+				    "at", BCON_INT64(1), "job", "{", "id", BCON_UTF8(job_id), "idx",
+				    BCON_INT64(idx), "bytes", BCON_INT64(n_bytes), "lease",
+				    BCON_INT64(60000), "}", "}"));
+}
+
+/* The document as a dead put committed it: it points at chunk id, no change logged. */
+static void plant_doc(struct fixture *f, const char *doc_id, int64_t id)
+{
+	char key[64];
+
+	plant_chunk(f, id, doc_id);
+	snprintf(key, sizeof(key), "%lld:%s", (long long)f->cid, doc_id);
+	insert(f, "docs", BCON_NEW("_id", BCON_UTF8(key), "c", BCON_INT64(f->cid), "d",
+				   BCON_UTF8(doc_id), "text", BCON_UTF8("dead"), "meta", "{", "}",
+				   "meta_json", BCON_UTF8("{}"), "hash", BCON_UTF8(""), "n",
+				   BCON_INT64(1), "first", BCON_INT64(id), "last", BCON_INT64(id),
+				   "created_at", BCON_INT64(1), "updated_at", BCON_INT64(1)));
+}
+
 struct rows {
 	int64_t ids[16];
 	size_t n;
@@ -227,6 +259,142 @@ static void test_rolled_forward_after_commit(void **state)
 	assert_int_equal(rows.ids[0], dead);
 }
 
+/* A job "j" with one item per doc id, claimed (running). */
+static void start_job(struct fixture *f, const char *const *doc_ids, size_t n)
+{
+	struct store_job_item items[4] = { 0 };
+	struct store_job job = { .id = "j", .tenant = "default", .collection = "c",
+				 .kind = "ingest" };
+	char *id = NULL;
+
+	for (size_t i = 0; i < n && i < 4; i++) {
+		items[i].doc_id = doc_ids[i];
+		items[i].body = "dead";
+		items[i].body_len = 4;
+	}
+	assert_int_equal(store_job_create(f->st, &job, items, n, NULL), 0);
+	assert_int_equal(store_job_claim(f->st, "worker", 60000, &id, NULL), 0);
+	assert_string_equal(id, "j");
+	free(id);
+}
+
+static void assert_job(struct fixture *f, int64_t done, int64_t chunks, int64_t bytes,
+		       size_t pending)
+{
+	struct store_job got;
+	struct store_job_item *items = NULL;
+	size_t n = 0;
+
+	assert_int_equal(store_job_get(f->st, NULL, "j", &got, NULL), 0);
+	assert_int_equal(got.n_done, done);
+	assert_int_equal(got.n_chunks, chunks);
+	assert_int_equal(got.n_bytes, bytes);
+	store_job_release(&got);
+	assert_int_equal(store_job_items_next(f->st, "j", 10, &items, &n, NULL), 0);
+	assert_int_equal(n, pending);
+	store_job_items_free(items, n);
+}
+
+static void assert_text(struct fixture *f, const char *id, const char *text)
+{
+	struct store_doc doc;
+
+	assert_int_equal(store_doc_get(f->st, f->cid, id, &doc, NULL), 0);
+	assert_string_equal(doc.text, text);
+	store_doc_release(&doc);
+}
+
+/* The worker's rerun of a job item, as rag_ingest puts it. */
+static int put_item(struct fixture *f, const char *id, int64_t idx, struct rag_err *err)
+{
+	struct store_job_ref job = { .job_id = "j", .idx = idx, .n_bytes = 4, .lease_ms = 60000 };
+	struct store_chunk ch = { .start_byte = 0, .end_byte = 4, .text = "dead" };
+	struct store_doc doc = { .id = id, .text = "dead" };
+	float vec[DIM] = { 1, 0, 0, 0 };
+	struct store_put p = { .doc = &doc, .chunks = &ch, .n_chunks = 1, .vecs = vec, .dim = DIM,
+			       .job = &job };
+
+	return store_doc_put(f->st, f->cid, &p, NULL, err);
+}
+
+/*
+ * A job's put died after its commit point, before it marked its item done:
+ * the item is still pending. Whoever writes to the collection next recovers
+ * the intent, which marks the item done (counted once), so that a client's
+ * newer version written then is not overwritten by the job applying the
+ * item again: the rerun is refused.
+ */
+static void test_job_item_rolled_forward(void **state)
+{
+	struct fixture *f = *state;
+	const char *ids[] = { "b" };
+	struct store_put_result a;
+	struct rag_err err = { 0 };
+	int64_t dead = 3000;
+
+	start_job(f, ids, 1);
+	assert_int_equal(put(f->st, f->cid, "a", "alpha", &a), 0);
+	plant_doc(f, "b", dead);
+	plant_job_lock(f, "b", dead, dead, a.seq, "j", 0, 4);
+	assert_job(f, 0, 0, 0, 1); /* the window: committed, item pending */
+
+	/* A client's write to the collection recovers the dead put first. */
+	assert_int_equal(put(f->st, f->cid, "b", "newer", NULL), 0);
+	assert_job(f, 1, 1, 4, 0);
+	assert_text(f, "b", "newer");
+	assert_int_equal(put_item(f, "b", 0, &err), RAG_EALREADY);
+	assert_text(f, "b", "newer");
+	assert_job(f, 1, 1, 4, 0);
+}
+
+/* The worker's own rerun of the item recovers the dead put, then finds it applied. */
+static void test_job_item_rerun_refused(void **state)
+{
+	struct fixture *f = *state;
+	const char *ids[] = { "b" };
+	struct store_put_result a;
+	struct rag_err err = { 0 };
+	int64_t seq, dead = 4000;
+
+	start_job(f, ids, 1);
+	assert_int_equal(put(f->st, f->cid, "a", "alpha", &a), 0);
+	plant_doc(f, "b", dead);
+	plant_job_lock(f, "b", dead, dead, a.seq, "j", 0, 4);
+	assert_int_equal(put_item(f, "b", 0, &err), RAG_EALREADY);
+	assert_job(f, 1, 1, 4, 0);
+	/* Only the dead put's change was logged: the refused rerun wrote nothing. */
+	assert_int_equal(store_collection_seq(f->st, f->cid, &seq, NULL), 0);
+	assert_int_equal(seq, a.seq + 1);
+	assert_int_equal(count(f, "locks", bson_new()), 0);
+	assert_text(f, "b", "dead");
+
+	/* A recovery that runs again (its writer died before unlocking) counts nothing more. */
+	plant_job_lock(f, "b", dead, dead, a.seq, "j", 0, 4);
+	assert_int_equal(put(f->st, f->cid, "c", "gamma", NULL), 0);
+	assert_job(f, 1, 1, 4, 0);
+	assert_int_equal(store_collection_seq(f->st, f->cid, &seq, NULL), 0);
+	assert_int_equal(seq, a.seq + 2);
+}
+
+/* A job's put that died before its commit point applied nothing: the item stays pending. */
+static void test_job_item_rolled_back(void **state)
+{
+	struct fixture *f = *state;
+	const char *ids[] = { "b" };
+	struct store_put_result a;
+	int64_t dead = 5000;
+
+	start_job(f, ids, 1);
+	assert_int_equal(put(f->st, f->cid, "a", "alpha", &a), 0);
+	plant_chunk(f, dead, "b");
+	plant_job_lock(f, "b", dead, dead, a.seq, "j", 0, 4);
+	assert_int_equal(put(f->st, f->cid, "c", "gamma", NULL), 0);
+	assert_job(f, 0, 0, 0, 1);
+	assert_int_equal(put_item(f, "b", 0, NULL), 0);
+	assert_job(f, 1, 1, 4, 0);
+	assert_text(f, "b", "dead");
+}
+
 static void test_live_lock_holder_means_busy(void **state)
 {
 	struct fixture *f = *state;
@@ -259,6 +427,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_rolled_back_before_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rolled_forward_after_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_item_rolled_forward, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_item_rerun_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_item_rolled_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_live_lock_holder_means_busy, setup, teardown),
 	};
 

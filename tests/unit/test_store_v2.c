@@ -3,7 +3,7 @@
  * directory (built here with the version-1 DDL, as the old binary wrote
  * it), chunk attribution and content addresses, document hashes, listing
  * with cursors and filters, and the job queue (claim, leases, items,
- * cancel).
+ * cancel, items recorded by the put of their document).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -76,9 +76,12 @@ static void open_store(struct fixture *f)
 	assert_int_equal(store_collection_create(f->st, "default", &spec, &f->cid, NULL), 0);
 }
 
-/* Puts doc id with one chunk per word of text (space-separated), hashes "h:<word>". */
-static void put(struct fixture *f, const char *id, const char *text, const char *meta,
-		const char *doc_hash)
+/*
+ * Puts doc id with one chunk per word of text (space-separated), hashes
+ * "h:<word>", applying job item job (NULL: none); the store's answer.
+ */
+static int put_job(struct fixture *f, const char *id, const char *text, const char *meta,
+		   const char *doc_hash, const struct store_job_ref *job, struct rag_err *err)
 {
 	struct store_chunk chunks[8] = { 0 };
 	char hashes[8][40], words[8][32];
@@ -86,7 +89,7 @@ static void put(struct fixture *f, const char *id, const char *text, const char 
 	struct store_doc doc = { .id = id, .text = text, .metadata_json = meta,
 				 .content_hash = doc_hash };
 	struct store_put p = { .doc = &doc, .chunks = chunks, .vecs = vecs, .dim = DIM,
-			       .model = "m@1" };
+			       .model = "m@1", .job = job };
 	size_t at = 0;
 
 	while (text[at] && p.n_chunks < 8) {
@@ -107,7 +110,13 @@ static void put(struct fixture *f, const char *id, const char *text, const char 
 		while (text[at] == ' ')
 			at++;
 	}
-	assert_int_equal(store_doc_put(f->st, f->cid, &p, NULL, NULL), 0);
+	return store_doc_put(f->st, f->cid, &p, NULL, err);
+}
+
+static void put(struct fixture *f, const char *id, const char *text, const char *meta,
+		const char *doc_hash)
+{
+	assert_int_equal(put_job(f, id, text, meta, doc_hash, NULL, NULL), 0);
 }
 
 #ifndef RAGD_TEST_STORE_MONGO /* a SQLite file written by an older schema */
@@ -397,6 +406,105 @@ static void test_job_finish(void **state)
 	store_job_release(&got);
 }
 
+static void assert_doc_text(struct fixture *f, const char *id, const char *text)
+{
+	struct store_doc doc;
+
+	assert_int_equal(store_doc_get(f->st, f->cid, id, &doc, NULL), 0);
+	assert_string_equal(doc.text, text);
+	store_doc_release(&doc);
+}
+
+static void assert_counts(struct fixture *f, const char *job_id, int64_t done, int64_t chunks,
+			  int64_t bytes)
+{
+	struct store_job got;
+
+	assert_int_equal(store_job_get(f->st, NULL, job_id, &got, NULL), 0);
+	assert_int_equal(got.n_done, done);
+	assert_int_equal(got.n_chunks, chunks);
+	assert_int_equal(got.n_bytes, bytes);
+	assert_int_equal(got.n_failed + got.n_skipped, 0);
+	store_job_release(&got);
+}
+
+/*
+ * A put that applies a job item records it done in its own commit, and a
+ * second application of the item (a worker's rerun after a crash, or a
+ * second worker) is refused without writing: a client's newer version of
+ * the document stays.
+ */
+static void test_job_item_put(void **state)
+{
+	struct fixture *f = *state;
+	struct store_job_item in[2] = { { .doc_id = "a", .body = "alpha beta", .body_len = 10 },
+					{ .doc_id = "b", .body = "gamma", .body_len = 5 } };
+	struct store_job job = { .id = "j3", .tenant = "default", .collection = "c",
+				 .kind = "ingest" };
+	struct store_job_ref item0 = { .job_id = "j3", .idx = 0, .n_bytes = 10,
+				       .lease_ms = 60000 };
+	struct store_job_ref item1 = { .job_id = "j3", .idx = 1, .n_bytes = 5, .lease_ms = 60000 };
+	struct store_job_ref nojob = { .job_id = "nope", .idx = 0 };
+	struct store_job_item *items = NULL;
+	struct store_doc doc;
+	struct rag_err err = { 0 };
+	int64_t seq, seq2;
+	char *id = NULL;
+	size_t n = 0;
+
+	open_store(f);
+	assert_int_equal(store_job_create(f->st, &job, in, 2, NULL), 0);
+	/* A job not running (queued) takes no item. */
+	assert_int_equal(put_job(f, "a", "alpha beta", NULL, NULL, &item0, &err), RAG_ECONFLICT);
+	assert_int_equal(store_doc_get(f->st, f->cid, "a", &doc, NULL), RAG_ENOTFOUND);
+	rag_err_clear(&err);
+	assert_int_equal(store_job_claim(f->st, "A", 60000, &id, NULL), 0);
+	assert_string_equal(id, "j3");
+	free(id);
+	assert_int_equal(put_job(f, "a", "alpha beta", NULL, NULL, &nojob, &err), RAG_ENOTFOUND);
+	rag_err_clear(&err);
+
+	/* A put that fails writes neither the document nor the item. */
+	{
+		struct store_chunk ch = { .end_byte = 5, .text = "alpha" };
+		struct store_doc d = { .id = "a", .text = "alpha beta" };
+		float vec[DIM + 1] = { 0 };
+		struct store_put p = { .doc = &d, .chunks = &ch, .n_chunks = 1, .vecs = vec,
+				       .dim = DIM + 1, .job = &item0 };
+
+		assert_int_equal(store_doc_put(f->st, f->cid, &p, NULL, NULL), RAG_EINVAL);
+	}
+	assert_counts(f, "j3", 0, 0, 0);
+
+	/* The item is done, counted, its body dropped, with the document. */
+	assert_int_equal(put_job(f, "a", "alpha beta", NULL, NULL, &item0, NULL), 0);
+	assert_counts(f, "j3", 1, 2, 10);
+	assert_int_equal(store_job_items_next(f->st, "j3", 10, &items, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(items[0].idx, 1);
+	store_job_items_free(items, n);
+
+	/* A client writes a newer version; the item applied again is refused. */
+	put(f, "a", "alpha beta delta", NULL, NULL);
+	assert_int_equal(store_collection_seq(f->st, f->cid, &seq, NULL), 0);
+	assert_int_equal(put_job(f, "a", "alpha beta", NULL, NULL, &item0, &err), RAG_EALREADY);
+	assert_non_null(strstr(err.msg, "j3"));
+	rag_err_clear(&err);
+	assert_doc_text(f, "a", "alpha beta delta");
+	assert_int_equal(store_collection_seq(f->st, f->cid, &seq2, NULL), 0);
+	assert_int_equal(seq2, seq);
+	assert_counts(f, "j3", 1, 2, 10);
+	/* A finish of a recorded item changes nothing either. */
+	assert_int_equal(store_job_item_finish(f->st, "j3", 0, 1, NULL, 7, 7, 1, NULL), 0);
+	assert_counts(f, "j3", 1, 2, 10);
+
+	/* Cancelled: the next item's put is refused and writes nothing. */
+	assert_int_equal(store_job_cancel(f->st, "default", "j3", NULL), 0);
+	assert_int_equal(put_job(f, "b", "gamma", NULL, NULL, &item1, &err), RAG_ECONFLICT);
+	assert_int_equal(store_doc_get(f->st, f->cid, "b", &doc, NULL), RAG_ENOTFOUND);
+	assert_counts(f, "j3", 1, 2, 10);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -407,6 +515,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_finish, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_item_put, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
