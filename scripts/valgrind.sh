@@ -5,6 +5,15 @@
 # run ~50x slower, so this takes tens of minutes.
 #
 #   scripts/valgrind.sh [test files...]   default: the files below
+#   scripts/valgrind.sh --all              every tests/e2e file, one pytest run each
+#
+# Each file's pytest output goes to $VALGRIND_OUT/<file>.log and a line per
+# file to $VALGRIND_OUT/summary.tsv: the tests' result, then the server runs
+# and how many of them ended with 0 errors and 0 bytes definitely lost (a
+# server the test SIGKILLs writes no summary). A file already in
+# summary.tsv is skipped, so a long --all run resumes where it stopped.
+# Tests may fail for slowness alone (a server's deadline set by the test);
+# the leak verdict is the server counts.
 #
 # Valgrind 3.19 does not decode AVX-512, so this builds its own ragd (and
 # llama.cpp, through scripts/deps.sh) for x86-64-v3 (AVX2) in build-valgrind/.
@@ -17,7 +26,9 @@ BUILD=${VALGRIND_BUILD:-build-valgrind}
 CPU=x86-64-v3
 CACHE=${RAGD_CACHE:-$HOME/.cache/ragd}
 FILES=("$@")
-if [ ${#FILES[@]} -eq 0 ]; then
+if [ "${1:-}" = --all ]; then
+  FILES=(tests/e2e/test_*.py)
+elif [ ${#FILES[@]} -eq 0 ]; then
   # The HTTP API broadly: every route, bad input, limits, filters, the
   # OpenAI-compatible routes, ingest formats and jobs.
   FILES=(tests/e2e/test_api.py tests/e2e/test_errors.py tests/e2e/test_limits.py
@@ -43,16 +54,31 @@ if [ ! -x "$PY" ]; then
 fi
 [ -x "$PY" ] || { echo "valgrind: no test environment at $PY" >&2; exit 1; }
 
-TMP=$(mktemp -d /tmp/ragd-valgrind-XXXXXX)
-RAGD_VALGRIND=1 RAGD_BIN="$BUILD/ragd" "$PY" -m pytest "${FILES[@]}" -v -p no:cacheprovider \
-  --basetemp="$TMP"
-rc=$?
-# One line per server run: its errors and definite leaks.
-for f in "$TMP"/ragd*/*.valgrind; do
-  [ -f "$f" ] || continue
-  printf '%s: %s; %s\n' "${f#"$TMP"/}" \
-    "$(grep -oE 'ERROR SUMMARY: [0-9]+ errors' "$f" | tail -1)" \
-    "$(grep -oE 'definitely lost: [0-9,]+ bytes' "$f" | tail -1)"
+OUT=${VALGRIND_OUT:-/tmp/ragd-valgrind}
+mkdir -p "$OUT"
+touch "$OUT/summary.tsv"
+rc=0
+for file in "${FILES[@]}"; do
+  name=$(basename "$file" .py)
+  grep -q "^$name	" "$OUT/summary.tsv" && continue
+  TMP=$(mktemp -d "$OUT/$name-XXXXXX")
+  RAGD_VALGRIND=1 RAGD_BIN="$BUILD/ragd" "$PY" -m pytest "$file" -v -p no:cacheprovider \
+    --basetemp="$TMP" >"$OUT/$name.log" 2>&1
+  frc=$?
+  [ $frc -eq 0 ] || [ $frc -eq 5 ] || rc=1
+  runs=0 clean=0
+  # One line per server run: its errors and definite leaks.
+  while IFS= read -r f; do
+    runs=$((runs + 1))
+    e=$(grep -oE 'ERROR SUMMARY: [0-9]+ errors' "$f" | tail -1)
+    l=$(grep -oE 'definitely lost: [0-9,]+ bytes' "$f" | tail -1)
+    [ "$e" = "ERROR SUMMARY: 0 errors" ] && { [ -z "$l" ] || [ "$l" = "definitely lost: 0 bytes" ]; } &&
+      clean=$((clean + 1))
+    printf '%s: %s; %s\n' "${f#"$TMP"/}" "${e:-no summary}" "${l:-}" >>"$OUT/$name.log"
+  done < <(find "$TMP" -name '*.valgrind')
+  printf '%s\t%s\tservers %d, clean %d\n' "$name" \
+    "$(grep -E '^=+ .*(passed|failed|error|no tests ran)' "$OUT/$name.log" | tail -1 | tr -d '=')" \
+    "$runs" "$clean" | tee -a "$OUT/summary.tsv"
 done
-echo "valgrind: server logs in $TMP"
+echo "valgrind: logs and summary.tsv in $OUT"
 exit $rc
