@@ -1,5 +1,6 @@
 /*
- * Metrics registry and Prometheus text rendering (format 0.0.4).
+ * Metrics registry: families, children and their values; the Prometheus
+ * text format is written by metrics_render.c.
  *
  * Layout. The registry is an array of families in registration order. Each
  * family keeps its children in an array in creation order (the render
@@ -48,11 +49,9 @@
  * will again. render takes reg.lock for the families, releases it, then
  * takes collect_lock; the two are never nested, so collectors may use the
  * rest of this API (but not add or remove collectors).
- *
- * Numbers are formatted with snprintf, which honours LC_NUMERIC: ragd never
- * calls setlocale, so it is "C" and the decimal point is '.'.
  */
 #include "obs/metrics.h"
+#include "obs/metrics_int.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -70,51 +69,14 @@
 #include "core/banned.h"
 
 #define METRICS_N_SHARDS 16  /* enough for the worker pool; 1 KiB per counter child */
-#define METRICS_LINE 64      /* cache line: cells never share one across shards */
-#define METRICS_MAX_BUCKETS 64 /* more is a mistake, and bounds a histogram child */
 
 const double METRICS_MS_BUCKETS[] = { 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000,
 				      10000 };
 const size_t METRICS_MS_N_BUCKETS = sizeof(METRICS_MS_BUCKETS) / sizeof(METRICS_MS_BUCKETS[0]);
 
-enum { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM };
-
-static const char *const kind_names[] = { "counter", "gauge", "histogram" };
-
 struct counter_shard {
 	alignas(METRICS_LINE) _Atomic uint64_t n; /* integral increments */
 	_Atomic uint64_t f;                        /* double bits: fractional adds */
-};
-
-/* A histogram shard is METRICS_LINE-rounded: { sum bits, slots[n_bounds + 1] }. */
-
-struct metric_child {
-	int kind;
-	struct metric *family;       /* borrowed; the registry owns both */
-	unsigned char *cells;        /* into this allocation, METRICS_LINE aligned */
-	size_t shard_stride;         /* histogram: bytes per shard */
-	const double *bounds;        /* histogram: the family's, n_bounds of them */
-	size_t n_bounds;
-	char *key;                   /* hashmap key, owned */
-	char *values[METRICS_MAX_LABELS]; /* owned copies */
-	struct metric_child *next_dead; /* graveyard link, under reg.lock */
-};
-
-struct metric {
-	int kind;
-	char *name;
-	char *help;
-	char *labels[METRICS_MAX_LABELS];
-	size_t n_labels;
-	double *bounds;
-	size_t n_bounds;
-	/* Under reg.lock: */
-	struct metric_child **children;
-	size_t n_children;
-	size_t alloc_children;
-	struct hashmap *by_key;
-	/* The label-less child, read lock-free by metric_default. */
-	_Atomic(struct metric_child *) dflt;
 };
 
 struct collector {
@@ -279,8 +241,7 @@ static double counter_value(struct metric_child *c)
 	return (double)n + f;
 }
 
-/* Sums the shards into counts[0..n_bounds] (non-cumulative) and *sum. */
-static void hist_read(struct metric_child *c, uint64_t *counts, double *sum)
+void metrics_hist_read(struct metric_child *c, uint64_t *counts, double *sum)
 {
 	*sum = 0;
 	memset(counts, 0, (c->n_bounds + 1) * sizeof(*counts));
@@ -305,7 +266,7 @@ double metric_value(struct metric_child *c)
 		return counter_value(c);
 	if (c->kind == KIND_GAUGE)
 		return bitsd(atomic_load_explicit(gauge_cell(c), memory_order_relaxed));
-	hist_read(c, counts, &sum);
+	metrics_hist_read(c, counts, &sum);
 	for (size_t b = 0; b <= c->n_bounds; b++)
 		total += counts[b];
 	return (double)total;
@@ -318,7 +279,7 @@ double metric_sum(struct metric_child *c)
 
 	if (!c || c->kind != KIND_HISTOGRAM)
 		return NAN;
-	hist_read(c, counts, &sum);
+	metrics_hist_read(c, counts, &sum);
 	return sum;
 }
 
@@ -687,144 +648,13 @@ void metrics_remove_collector(metrics_collector_fn fn, void *ctx)
 	pthread_mutex_unlock(&reg.collect_lock);
 }
 
-/* ---- rendering --------------------------------------------------------- */
-
-/*
- * Formats v into buf (room for METRICS_NUM_MAX bytes) as Prometheus reads
- * it; returns buf or a static string.
- */
-#define METRICS_NUM_MAX 32 /* "%.17g" of any double with sign and exponent fits */
-static const char *fmt_value(char *buf, double v)
-{
-	if (isnan(v))
-		return "NaN";
-	if (isinf(v))
-		return v > 0 ? "+Inf" : "-Inf";
-	if (v == 0)
-		return "0"; /* also for -0.0 */
-	/* Below 2^53 every integer is exact and %.0f prints all its digits. */
-	if (fabs(v) < 0x1p53 && v == trunc(v)) {
-		snprintf(buf, METRICS_NUM_MAX, "%.0f", v);
-		return buf;
-	}
-	/* The shortest of %.15g..%.17g that reads back as the same double. */
-	for (int prec = 15; prec <= 17; prec++) {
-		snprintf(buf, METRICS_NUM_MAX, "%.*g", prec, v);
-		if (strtod(buf, NULL) == v)
-			break;
-	}
-	return buf;
-}
-
-void metrics_format_value(struct sbuf *out, double v)
-{
-	char buf[METRICS_NUM_MAX];
-
-	sbuf_addstr(out, fmt_value(buf, v));
-}
-
-/* HELP text escapes backslash and newline; label values also escape '"'. */
-static void add_escaped(struct sbuf *out, const char *s, bool quote)
-{
-	const char *run = s;
-
-	for (; *s; s++) {
-		const char *esc = NULL;
-
-		if (*s == '\\')
-			esc = "\\\\";
-		else if (*s == '\n')
-			esc = "\\n";
-		else if (quote && *s == '"')
-			esc = "\\\"";
-		if (!esc)
-			continue;
-		sbuf_add(out, run, (size_t)(s - run));
-		sbuf_addstr(out, esc);
-		run = s + 1;
-	}
-	sbuf_add(out, run, (size_t)(s - run));
-}
-
-/*
- * name{labels[,le="x"]} with the suffix ("_bucket", ...) after name; le may
- * be NULL. Writes no braces when there is no label at all.
- */
-static void add_series(struct sbuf *out, const struct metric *m, const struct metric_child *c,
-		       const char *suffix, const char *le)
-{
-	sbuf_addstr(out, m->name);
-	sbuf_addstr(out, suffix);
-	if (!m->n_labels && !le)
-		return;
-	sbuf_addch(out, '{');
-	for (size_t i = 0; i < m->n_labels; i++) {
-		if (i)
-			sbuf_addch(out, ',');
-		sbuf_addstr(out, m->labels[i]);
-		sbuf_addstr(out, "=\"");
-		add_escaped(out, c->values[i], true);
-		sbuf_addch(out, '"');
-	}
-	if (le) {
-		if (m->n_labels)
-			sbuf_addch(out, ',');
-		sbuf_addstr(out, "le=\"");
-		sbuf_addstr(out, le);
-		sbuf_addch(out, '"');
-	}
-	sbuf_addch(out, '}');
-}
-
-static void render_histogram(struct sbuf *out, const struct metric *m, struct metric_child *c)
-{
-	uint64_t counts[METRICS_MAX_BUCKETS + 1];
-	uint64_t cum = 0;
-	double sum;
-
-	hist_read(c, counts, &sum);
-	for (size_t b = 0; b <= m->n_bounds; b++) {
-		char buf[METRICS_NUM_MAX];
-
-		cum += counts[b];
-		add_series(out, m, c, "_bucket",
-			   b < m->n_bounds ? fmt_value(buf, m->bounds[b]) : "+Inf");
-		sbuf_addf(out, " %llu\n", (unsigned long long)cum);
-	}
-	add_series(out, m, c, "_sum", NULL);
-	sbuf_addch(out, ' ');
-	metrics_format_value(out, sum);
-	sbuf_addch(out, '\n');
-	add_series(out, m, c, "_count", NULL);
-	sbuf_addf(out, " %llu\n", (unsigned long long)cum);
-}
-
-static void render_family(struct sbuf *out, const struct metric *m)
-{
-	sbuf_addstr(out, "# HELP ");
-	sbuf_addstr(out, m->name);
-	sbuf_addch(out, ' ');
-	add_escaped(out, m->help, false);
-	sbuf_addf(out, "\n# TYPE %s %s\n", m->name, kind_names[m->kind]);
-	for (size_t i = 0; i < m->n_children; i++) {
-		struct metric_child *c = m->children[i];
-
-		if (m->kind == KIND_HISTOGRAM) {
-			render_histogram(out, m, c);
-			continue;
-		}
-		add_series(out, m, c, "", NULL);
-		sbuf_addch(out, ' ');
-		metrics_format_value(out, metric_value(c));
-		sbuf_addch(out, '\n');
-	}
-}
+/* ---- rendering (the text format: metrics_render.c) ---------------------- */
 
 int metrics_render(struct sbuf *out)
 {
 	pthread_mutex_lock(&reg.lock);
 	for (size_t i = 0; i < reg.n_families; i++)
-		render_family(out, reg.families[i]);
+		metrics_render_family(out, reg.families[i]);
 	pthread_mutex_unlock(&reg.lock);
 
 	pthread_mutex_lock(&reg.collect_lock);
