@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RAGD_BIN
+from conftest import RAGD_BIN, SLOW, VALGRIND, VALGRIND_CMD
 
 HELPER = Path(RAGD_BIN).with_name("ragd-extract-pdf")
 
@@ -58,8 +58,11 @@ def frames(out):
 def run_helper(data, tmp_path):
     f = tmp_path / "in.pdf"
     f.write_bytes(data)
+    cmd = [str(HELPER)]
+    if VALGRIND:  # memcheck errors and definite leaks exit 99, which no test accepts
+        cmd = VALGRIND_CMD + [f"--log-file={tmp_path / 'helper.valgrind'}"] + cmd
     with open(f, "rb") as stdin:
-        return subprocess.run([str(HELPER)], stdin=stdin, capture_output=True, timeout=60)
+        return subprocess.run(cmd, stdin=stdin, capture_output=True, timeout=60 * SLOW)
 
 
 @pytest.fixture(autouse=True)
