@@ -10,8 +10,8 @@ Every server and CLI process is checked after it ends: a non-zero exit code,
 or "ERROR: AddressSanitizer" / "runtime error:" (UBSan) on its stderr, fails
 the test that owns it.
 
-With RAGD_VALGRIND=1, `ragd serve` runs under valgrind's memcheck (see
-scripts/valgrind.sh): errors or definite leaks make it exit 99, which fails
+With RAGD_VALGRIND=1, `ragd serve` and the CLI (run_cli) run under
+valgrind's memcheck (see scripts/valgrind.sh): errors or definite leaks make it exit 99, which fails
 the test like any bad exit (the report, written next to the server's stderr
 as <stderr>.valgrind, is quoted), and every timeout is ten times longer,
 the server's deadlines included (SLOW_ARGS).
@@ -23,6 +23,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 import uuid
@@ -580,6 +581,17 @@ class CliResult:
                 f"stdout={self.stdout[-2000:]!r}, stderr={self.stderr[-2000:]!r})")
 
 
+_cli_valgrind_dir = [None]  # set per session: under the run's basetemp
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_valgrind_logs(tmp_path_factory):
+    """CLI valgrind reports go under the basetemp, beside the servers' (where
+    scripts/valgrind.sh counts them)."""
+    if VALGRIND:
+        _cli_valgrind_dir[0] = tmp_path_factory.mktemp("cli-valgrind")
+
+
 def run_cli(*args, data_dir=None, expect_ok=True, timeout=300, env=None):
     """Runs `ragd ARGS...` (with --data-dir and --model added). Fails on any
     sanitizer report; with expect_ok also on a non-zero exit."""
@@ -587,13 +599,20 @@ def run_cli(*args, data_dir=None, expect_ok=True, timeout=300, env=None):
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
     cmd += ["--model", RAGD_MODEL, *args[1:]]
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
-                       env=ragd_env(env))
+    vg_log = None
+    if VALGRIND:  # the CLI's own process under memcheck too; %p: one report per run
+        vg_dir = _cli_valgrind_dir[0] or Path(tempfile.gettempdir())
+        vg_log = vg_dir / f"cli-{args[0]}-{time.monotonic_ns()}.valgrind"
+        cmd = VALGRIND_CMD + [f"--log-file={vg_log}"] + cmd
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=timeout * SLOW, env=ragd_env(env))
     res = CliResult(cmd, p.returncode, p.stdout.decode(errors="replace"),
                     p.stderr.decode(errors="replace"))
     found = sanitizer_findings(res.stderr)
     assert not found, f"sanitizer reports from {cmd!r}:\n" + "\n".join(found) + \
         f"\n--- stderr ---\n{res.stderr[-6000:]}"
+    assert not (vg_log and p.returncode == 99), \
+        f"valgrind report from {cmd!r}:\n{vg_log.read_text(errors='replace')[-8000:]}"
     if expect_ok:
         assert res.returncode == 0, res
     return res
