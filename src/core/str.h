@@ -53,4 +53,16 @@ static inline bool str_has_prefix(struct str a, const char *prefix)
 	return a.len >= n && (n == 0 || memcmp(a.p, prefix, n) == 0);
 }
 
+/* The value of a hexadecimal digit (either case), or -1. */
+static inline int str_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 #endif

@@ -57,6 +57,7 @@
 #include "core/log.h"
 #include "core/rag_error.h"
 #include "core/sbuf.h"
+#include "core/str.h"
 #include "http/http.h"
 #include "http/http_auth.h"
 #include "http/http_metrics.h"
@@ -152,17 +153,6 @@ static void finish(struct http_server *srv, struct conn *cn, const char *method,
 	}
 }
 
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Decodes %HH in the URL like libmicrohttpd's default, except %00: a NUL
  * would cut the C string every layer reads, so "/c%00x" would act on "/c".
@@ -174,8 +164,8 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 
 	(void)cls, (void)c;
 	while (s[r]) {
-		int hi = s[r] == '%' ? hex_val(s[r + 1]) : -1;
-		int lo = hi >= 0 ? hex_val(s[r + 2]) : -1;
+		int hi = s[r] == '%' ? str_hex_digit(s[r + 1]) : -1;
+		int lo = hi >= 0 ? str_hex_digit(s[r + 2]) : -1;
 
 		if (lo >= 0 && (hi | lo) != 0) {
 			s[w++] = (char)(hi * 16 + lo);
