@@ -28,7 +28,6 @@
 #define CACHE_KEY_PREFIX "ragd:v1:" /* bump the version when a value's layout changes */
 #define CACHE_HASH_BYTES 16         /* 128 bits: collisions need ~2^64 keys */
 #define CACHE_SLOTS 16384           /* Redis Cluster's fixed slot count */
-#define REDIS_DEFAULT_PORT 6379
 
 static const char *const kind_names[CACHE_N_KINDS] = { "embedding", "search", "answer" };
 static const char kind_chars[CACHE_N_KINDS] = { 'e', 's', 'a' };
@@ -300,44 +299,6 @@ void cache_default_options(struct cache_options *opts)
 	opts->pool_size = 8;
 }
 
-int cache_parse_addr(const char *s, size_t len, char *host, size_t host_size, int *port)
-{
-	const char *colon;
-	long p = REDIS_DEFAULT_PORT;
-
-	while (len > 0 && (*s == ' ' || *s == '\t')) {
-		s++;
-		len--;
-	}
-	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '/'))
-		len--;
-	if (len >= 8 && strncmp(s, "redis://", 8) == 0) {
-		s += 8;
-		len -= 8;
-	}
-	colon = memrchr(s, ':', len);
-	if (colon) {
-		char digits[8];
-		size_t n = len - (size_t)(colon - s) - 1;
-		char *end;
-
-		if (n == 0 || n >= sizeof(digits))
-			return RAG_EINVAL;
-		memcpy(digits, colon + 1, n);
-		digits[n] = '\0';
-		p = strtol(digits, &end, 10);
-		if (*end || p < 1 || p > 65535)
-			return RAG_EINVAL;
-		len = (size_t)(colon - s);
-	}
-	if (len == 0 || len >= host_size)
-		return RAG_EINVAL;
-	memcpy(host, s, len);
-	host[len] = '\0';
-	*port = (int)p;
-	return 0;
-}
-
 /* The comma-separated addresses as "h:p,h:p" without schemes, into out. */
 static int seed_list(const char *url, struct sbuf *out, size_t *n_out, struct rag_err *err)
 {
@@ -351,7 +312,9 @@ static int seed_list(const char *url, struct sbuf *out, size_t *n_out, struct ra
 
 		if (cache_parse_addr(p, len, host, sizeof(host), &port) < 0)
 			return rag_err_set(err, RAG_EINVAL, "cache.redis.url",
-					   "cache.redis.url: '%.*s' is not host:port", (int)len, p);
+					   "cache.redis.url: '%.*s' is not host:port",
+					   (int)(len - cache_url_userinfo_end(p, len)),
+					   p + cache_url_userinfo_end(p, len));
 		sbuf_addf(out, "%s%s:%d", *n_out ? "," : "", host, port);
 		(*n_out)++;
 		p += len;
@@ -369,18 +332,20 @@ static struct cache *shared_cache(const struct cache_options *o, int cluster,
 	struct sbuf seeds = SBUF_INIT;
 	struct cache *c = NULL;
 	size_t n = 0;
+	struct redis_auth auth;
 	char host[CACHE_HOST_MAX];
 	int port;
 
-	if (seed_list(o->redis_url, &seeds, &n, err) < 0)
+	if (seed_list(o->redis_url, &seeds, &n, err) < 0 ||
+	    cache_parse_auth(o->redis_url, &auth, "cache.redis.url", err) < 0)
 		goto out;
 	if (cluster < 0)
 		cluster = n > 1;
 	if (cluster) {
-		c = cache_cluster_new(seeds.buf, o->timeout_ms, o->pool_size, err);
+		c = cache_cluster_new(seeds.buf, o->timeout_ms, o->pool_size, &auth, err);
 	} else {
 		cache_parse_addr(seeds.buf, strcspn(seeds.buf, ","), host, sizeof(host), &port);
-		c = cache_redis_new(host, port, o->timeout_ms, o->pool_size);
+		c = cache_redis_new(host, port, o->timeout_ms, o->pool_size, &auth);
 		if (!c)
 			rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
 	}

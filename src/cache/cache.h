@@ -54,6 +54,14 @@
 
 struct rag_err;
 
+#define CACHE_CRED_MAX 256 /* a Redis user name or password, decoded, with its NUL */
+
+/* The credentials of a redis:// URL, sent as AUTH on every new connection. */
+struct redis_auth {
+	char user[CACHE_CRED_MAX]; /* "" = the default user */
+	char pass[CACHE_CRED_MAX]; /* "" = no AUTH */
+};
+
 /* What a key caches: the {cache} label of the hit and miss metrics. */
 enum cache_kind {
 	CACHE_EMBEDDING = 0, /* a query's embedding */
@@ -171,6 +179,7 @@ struct cache_options {
 	 * Redis: "redis://host:port" or "host:port"; for a cluster a comma-
 	 * separated list of seed nodes (any reachable one will do). Two-level
 	 * uses a cluster when there is more than one address.
+	 * "redis://[user]:password@host:port" authenticates (cache_url.c).
 	 */
 	const char *redis_url;
 	int timeout_ms;     /* connect and command timeout */
@@ -191,11 +200,12 @@ struct cache *cache_new(const struct cache_options *opts, struct rag_err *err);
 
 /* The backends on their own (cache_new composes them). */
 struct cache *cache_lru_new(size_t bytes, int n_shards);
-/* host:port of one server; NULL when out of memory. */
-struct cache *cache_redis_new(const char *host, int port, int timeout_ms, int pool_size);
-/* seeds: "h:p,h:p,..."; NULL with err for a bad list. */
+/* host:port of one server; auth NULL or without a password: no AUTH. NULL when out of memory. */
+struct cache *cache_redis_new(const char *host, int port, int timeout_ms, int pool_size,
+			      const struct redis_auth *auth);
+/* seeds: "h:p,h:p,..."; auth as above, for every node. NULL with err for a bad list. */
 struct cache *cache_cluster_new(const char *seeds, int timeout_ms, int pool_size,
-				struct rag_err *err);
+				const struct redis_auth *auth, struct rag_err *err);
 /* Takes ownership of both: gets try front then back (filling front), puts go to both. */
 struct cache *cache_two_level_new(struct cache *front, struct cache *back);
 

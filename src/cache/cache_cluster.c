@@ -55,6 +55,7 @@
 struct cluster {
 	struct cache base;
 	int timeout_ms, pool_size;
+	struct redis_auth auth; /* every node's, the seeds' and those CLUSTER SLOTS names */
 	pthread_rwlock_t lock;
 	uint16_t slots[CLUSTER_SLOTS];
 	struct redis_node *nodes[CLUSTER_MAX_NODES];
@@ -79,7 +80,7 @@ static int node_index(struct cluster *cl, const char *host, int port)
 		return idx;
 	n = malloc(sizeof(*n));
 	if (!n || redis_node_init(n, host, port, cl->timeout_ms, cl->pool_size,
-				  "redis-cluster") < 0) {
+				  "redis-cluster", &cl->auth) < 0) {
 		free(n);
 		return -1;
 	}
@@ -355,7 +356,7 @@ static const struct cache_ops cluster_ops = { "redis-cluster", c_get,  NULL, c_p
 					      c_del,           c_stats, c_free };
 
 struct cache *cache_cluster_new(const char *seeds, int timeout_ms, int pool_size,
-				struct rag_err *err)
+				const struct redis_auth *auth, struct rag_err *err)
 {
 	struct cluster *cl = calloc(1, sizeof(*cl));
 	const char *p = seeds;
@@ -367,6 +368,8 @@ struct cache *cache_cluster_new(const char *seeds, int timeout_ms, int pool_size
 	cl->base.ops = &cluster_ops;
 	cl->timeout_ms = timeout_ms;
 	cl->pool_size = pool_size;
+	if (auth)
+		cl->auth = *auth;
 	pthread_rwlock_init(&cl->lock, NULL);
 	pthread_mutex_init(&cl->refresh_mu, NULL);
 	for (size_t i = 0; i < CLUSTER_SLOTS; i++)

@@ -22,10 +22,29 @@ struct redisReply;
 #define CACHE_MGET_MAX CACHE_GET_MANY_MAX
 
 /*
- * Parses "host:port" or "redis://host:port" (len bytes; port 6379 when
- * absent) into host (NUL-terminated) and *port. 0 or RAG_EINVAL.
+ * Parses "host:port" or "redis://[user:password@]host:port" (len bytes;
+ * port 6379 when absent; credentials skipped) into host (NUL-terminated)
+ * and *port. 0 or RAG_EINVAL. (cache_url.c)
  */
 int cache_parse_addr(const char *s, size_t len, char *host, size_t host_size, int *port);
+
+/* Where the host starts in s[0..len): after "redis://" and any "user:pass@". */
+size_t cache_url_userinfo_end(const char *s, size_t len);
+
+/*
+ * The credentials of a URL or comma-separated list into *out (zeroed when
+ * it has none). RAG_EINVAL naming field when they are not
+ * [user]:password, or when two addresses of a list carry different ones.
+ */
+int cache_parse_auth(const char *url, struct redis_auth *out, const char *field,
+		     struct rag_err *err);
+
+/*
+ * Sends AUTH on a fresh connection when a has a password. 0, or -1 with
+ * why (why_size bytes) saying what the server answered.
+ */
+int redis_auth_send(struct redisContext *c, const struct redis_auth *a, char *why,
+		    size_t why_size);
 
 /*
  * One Redis server. Connections are taken from the idle stack (or made)
@@ -40,7 +59,7 @@ int cache_parse_addr(const char *s, size_t len, char *host, size_t host_size, in
  * workers never share a hiredis context.
  *
  * Locking: `mu` guards idle/n_idle and pid; down_until_ms and up are
- * atomics; host, port, the timeouts and the labels are immutable after
+ * atomics; host, port, auth, the timeouts and the labels are immutable after
  * init.
  */
 struct redis_node {
@@ -56,13 +75,14 @@ struct redis_node {
 	pid_t pid;              /* the process the idle connections were made in */
 	const char *backend;    /* the cache errors' label; NULL: not counted there */
 	const char *log_name;   /* log lines' prefix ("cache"); NULL: the node logs nothing */
+	struct redis_auth auth; /* sent on each new connection; pass "" = none */
 };
 
 #define REDIS_BACKOFF_MS 500 /* a dead server costs one try per half second */
 
 /* 0, or RAG_ENOMEM. */
 int redis_node_init(struct redis_node *n, const char *host, int port, int timeout_ms,
-		    int pool_size, const char *backend);
+		    int pool_size, const char *backend, const struct redis_auth *auth);
 void redis_node_release(struct redis_node *n);
 
 /* 1 while the node is in its back-off after a failure. */

@@ -117,8 +117,14 @@ static redisContext *subscribe(struct cache_pubsub *ps)
 	struct timeval tv = { ps->timeout_ms / 1000, (ps->timeout_ms % 1000) * 1000 };
 	redisContext *c = redisConnectWithTimeout(ps->host, ps->port, tv);
 	redisReply *r;
+	char why[160];
 
 	if (!c || c->err || redisSetTimeout(c, tv) != REDIS_OK) {
+		redisFree(c);
+		return NULL;
+	}
+	if (redis_auth_send(c, &ps->node.auth, why, sizeof(why)) < 0) {
+		log_debug("replication: redis %s:%d: %s", ps->host, ps->port, why);
 		redisFree(c);
 		return NULL;
 	}
@@ -167,6 +173,7 @@ struct cache_pubsub *cache_pubsub_new(const struct cache_pubsub_options *o, stru
 {
 	struct cache_pubsub *ps = calloc(1, sizeof(*ps));
 	const char *url = o->redis_url;
+	struct redis_auth auth;
 
 	if (!ps) {
 		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
@@ -175,7 +182,12 @@ struct cache_pubsub *cache_pubsub_new(const struct cache_pubsub_options *o, stru
 	atomic_init(&ps->stop, 0);
 	if (cache_parse_addr(url, strlen(url), ps->host, sizeof(ps->host), &ps->port) < 0) {
 		rag_err_set(err, RAG_EINVAL, "replication.redis_url",
-			    "'%s' is not a Redis address (host:port or redis://host:port)", url);
+			    "'%s' is not a Redis address (host:port or redis://host:port)",
+			    url + cache_url_userinfo_end(url, strlen(url)));
+		free(ps);
+		return NULL;
+	}
+	if (cache_parse_auth(url, &auth, "replication.redis_url", err) < 0) {
 		free(ps);
 		return NULL;
 	}
@@ -184,7 +196,8 @@ struct cache_pubsub *cache_pubsub_new(const struct cache_pubsub_options *o, stru
 	ps->on_notice = o->on_notice;
 	ps->ctx = o->ctx;
 	if (!ps->channel ||
-	    redis_node_init(&ps->node, ps->host, ps->port, ps->timeout_ms, 2, "pubsub") < 0) {
+	    redis_node_init(&ps->node, ps->host, ps->port, ps->timeout_ms, 2, "pubsub",
+			    &auth) < 0) {
 		free(ps->channel);
 		free(ps);
 		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");

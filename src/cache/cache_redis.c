@@ -50,10 +50,12 @@ int64_t cache_now_ms(void)
 }
 
 int redis_node_init(struct redis_node *n, const char *host, int port, int timeout_ms,
-		    int pool_size, const char *backend)
+		    int pool_size, const char *backend, const struct redis_auth *auth)
 {
 	memset(n, 0, sizeof(*n));
 	snprintf(n->host, sizeof(n->host), "%s", host);
+	if (auth)
+		n->auth = *auth;
 	n->port = port;
 	n->timeout_ms = timeout_ms > 0 ? timeout_ms : 100;
 	n->pool_size = pool_size > 0 ? pool_size : 1;
@@ -92,7 +94,30 @@ int redis_node_down(struct redis_node *n)
 	return cache_now_ms() < atomic_load(&n->down_until_ms);
 }
 
-static redisContext *take(struct redis_node *n, int *reused)
+int redis_auth_send(redisContext *c, const struct redis_auth *a, char *why, size_t why_size)
+{
+	redisReply *r;
+	int rc = 0;
+
+	if (!a || !a->pass[0])
+		return 0;
+	if (a->user[0])
+		r = redisCommand(c, "AUTH %b %b", a->user, strlen(a->user), a->pass,
+				 strlen(a->pass));
+	else
+		r = redisCommand(c, "AUTH %b", a->pass, strlen(a->pass));
+	if (!r || r->type == REDIS_REPLY_ERROR) {
+		snprintf(why, why_size, "AUTH refused: %s",
+			 r ? r->str : c->errstr[0] ? c->errstr : "no reply");
+		rc = -1;
+	}
+	if (r)
+		freeReplyObject(r);
+	return rc;
+}
+
+/* A pooled or new connection; NULL with why set. */
+static redisContext *take(struct redis_node *n, int *reused, char *why, size_t why_size)
 {
 	struct timeval tv = { n->timeout_ms / 1000, (n->timeout_ms % 1000) * 1000 };
 	redisContext *c = NULL;
@@ -110,11 +135,13 @@ static redisContext *take(struct redis_node *n, int *reused)
 	*reused = c != NULL;
 	if (c)
 		return c;
+	snprintf(why, why_size, "cannot connect");
 	c = redisConnectWithTimeout(n->host, n->port, tv);
-	if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK)
+	if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK &&
+	    redis_auth_send(c, &n->auth, why, why_size) == 0)
 		return c;
 	if (c)
-		log_debug("redis %s:%d: %s", n->host, n->port, c->errstr);
+		log_debug("redis %s:%d: %s", n->host, n->port, c->err ? c->errstr : why);
 	redisFree(c);
 	return NULL;
 }
@@ -184,13 +211,14 @@ int redis_node_pipeline(struct redis_node *n, const struct redis_cmd *cmds, size
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int reused = 0, timed_out = 0;
+		char why[160];
 		redisContext *c;
 
 		if (redis_node_down(n))
 			return RAG_EBUSY;
-		c = take(n, &reused);
+		c = take(n, &reused, why, sizeof(why));
 		if (!c) {
-			mark_down(n, "cannot connect");
+			mark_down(n, why);
 			return RAG_EBUSY;
 		}
 		if (exchange(c, cmds, n_cmds, replies, &timed_out) == 0) {
@@ -350,14 +378,15 @@ static void r_free(struct cache *c)
 
 static const struct cache_ops redis_ops = { "redis", r_get, r_mget, r_put, r_del, r_stats, r_free };
 
-struct cache *cache_redis_new(const char *host, int port, int timeout_ms, int pool_size)
+struct cache *cache_redis_new(const char *host, int port, int timeout_ms, int pool_size,
+			      const struct redis_auth *auth)
 {
 	struct redis_cache *rc = calloc(1, sizeof(*rc));
 
 	if (!rc)
 		return NULL;
 	rc->base.ops = &redis_ops;
-	if (redis_node_init(&rc->node, host, port, timeout_ms, pool_size, "redis") < 0) {
+	if (redis_node_init(&rc->node, host, port, timeout_ms, pool_size, "redis", auth) < 0) {
 		free(rc);
 		return NULL;
 	}
@@ -378,15 +407,19 @@ struct cache_link *cache_link_new(const char *url, int timeout_ms, int pool_size
 				  const char *log_name, const char *field, struct rag_err *err)
 {
 	struct cache_link *l;
+	struct redis_auth auth;
 	char host[CACHE_HOST_MAX];
 	int port;
 
 	if (cache_parse_addr(url, strlen(url), host, sizeof(host), &port) < 0) {
-		rag_err_set(err, RAG_EINVAL, field, "%s: '%s' is not host:port", field, url);
+		rag_err_set(err, RAG_EINVAL, field, "%s: '%s' is not host:port", field,
+			    url + cache_url_userinfo_end(url, strlen(url)));
 		return NULL;
 	}
+	if (cache_parse_auth(url, &auth, field, err) < 0)
+		return NULL;
 	l = calloc(1, sizeof(*l));
-	if (!l || redis_node_init(&l->node, host, port, timeout_ms, pool_size, NULL) < 0) {
+	if (!l || redis_node_init(&l->node, host, port, timeout_ms, pool_size, NULL, &auth) < 0) {
 		free(l);
 		rag_err_set(err, RAG_ENOMEM, NULL, "out of memory");
 		return NULL;

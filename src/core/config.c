@@ -705,6 +705,9 @@ static void dump_value(struct sbuf *sb, const struct key *k, const void *field)
 		/* A MongoDB URI may carry a password: say whether it is set, never what. */
 		if (strcmp(k->key, "store.mongodb.uri") == 0 && *s)
 			s = "(set, not shown)";
+		/* So may a Redis URL: hide it when it carries credentials. */
+		else if (strstr(k->key, "redis") && strchr(s, '@'))
+			s = "(set with credentials, not shown)";
 		sbuf_add_json_str(sb, s, strlen(s));
 		break;
 	case T_INT:

@@ -73,7 +73,7 @@
  *   cache.lru_bytes             64m           0..1024g
  *   cache.ttl_s                 3600          1..2592000 (search results, answers)
  *   cache.embedding_ttl_s       86400         1..2592000 (query embeddings)
- *   cache.redis.url             "redis://127.0.0.1:6379"  host:port[,host:port...]
+ *   cache.redis.url             "redis://127.0.0.1:6379"  [redis://[user:pass@]]host:port[,...]
  *   cache.redis.timeout_ms      100           1..60000 (connect and command)
  *   cache.redis.pool_size       8             1..1024 idle connections per node
  *   cache.http_max_age_s        0             0..86400 (Cache-Control on GETs)

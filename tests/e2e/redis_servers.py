@@ -22,9 +22,11 @@ def _need(tool):
     return path
 
 
-def cli(port, *args, check=True, timeout=30):
+def cli(port, *args, check=True, timeout=30, password=None):
     """redis-cli -p PORT ARGS... -> stdout (stripped)."""
-    p = subprocess.run([_need("redis-cli"), "-h", "127.0.0.1", "-p", str(port), *map(str, args)],
+    auth = ["-a", password, "--no-auth-warning"] if password else []
+    p = subprocess.run([_need("redis-cli"), "-h", "127.0.0.1", "-p", str(port), *auth,
+                        *map(str, args)],
                        capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
     out = p.stdout.decode(errors="replace").strip()
     if check and p.returncode != 0:
@@ -34,13 +36,15 @@ def cli(port, *args, check=True, timeout=30):
 
 
 class RedisServer:
-    """One redis-server process; start() again after stop() reuses its port."""
+    """One redis-server process; start() again after stop() reuses its port.
+    With a password, the server requires it (requirepass) and cli() sends it."""
 
-    def __init__(self, workdir, port=None, extra=()):
+    def __init__(self, workdir, port=None, extra=(), password=None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
-        self.extra = list(extra)
+        self.password = password
+        self.extra = list(extra) + (["--requirepass", password] if password else [])
         self.proc = None
         self.log = None
 
@@ -57,7 +61,7 @@ class RedisServer:
             if self.proc.poll() is not None:
                 raise AssertionError(f"redis-server on {self.port} exited: "
                                      f"{(self.dir / f'redis-{self.port}.log').read_text()[-2000:]}")
-            if cli(self.port, "PING", check=False) == "PONG":
+            if cli(self.port, "PING", check=False, password=self.password) == "PONG":
                 return self
             time.sleep(0.05)
         raise AssertionError(f"redis-server on {self.port} did not answer PING")
@@ -84,7 +88,7 @@ class RedisServer:
         self.log.close()
 
     def cli(self, *args, check=True):
-        return cli(self.port, *args, check=check)
+        return cli(self.port, *args, check=check, password=self.password)
 
 
 class RedisCluster:

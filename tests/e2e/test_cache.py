@@ -181,6 +181,13 @@ def test_bad_backend_config(ragd_cli, tmp_path):
                    expect_ok=False, timeout=60)
     assert res.returncode != 0
     assert "cache.redis.url" in res.stderr
+    # Credentials that are not [user]:password: refused, and not echoed.
+    res = ragd_cli("serve", "--port", str(free_port()), "--set", "cache.backend=redis", "--set",
+                   "cache.redis.url=redis://hunter2@127.0.0.1:6379", data_dir=tmp_path,
+                   expect_ok=False, timeout=60)
+    assert res.returncode != 0
+    assert "cache.redis.url" in res.stderr and "[user]:password" in res.stderr
+    assert "hunter2" not in res.stderr + res.stdout
 
 
 # -- HTTP caching headers -------------------------------------------------------
@@ -306,14 +313,53 @@ def test_redis_down_and_back(ragd_factory, tmp_path):
         redis.stop()
 
 
-def test_redis_unreachable_at_start(ragd_factory):
-    # Nothing listens there: ragd starts and answers, without the cache.
-    srv = ragd_factory(extra_args=["--set", "cache.backend=redis", "--set",
-                                   f"cache.redis.url=127.0.0.1:{free_port()}"])
-    fill(srv, "nocache")
-    st, body, xc = search(srv, "nocache", "highest mountain")
+def test_redis_with_password(ragd_factory, ragd_cli, tmp_path):
+    """requirepass on the server; the password, percent-escaped in the URL,
+    reaches the cache and the replication nudges, and never a log line or
+    the printed configuration. A wrong one is a bypass and a clear log line."""
+    password = "pa:ss@w/rd"
+    redis = RedisServer(tmp_path / "redis", password=password).start()
+    url = f"redis://:pa%3Ass%40w%2Frd@127.0.0.1:{redis.port}"
+    args = ["--set", "cache.backend=redis", "--set", f"cache.redis.url={url}",
+            "--set", f"replication.redis_url={url}", *TIMEOUT]
+    try:
+        srv = ragd_factory(extra_args=args)
+        fill(srv, "pw")
+        assert search(srv, "pw", "programming language")[2] == "MISS"
+        assert search(srv, "pw", "programming language")[2] == "HIT"
+        assert metric(srv, "ragd_cache_up", backend="redis") == 1
+        assert redis.cli("--scan", "--pattern", "ragd:v1:s:*").split()
+        assert int(redis.cli("PUBSUB", "NUMSUB", "ragd:changes").split()[-1]) >= 1
+        assert password not in srv.stderr_text() and "pa%3Ass" not in srv.stderr_text()
+
+        res = ragd_cli("serve", "--check-config", *args, data_dir=tmp_path / "check")
+        cfg = json.loads(res.stdout)
+        assert cfg["cache"]["redis.url"] == "(set with credentials, not shown)"
+        assert cfg["replication"]["redis_url"] == "(set with credentials, not shown)"
+        assert "pa%3Ass" not in res.stdout + res.stderr
+
+        wrong = ragd_factory(extra_args=["--set", "cache.backend=redis", "--set",
+                                         f"cache.redis.url=redis://:nope@127.0.0.1:{redis.port}"])
+        answers_without_cache(wrong, "pw2")
+        assert metric(wrong, "ragd_cache_up", backend="redis") == 0
+        assert any("AUTH refused" in str(line.get("msg", "")) for line in wrong.log_lines())
+        assert "nope" not in wrong.stderr_text()
+    finally:
+        redis.stop()
+
+
+def answers_without_cache(srv, coll):
+    fill(srv, coll)
+    st, body, xc = search(srv, coll, "highest mountain")
     assert (st, xc) == (200, "BYPASS")
     assert body["results"][0]["document_id"] == "everest"
+
+
+def test_redis_unreachable_at_start(ragd_factory):
+    # Nothing listens there: ragd starts and answers, without the cache.
+    answers_without_cache(ragd_factory(extra_args=["--set", "cache.backend=redis", "--set",
+                                                   f"cache.redis.url=127.0.0.1:{free_port()}"]),
+                          "nocache")
 
 
 def test_two_level(ragd_factory, redis_server, tmp_path):

@@ -174,6 +174,14 @@ def test_chart_defaults_are_the_design(tools):
     # Without autoscaling the Deployment carries the replica count itself.
     dep = find(helm_template(tools, "default", "autoscaling.enabled=false"), "Deployment")
     assert dep["spec"]["replicas"] == 3
+    # extraEnv: a setting from a Secret (a Redis URL with its password).
+    dep = find(helm_template(tools, "default", "extraEnv[0].name=RAGD_CACHE_REDIS_URL",
+                             "extraEnv[0].valueFrom.secretKeyRef.name=ragd-redis",
+                             "extraEnv[0].valueFrom.secretKeyRef.key=url"), "Deployment")
+    env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["RAGD_CACHE_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "ragd-redis",
+                                                                       "key": "url"}
+    assert "RAGD_CONFIG" in env
 
 
 def test_custom_metrics_and_monitoring_objects(tools):

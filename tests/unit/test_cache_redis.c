@@ -5,7 +5,8 @@
  * values, TTLs, one-round-trip multi-get, the server dying (calls fail at
  * once, the node backs off) and coming back on the same port (the cache
  * works again by itself), two levels over Redis, and the cluster backend
- * pointed at a server that is not a cluster (bypass, no crash). The real
+ * pointed at a server that is not a cluster (bypass, no crash), and
+ * passwords and ACL users in redis:// URLs. The real
  * 6-node cluster is exercised end to end in tests/e2e/test_cache_cluster.py.
  */
 #include <stdarg.h>
@@ -76,7 +77,7 @@ static int get(struct cache *c, const char *key, void **val, size_t *len)
 
 static void test_roundtrip(void **state)
 {
-	struct cache *c = cache_redis_new("127.0.0.1", port, 1000, 4);
+	struct cache *c = cache_redis_new("127.0.0.1", port, 1000, 4, NULL);
 	const unsigned char bin[] = { 0, 1, 2, 0, 255, '\r', '\n', 0 };
 	struct cache_stats st;
 	void *val;
@@ -101,7 +102,7 @@ static void test_roundtrip(void **state)
 
 static void test_ttl(void **state)
 {
-	struct cache *c = cache_redis_new("127.0.0.1", port, 1000, 4);
+	struct cache *c = cache_redis_new("127.0.0.1", port, 1000, 4, NULL);
 	void *val;
 	size_t len;
 
@@ -116,7 +117,7 @@ static void test_ttl(void **state)
 
 static void test_mget(void **state)
 {
-	struct cache *c = cache_redis_new("127.0.0.1", port, 1000, 4);
+	struct cache *c = cache_redis_new("127.0.0.1", port, 1000, 4, NULL);
 	const char *keys[3] = { "t:m0", "t:m1", "t:m2" };
 	size_t klens[3] = { 4, 4, 4 }, lens[3];
 	void *vals[3] = { NULL, NULL, NULL };
@@ -164,7 +165,7 @@ static void *hammer(void *arg)
 
 static void test_threads(void **state)
 {
-	struct cache *c = cache_redis_new("127.0.0.1", port, 2000, 2);
+	struct cache *c = cache_redis_new("127.0.0.1", port, 2000, 2, NULL);
 	pthread_t t[6];
 
 	(void)state;
@@ -181,7 +182,7 @@ static void test_threads(void **state)
 
 static void test_down_and_back(void **state)
 {
-	struct cache *c = cache_redis_new("127.0.0.1", port, 1000, 4);
+	struct cache *c = cache_redis_new("127.0.0.1", port, 1000, 4, NULL);
 	struct cache_stats st;
 	double t0;
 	void *val;
@@ -223,7 +224,7 @@ static void test_down_and_back(void **state)
 /* A server that stalls (DEBUG SLEEP) costs one timeout, then is bypassed at once. */
 static void test_slow_server(void **state)
 {
-	struct cache *c = cache_redis_new("127.0.0.1", port, 100, 4);
+	struct cache *c = cache_redis_new("127.0.0.1", port, 100, 4, NULL);
 	char cmd[128];
 	double t0;
 	void *val;
@@ -300,12 +301,12 @@ static void test_cluster_on_plain_server(void **state)
 
 	(void)state;
 	snprintf(seeds, sizeof(seeds), "127.0.0.1:%d", port);
-	c = cache_cluster_new(seeds, 1000, 2, &err);
+	c = cache_cluster_new(seeds, 1000, 2, NULL, &err);
 	assert_non_null(c);
 	assert_int_equal(get(c, "t:c", &val, &len), RAG_EBUSY);
 	assert_true(c->ops->put(c, "t:c", 3, "v", 1, 60) < 0);
 	cache_free(c);
-	assert_null(cache_cluster_new("127.0.0.1:notaport", 1000, 2, &err));
+	assert_null(cache_cluster_new("127.0.0.1:notaport", 1000, 2, NULL, &err));
 	assert_int_equal(err.code, RAG_EINVAL);
 }
 
@@ -397,6 +398,126 @@ static void test_pubsub(void **state)
 	cache_pubsub_free(NULL);
 }
 
+/* One command on a link; the reply's type. */
+static enum cache_reply_type call(struct cache_link *l, int argc, const char **argv,
+				  struct cache_reply *r)
+{
+	struct redis_cmd cmd = { argc, { 0 }, { 0 } };
+
+	for (int i = 0; i < argc; i++) {
+		cmd.argv[i] = argv[i];
+		cmd.lens[i] = strlen(argv[i]);
+	}
+	assert_int_equal(cache_link_call(l, &cmd, 1, r), 0);
+	return r->type;
+}
+
+static struct cache *redis_cache(const char *url, struct rag_err *err)
+{
+	struct cache_options o;
+
+	cache_default_options(&o);
+	o.backend = CACHE_BACKEND_REDIS;
+	o.redis_url = url;
+	o.timeout_ms = 1000;
+	return cache_new(&o, err);
+}
+
+/*
+ * A server with a password (requirepass) and an ACL user: URLs carrying
+ * them (percent-escaped) work for the cache, a link and pub/sub; a wrong
+ * or missing password is a bypass, never an error to the caller; malformed
+ * credentials are refused at start without echoing them.
+ */
+static void test_auth(void **state)
+{
+	const char *pass = "s3cr:t@x/";
+	const char *setpass[] = { "CONFIG", "SET", "requirepass", pass };
+	const char *adduser[] = { "ACL", "SETUSER", "app", "on", ">app pass", "~*", "&*", "+@all" };
+	const char *ping[] = { "PING" };
+	char plain[64], url[128], user_url[128], wrong[128];
+	struct cache_pubsub_options po = { .channel = "ragd:auth", .on_notice = count_b };
+	struct cache_link *admin, *l;
+	struct rag_err err = { 0 };
+	struct cache_pubsub *ps;
+	struct cache_reply r;
+	struct cache *c;
+	void *val;
+	size_t len;
+	int base;
+
+	(void)state;
+	snprintf(plain, sizeof(plain), "redis://127.0.0.1:%d", port);
+	snprintf(url, sizeof(url), "redis://:s3cr%%3At%%40x%%2F@127.0.0.1:%d", port);
+	snprintf(user_url, sizeof(user_url), "redis://app:app%%20pass@127.0.0.1:%d", port);
+	snprintf(wrong, sizeof(wrong), "redis://:nope@127.0.0.1:%d", port);
+	admin = cache_link_new(plain, 1000, 1, NULL, "f", &err);
+	assert_non_null(admin);
+	assert_int_equal(call(admin, 8, adduser, &r), CACHE_REPLY_STR);
+	assert_int_equal(call(admin, 4, setpass, &r), CACHE_REPLY_STR); /* admin stays logged in */
+
+	/* The cache, with the default user's password and with an ACL user. */
+	c = redis_cache(url, &err);
+	assert_non_null(c);
+	assert_int_equal(c->ops->put(c, "t:auth", 6, "v", 1, 60), 0);
+	assert_int_equal(get(c, "t:auth", &val, &len), 0);
+	free(val);
+	cache_free(c);
+	c = redis_cache(user_url, &err);
+	assert_non_null(c);
+	assert_int_equal(get(c, "t:auth", &val, &len), 0);
+	assert_memory_equal(val, "v", 1);
+	free(val);
+	cache_free(c);
+
+	/* Wrong or no password: the cache is bypassed. */
+	c = redis_cache(wrong, &err);
+	assert_non_null(c);
+	assert_int_equal(get(c, "t:auth", &val, &len), RAG_EBUSY);
+	cache_free(c);
+	c = redis_cache(plain, &err);
+	assert_non_null(c);
+	assert_int_equal(get(c, "t:auth", &val, &len), RAG_EBUSY);
+	cache_free(c);
+
+	/* A link (the quotas' client). */
+	l = cache_link_new(url, 1000, 1, NULL, "auth.quota_redis_url", &err);
+	assert_non_null(l);
+	assert_int_equal(call(l, 1, ping, &r), CACHE_REPLY_STR);
+	assert_string_equal(r.str, "PONG");
+	assert_string_equal(cache_link_addr(l), plain + 8); /* no credentials in log lines */
+	cache_link_free(l);
+
+	/* Pub/sub: the subscriber and the publisher both authenticate. */
+	po.redis_url = url;
+	base = atomic_load(&notices_b);
+	ps = cache_pubsub_new(&po, &err);
+	assert_non_null(ps);
+	assert_true(wait_count(&notices_b, base + 1, 5000) >= base + 1); /* subscribed */
+	usleep(50 * 1000);
+	base = atomic_load(&notices_b);
+	cache_pubsub_publish(ps);
+	assert_true(wait_count(&notices_b, base + 1, 2000) >= base + 1);
+	cache_pubsub_free(ps);
+
+	/* Malformed credentials: refused, naming the field, not echoing them. */
+	c = redis_cache("redis://hunter2@127.0.0.1:1", &err);
+	assert_null(c);
+	assert_int_equal(err.code, RAG_EINVAL);
+	assert_string_equal(err.field, "cache.redis.url");
+	assert_null(strstr(err.msg, "hunter2"));
+	memset(&err, 0, sizeof(err));
+	assert_null(redis_cache("redis://:a@h:1,redis://:b@h:2", &err));
+	assert_int_equal(err.code, RAG_EINVAL);
+	memset(&err, 0, sizeof(err));
+	assert_null(cache_link_new("redis://:%zz@h:1", 100, 1, NULL, "auth.quota_redis_url", &err));
+	assert_string_equal(err.field, "auth.quota_redis_url");
+
+	setpass[3] = "";
+	assert_int_equal(call(admin, 4, setpass, &r), CACHE_REPLY_STR);
+	cache_link_free(admin);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -409,6 +530,7 @@ int main(void)
 		cmocka_unit_test(test_slow_server),
 		cmocka_unit_test(test_down_and_back),
 		cmocka_unit_test(test_pubsub),
+		cmocka_unit_test(test_auth),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
