@@ -439,16 +439,20 @@ static void test_index_matches_flat(void **state)
 {
 	enum { N = 600, DIM = 32 };
 	struct vindex_spec o = chroma_spec(srv.cl, "ragd-unit-match-1");
-	struct vindex *flat = vindex_flat_new(DIM), *ci;
-	int64_t *ids = malloc(N * sizeof(*ids)), *allowed = malloc(N * sizeof(*allowed));
-	float *vecs = malloc(N * DIM * sizeof(*vecs)), q[DIM];
+	struct vindex *flat, *ci;
+	int64_t *ids, *allowed;
+	float *vecs, q[DIM];
 	struct vindex_filter f3 = { .keep = keep_mod3 }, hint = { .keep = keep_mod3 };
 	struct rag_err err = { 0 };
 	size_t n_allowed = 0, n_out = 0;
 	int64_t one = 301, out[8];
 
 	(void)state;
-	NEED_SERVER();
+	NEED_SERVER(); /* skipping longjmps: allocate after it */
+	flat = vindex_flat_new(DIM);
+	ids = malloc(N * sizeof(*ids));
+	allowed = malloc(N * sizeof(*allowed));
+	vecs = malloc(N * DIM * sizeof(*vecs));
 	ci = vindex_create(&o, DIM, &err);
 	assert_non_null(ci);
 	assert_string_equal(vindex_kind(ci), "chroma");
