@@ -8,9 +8,11 @@
 #   scripts/valgrind.sh --all              every tests/e2e file, one pytest run each
 #
 # Each file's pytest output goes to $VALGRIND_OUT/<file>.log and a line per
-# file to $VALGRIND_OUT/summary.tsv: the tests' result, then the server runs
-# and how many of them ended with 0 errors and 0 bytes definitely lost (a
-# server the test SIGKILLs writes no summary). A file already in
+# file to $VALGRIND_OUT/summary.tsv: the tests' result, then the processes
+# run under memcheck (servers, CLI commands, the PDF helper: each writes a
+# *.valgrind report under the basetemp) and how many of them ended with 0
+# errors and 0 bytes definitely lost (one the test SIGKILLs writes no
+# summary). A file already in
 # summary.tsv is skipped, so a long --all run resumes where it stopped.
 # Tests may fail for slowness alone (a server's deadline set by the test);
 # the leak verdict is the server counts.

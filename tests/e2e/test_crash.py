@@ -219,7 +219,8 @@ def search(srv, coll, query, mode, top_k, flt=None):
 
 
 def verify(srv, docs, collections, corpus):
-    """Checks every document against its allowed states; returns counts."""
+    """Checks every document against its allowed states; returns counts.
+    Documents are written with metadata {"doc": their id}."""
     problems = []
     by_coll = {c: [d for d in docs if d.coll == c] for c in collections}
     stats = {"present": 0, "absent": 0, "uncertain": 0, "chunks": 0}
@@ -422,7 +423,7 @@ def test_snapshot_then_replay_after_kill(tmp_path):
         text = corpus.text(rng, d.id, 1)
         d.versions[text] = 1
         d.states = [text]
-        srv.add_doc("c", text, doc_id=d.id)
+        srv.add_doc("c", text, doc_id=d.id, metadata={"doc": d.id})
         docs[d.id] = d
     srv.stop()
     snaps = list((tmp_path / "data" / "index").glob("*.vidx"))
@@ -434,7 +435,7 @@ def test_snapshot_then_replay_after_kill(tmp_path):
         text = corpus.text(rng, d.id, d.version)
         d.versions[text] = d.version
         d.states = [text]
-        srv.add_doc("c", text, doc_id=d.id)
+        srv.add_doc("c", text, doc_id=d.id, metadata={"doc": d.id})
     for i in range(1, 20, 4):  # and deletes
         assert srv.request("DELETE", f"/v1/collections/c/documents/d-{i}")[0] == 200
         docs[f"d-{i}"].states = [None]
