@@ -450,10 +450,13 @@ static int job_state(struct sm_conn *c, const char *tenant, const char *id, int 
 
 /*
  * Records the outcome of item idx of job id if it is still pending (a
- * conditional update), drops its body, and only then, when the item did
- * change, adds to the job's counters and renews its lease: run twice, it
- * counts once. Where updates are not atomic the caller holds JOBS_MUTEX,
- * which makes the conditional update a real compare-and-set.
+ * conditional update, which also keeps the item's chunks and bytes), drops
+ * its body, and only then, when the item did change, adds to the job's
+ * counters and renews its lease: run twice, it counts once. A process
+ * killed between the two updates leaves the counters one item short;
+ * job_recount makes them exact when the job finishes. Where updates are
+ * not atomic the caller holds JOBS_MUTEX, which makes the conditional
+ * update a real compare-and-set.
  */
 static int item_record(struct sm_conn *c, const char *id, int64_t idx, int state,
 		       const char *error, int64_t n_chunks, int64_t n_bytes, int64_t lease_ms,
@@ -468,7 +471,8 @@ static int item_record(struct sm_conn *c, const char *id, int64_t idx, int state
 		return sm_oom(err);
 	q = BCON_NEW("_id", BCON_UTF8(key), "state", BCON_INT32(0));
 	u = BCON_NEW("$set", "{", "state", BCON_INT32(state), "error",
-		     BCON_UTF8(error ? error : ""), "}");
+		     BCON_UTF8(error ? error : ""), "n_chunks", BCON_INT64(n_chunks), "n_bytes",
+		     BCON_INT64(n_bytes), "}");
 	rc = update(c, SM_JOB_ITEMS, q, u, 0, &matched, err);
 	bson_destroy(q);
 	bson_destroy(u);
@@ -564,6 +568,45 @@ int sm_job_item_applied(struct sm_conn *c, const struct store_job_ref *job, int6
 	return rc;
 }
 
+/* Sets the job's counters from its items' own outcomes. Caller holds JOBS_MUTEX. */
+static int job_recount(struct sm_conn *c, const char *id, struct rag_err *err)
+{
+	mongoc_collection_t *items = sm_coll(c, SM_JOB_ITEMS);
+	bson_t *q = BCON_NEW("j", BCON_UTF8(id), "state", "{", "$ne", BCON_INT32(0), "}");
+	bson_t *opts = BCON_NEW("projection", "{", "state", BCON_INT32(1), "n_chunks",
+				BCON_INT32(1), "n_bytes", BCON_INT32(1), "}");
+	mongoc_cursor_t *cur = mongoc_collection_find_with_opts(items, q, opts, c->sm->primary);
+	int64_t n[4] = { 0 }, chunks = 0, bytes = 0;
+	const bson_t *d;
+	bson_error_t e;
+	bson_t *u;
+	int rc = 0;
+
+	while (mongoc_cursor_next(cur, &d)) {
+		int64_t state = sm_get_int(d, "state");
+
+		n[state >= 1 && state <= 3 ? state : 0]++;
+		chunks += sm_get_int(d, "n_chunks");
+		bytes += sm_get_int(d, "n_bytes");
+	}
+	if (mongoc_cursor_error(cur, &e))
+		rc = sm_fail(c, &e, err);
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(items);
+	bson_destroy(q);
+	bson_destroy(opts);
+	if (rc)
+		return rc;
+	q = BCON_NEW("_id", BCON_UTF8(id));
+	u = BCON_NEW("$set", "{", "n_done", BCON_INT64(n[1]), "n_failed", BCON_INT64(n[2]),
+		     "n_skipped", BCON_INT64(n[3]), "n_chunks", BCON_INT64(chunks), "n_bytes",
+		     BCON_INT64(bytes), "}");
+	rc = update(c, SM_JOBS, q, u, 0, NULL, err);
+	bson_destroy(q);
+	bson_destroy(u);
+	return rc;
+}
+
 int store_mongo_job_finish(struct store *st, const char *id, int state, const char *error,
 			   struct rag_err *err)
 {
@@ -578,7 +621,9 @@ int store_mongo_job_finish(struct store *st, const char *id, int state, const ch
 	sm_conn_get(st->impl, &c, "finish job");
 	rc = weak_lock(&c, JOBS_MUTEX, err);
 	if (!rc) {
-		rc = update(&c, SM_JOBS, q, u, 0, NULL, err);
+		rc = job_recount(&c, id, err);
+		if (!rc)
+			rc = update(&c, SM_JOBS, q, u, 0, NULL, err);
 		weak_unlock(&c, JOBS_MUTEX);
 	}
 	bson_destroy(q);

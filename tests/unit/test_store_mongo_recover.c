@@ -395,6 +395,41 @@ static void test_job_item_rolled_back(void **state)
 	assert_text(f, "b", "dead");
 }
 
+/*
+ * A worker killed between recording an item's outcome and adding it to the
+ * job's counters leaves them one item short; the job's finish counts its
+ * items' own outcomes, so the final numbers are exact.
+ */
+static void test_job_counts_exact_after_a_torn_count(void **state)
+{
+	struct fixture *f = *state;
+	const char *ids[] = { "b", "c" };
+	mongoc_collection_t *items = mongoc_client_get_collection(f->cl, f->db, "job_items");
+	bson_t *q = BCON_NEW("j", BCON_UTF8("j"), "idx", BCON_INT64(0));
+	bson_t *u = BCON_NEW("$set", "{", "state", BCON_INT32(1), "n_chunks", BCON_INT64(2),
+			     "n_bytes", BCON_INT64(4), "}");
+	struct store_job got;
+	bson_error_t e;
+
+	start_job(f, ids, 2);
+	/* Item 0 recorded done, its counters never added: the kill's window. */
+	if (!mongoc_collection_update_one(items, q, u, NULL, NULL, &e))
+		fail_msg("update: %s", e.message);
+	mongoc_collection_destroy(items);
+	bson_destroy(q);
+	bson_destroy(u);
+	assert_job(f, 0, 0, 0, 1);
+	assert_int_equal(store_job_item_finish(f->st, "j", 1, 3, NULL, 0, 4, 60000, NULL), 0);
+	assert_int_equal(store_job_finish(f->st, "j", STORE_JOB_SUCCEEDED, NULL, NULL), 0);
+	assert_int_equal(store_job_get(f->st, NULL, "j", &got, NULL), 0);
+	assert_int_equal(got.n_done, 1);
+	assert_int_equal(got.n_skipped, 1);
+	assert_int_equal(got.n_chunks, 2);
+	assert_int_equal(got.n_bytes, 8);
+	assert_int_equal(got.state, STORE_JOB_SUCCEEDED);
+	store_job_release(&got);
+}
+
 static void test_live_lock_holder_means_busy(void **state)
 {
 	struct fixture *f = *state;
@@ -430,6 +465,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_job_item_rolled_forward, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_item_rerun_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_item_rolled_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_counts_exact_after_a_torn_count, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_live_lock_holder_means_busy, setup, teardown),
 	};
 
