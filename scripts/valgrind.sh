@@ -6,6 +6,7 @@
 #
 #   scripts/valgrind.sh [test files...]   default: the files below
 #   scripts/valgrind.sh --all              every tests/e2e file, one pytest run each
+#   VALGRIND_JOBS=2 scripts/valgrind.sh ...  two files at a time (one per core)
 #
 # Each file's pytest output goes to $VALGRIND_OUT/<file>.log and a line per
 # file to $VALGRIND_OUT/summary.tsv: the tests' result, then the processes
@@ -59,17 +60,15 @@ fi
 OUT=${VALGRIND_OUT:-/tmp/ragd-valgrind}
 mkdir -p "$OUT"
 touch "$OUT/summary.tsv"
-rc=0
-for file in "${FILES[@]}"; do
+run_file() { # file -> 0 when its tests passed
+  local file=$1 name TMP frc runs=0 clean=0 e l f
   name=$(basename "$file" .py)
-  grep -q "^$name	" "$OUT/summary.tsv" && continue
+  grep -q "^$name	" "$OUT/summary.tsv" && return 0
   TMP=$(mktemp -d "$OUT/$name-XXXXXX")
   RAGD_VALGRIND=1 RAGD_BIN="$BUILD/ragd" "$PY" -m pytest "$file" -v -p no:cacheprovider \
     --basetemp="$TMP" >"$OUT/$name.log" 2>&1
   frc=$?
-  [ $frc -eq 0 ] || [ $frc -eq 5 ] || rc=1
-  runs=0 clean=0
-  # One line per server run: its errors and definite leaks.
+  # One line per process run under memcheck: its errors and definite leaks.
   while IFS= read -r f; do
     runs=$((runs + 1))
     e=$(grep -oE 'ERROR SUMMARY: [0-9]+ errors' "$f" | tail -1)
@@ -81,6 +80,26 @@ for file in "${FILES[@]}"; do
   printf '%s\t%s\tservers %d, clean %d\n' "$name" \
     "$(grep -E '^=+ .*(passed|failed|error|no tests ran)' "$OUT/$name.log" | tail -1 | tr -d '=')" \
     "$runs" "$clean" | tee -a "$OUT/summary.tsv"
+  [ $frc -eq 0 ] || [ $frc -eq 5 ]
+}
+
+# VALGRIND_JOBS files at once (memcheck runs a process's threads on one
+# core, so one job per core), each job taking every JOBS-th file.
+JOBS=${VALGRIND_JOBS:-1}
+rc=0
+pids=()
+for ((j = 0; j < JOBS; j++)); do
+  (
+    jrc=0
+    for ((i = j; i < ${#FILES[@]}; i += JOBS)); do
+      run_file "${FILES[$i]}" || jrc=1
+    done
+    exit $jrc
+  ) &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do
+  wait "$p" || rc=1
 done
 echo "valgrind: logs and summary.tsv in $OUT"
 exit $rc
