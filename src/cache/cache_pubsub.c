@@ -112,24 +112,26 @@ static void listen_on(struct cache_pubsub *ps, redisContext *c)
 	}
 }
 
-static redisContext *subscribe(struct cache_pubsub *ps)
+/* A subscribed connection; NULL with why (why_size bytes) set. */
+static redisContext *subscribe(struct cache_pubsub *ps, char *why, size_t why_size)
 {
 	struct timeval tv = { ps->timeout_ms / 1000, (ps->timeout_ms % 1000) * 1000 };
 	redisContext *c = redisConnectWithTimeout(ps->host, ps->port, tv);
 	redisReply *r;
-	char why[160];
 
+	snprintf(why, why_size, "cannot connect");
 	if (!c || c->err || redisSetTimeout(c, tv) != REDIS_OK) {
 		redisFree(c);
 		return NULL;
 	}
-	if (redis_auth_send(c, &ps->node.auth, why, sizeof(why)) < 0) {
-		log_debug("replication: redis %s:%d: %s", ps->host, ps->port, why);
+	if (redis_auth_send(c, &ps->node.auth, why, why_size) < 0) {
 		redisFree(c);
 		return NULL;
 	}
 	r = redisCommand(c, "SUBSCRIBE %b", ps->channel, strlen(ps->channel));
 	if (!r || r->type != REDIS_REPLY_ARRAY) {
+		snprintf(why, why_size, "SUBSCRIBE refused: %s",
+			 r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
 		if (r)
 			freeReplyObject(r);
 		redisFree(c);
@@ -146,13 +148,14 @@ static void *sub_main(void *arg)
 	int warned = 0;
 
 	while (!atomic_load(&ps->stop)) {
-		redisContext *c = subscribe(ps);
+		char why[160];
+		redisContext *c = subscribe(ps, why, sizeof(why));
 
 		if (!c) {
 			if (!warned++)
-				log_warn("replication: cannot subscribe to redis %s:%d; followers "
-					 "poll without nudges until it answers", ps->host,
-					 ps->port);
+				log_warn("replication: cannot subscribe to redis %s:%d (%s); "
+					 "followers poll without nudges until it answers",
+					 ps->host, ps->port, why);
 			if (nap(ps, backoff))
 				break;
 			backoff = backoff * 2 > PUBSUB_BACKOFF_MAX_MS ? PUBSUB_BACKOFF_MAX_MS

@@ -338,11 +338,15 @@ def test_redis_with_password(ragd_factory, ragd_cli, tmp_path):
         assert cfg["replication"]["redis_url"] == "(set with credentials, not shown)"
         assert "pa%3Ass" not in res.stdout + res.stderr
 
+        bad = f"redis://:nope@127.0.0.1:{redis.port}"
         wrong = ragd_factory(extra_args=["--set", "cache.backend=redis", "--set",
-                                         f"cache.redis.url=redis://:nope@127.0.0.1:{redis.port}"])
+                                         f"cache.redis.url={bad}", "--set",
+                                         f"replication.redis_url={bad}"])
         answers_without_cache(wrong, "pw2")
         assert metric(wrong, "ragd_cache_up", backend="redis") == 0
-        assert any("AUTH refused" in str(line.get("msg", "")) for line in wrong.log_lines())
+        msgs = [str(line.get("msg", "")) for line in wrong.log_lines()]
+        assert any("unavailable (AUTH refused" in m for m in msgs), msgs
+        assert any("cannot subscribe" in m and "AUTH refused" in m for m in msgs), msgs
         assert "nope" not in wrong.stderr_text()
     finally:
         redis.stop()
