@@ -19,9 +19,26 @@
 
 #define REDIS_DEFAULT_PORT 6379
 
+static size_t scheme_len(const char *s, size_t len)
+{
+	return len >= 8 && strncmp(s, "redis://", 8) == 0 ? 8 : 0;
+}
+
+/* Drops blanks around s[0..*len) and a trailing '/'. */
+static void trim(const char **s, size_t *len)
+{
+	while (*len > 0 && (**s == ' ' || **s == '\t')) {
+		(*s)++;
+		(*len)--;
+	}
+	while (*len > 0 && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t' ||
+			    (*s)[*len - 1] == '/'))
+		(*len)--;
+}
+
 size_t cache_url_userinfo_end(const char *s, size_t len)
 {
-	size_t from = len >= 8 && strncmp(s, "redis://", 8) == 0 ? 8 : 0;
+	size_t from = scheme_len(s, len);
 	const char *at = memrchr(s + from, '@', len - from);
 
 	return at ? (size_t)(at - s) + 1 : from;
@@ -55,7 +72,7 @@ static int decode(const char *s, size_t len, char *out, size_t out_size)
 /* The credentials of one address s[0..len); *found 0 when it has none. */
 static int one_auth(const char *s, size_t len, struct redis_auth *out, int *found)
 {
-	size_t from = len >= 8 && strncmp(s, "redis://", 8) == 0 ? 8 : 0;
+	size_t from = scheme_len(s, len);
 	size_t end = cache_url_userinfo_end(s, len);
 	const char *info = s + from, *colon;
 	size_t info_len;
@@ -84,14 +101,13 @@ int cache_parse_auth(const char *url, struct redis_auth *out, const char *field,
 	memset(out, 0, sizeof(*out));
 	while (*p) {
 		size_t len = strcspn(p, ",");
+		const char *addr = p;
+		size_t addr_len = len;
 		struct redis_auth a;
 		int found;
 
-		while (len > 0 && (*p == ' ' || *p == '\t')) {
-			p++;
-			len--;
-		}
-		if (one_auth(p, len, &a, &found) < 0)
+		trim(&addr, &addr_len);
+		if (one_auth(addr, addr_len, &a, &found) < 0)
 			return rag_err_set(err, RAG_EINVAL, field,
 					   "%s: the credentials before '@' must be "
 					   "[user]:password, percent-escaped, at most %d bytes each",
@@ -117,12 +133,7 @@ int cache_parse_addr(const char *s, size_t len, char *host, size_t host_size, in
 	long p = REDIS_DEFAULT_PORT;
 	size_t skip;
 
-	while (len > 0 && (*s == ' ' || *s == '\t')) {
-		s++;
-		len--;
-	}
-	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '/'))
-		len--;
+	trim(&s, &len);
 	skip = cache_url_userinfo_end(s, len);
 	s += skip;
 	len -= skip;
