@@ -84,15 +84,20 @@ run_file() { # file -> 0 when its tests passed
 }
 
 # VALGRIND_JOBS files at once (memcheck runs a process's threads on one
-# core, so one job per core), each job taking every JOBS-th file.
+# core, so one job per core). Each job takes the next file no job has
+# claimed yet (mkdir is atomic), so one long file does not hold back the
+# files behind it.
 JOBS=${VALGRIND_JOBS:-1}
+CLAIMS=$(mktemp -d "$OUT/.claims-XXXXXX")
+trap 'rm -rf "$CLAIMS"' EXIT
 rc=0
 pids=()
 for ((j = 0; j < JOBS; j++)); do
   (
     jrc=0
-    for ((i = j; i < ${#FILES[@]}; i += JOBS)); do
-      run_file "${FILES[$i]}" || jrc=1
+    for file in "${FILES[@]}"; do
+      mkdir "$CLAIMS/$(basename "$file")" 2>/dev/null || continue
+      run_file "$file" || jrc=1
     done
     exit $jrc
   ) &
