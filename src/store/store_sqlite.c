@@ -615,14 +615,31 @@ static int conn_open(struct store_sqlite *ss, struct store_sqlite_conn *c,
 	return rc == SQLITE_OK ? 0 : store_sqlite_fail(c, rc, err);
 }
 
-/* Switches the file to WAL (a persistent setting), failing where WAL is unavailable. */
-static int enable_wal(struct store_sqlite_conn *c, struct rag_err *err)
+/*
+ * Switches the file to WAL (a persistent setting), failing where WAL is
+ * unavailable. On a fresh file this upgrades a read lock to a write lock, and
+ * SQLite answers SQLITE_BUSY at once, without the busy handler, to the loser
+ * of two openers racing for it (waiting could deadlock): the workers of one
+ * supervisor open a new data directory together. So a busy answer is retried
+ * here, every WAL_RETRY_MS, for up to busy_timeout_ms.
+ */
+#define WAL_RETRY_MS 5
+static int enable_wal(struct store_sqlite_conn *c, int busy_timeout_ms, struct rag_err *err)
 {
+	const struct timespec pause = {.tv_nsec = WAL_RETRY_MS * 1000000L};
 	sqlite3_stmt *s = NULL;
-	int rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+	int rc;
 
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
+	for (int waited = 0;; waited += WAL_RETRY_MS) {
+		rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(s);
+		if ((rc & 0xff) != SQLITE_BUSY || waited >= busy_timeout_ms)
+			break;
+		sqlite3_finalize(s);
+		s = NULL;
+		nanosleep(&pause, NULL);
+	}
 	if (rc == SQLITE_ROW) {
 		const char *mode = (const char *)sqlite3_column_text(s, 0);
 
@@ -756,7 +773,7 @@ struct store *store_sqlite_open(const char *data_dir, const struct store_options
 		ss->n_conns = i + 1;
 		rc = conn_open(ss, &ss->conns[i], &o, err);
 		if (!rc && i == 0)
-			rc = enable_wal(&ss->conns[0], err);
+			rc = enable_wal(&ss->conns[0], o.busy_timeout_ms, err);
 		if (!rc && i == 0)
 			rc = store_sqlite_migrate(ss->conns[0].db, err);
 		if (rc)

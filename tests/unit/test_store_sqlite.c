@@ -330,6 +330,54 @@ static void test_two_processes(void **state)
 	store_free(st);
 }
 
+/*
+ * Workers of one supervisor open a fresh data directory at the same instant.
+ * Each switches the new file to WAL, a lock upgrade SQLite refuses at once
+ * (SQLITE_BUSY, no busy handler) to the loser of two readers racing for it:
+ * every opener must still succeed. Rounds of four processes released together.
+ */
+static void test_fresh_directory_opened_at_once(void **state)
+{
+	struct fixture *f = *state;
+	enum { ROUNDS = 200, OPENERS = 4 };
+	int failures = 0;
+
+	for (int r = 0; r < ROUNDS; r++) {
+		char dir[96];
+		int gate[2];
+		pid_t pids[OPENERS];
+
+		snprintf(dir, sizeof(dir), "%s/round%d", f->dir, r);
+		assert_int_equal(pipe(gate), 0);
+		for (int i = 0; i < OPENERS; i++) {
+			pids[i] = fork();
+			assert_true(pids[i] >= 0);
+			if (pids[i] == 0) {
+				struct rag_err err = {0};
+				struct store *st;
+				char c;
+
+				close(gate[1]);
+				(void)!read(gate[0], &c, 1); /* EOF: the parent released the gate */
+				st = store_sqlite_open(dir, NULL, &err);
+				if (!st)
+					fprintf(stderr, "round %d opener %d: %s\n", r, i, err.msg);
+				store_free(st);
+				_exit(st ? 0 : 1);
+			}
+		}
+		close(gate[0]);
+		close(gate[1]);
+		for (int i = 0; i < OPENERS; i++) {
+			int status = 0;
+
+			assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+			failures += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+		}
+	}
+	assert_int_equal(failures, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -339,6 +387,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failed_put_leaves_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_disk_put, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_processes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fresh_directory_opened_at_once, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
