@@ -39,7 +39,7 @@ elif [ ${#FILES[@]} -eq 0 ]; then
 fi
 
 command -v valgrind >/dev/null || { echo "valgrind: not installed (apt install valgrind)" >&2; exit 1; }
-RAGD_CPU=$CPU RAGD_NO_APT=1 bash scripts/deps.sh || exit 1
+RAGD_CPU=$CPU bash scripts/deps.sh || exit 1
 if [ ! -f "$BUILD/build.ninja" ]; then
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_PREFIX_PATH="$CACHE/llama.cpp-0.3.36-$CPU" \
     -DRAGD_CPU=$CPU -DCMAKE_BUILD_TYPE=RelWithDebInfo \
