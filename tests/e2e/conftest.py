@@ -16,6 +16,7 @@ the test like any bad exit (the report, written next to the server's stderr
 as <stderr>.valgrind, is quoted), and every timeout is ten times longer,
 the server's deadlines included (SLOW_ARGS).
 """
+import atexit
 import http.client
 import json
 import os
@@ -38,7 +39,10 @@ DATA = Path(__file__).resolve().parent / "data"
 
 VALGRIND = os.environ.get("RAGD_VALGRIND") == "1"
 SLOW = 10.0 if VALGRIND else 1.0
-VALGRIND_CMD = ["valgrind", "--tool=memcheck", "--leak-check=full",
+# --fair-sched: memcheck runs one thread at a time, and its default lock
+# lets a busy thread (a resumed job embedding) take it back again and again:
+# a server restarted with a job to resume was never ready in 600 s.
+VALGRIND_CMD = ["valgrind", "--tool=memcheck", "--fair-sched=yes", "--leak-check=full",
                 "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
                 "--error-exitcode=99", "--num-callers=30",
                 f"--suppressions={REPO / 'scripts' / 'valgrind.supp'}"]
@@ -54,6 +58,13 @@ SLOW_ARGS = ["--set", "limits.search_timeout_ms=100000",
              "--set", "models.remote.timeout_ms=300000",
              "--set", "models.remote.deadline_ms=600000"] if VALGRIND else []
 STOP_TIMEOUT_S = 30.0 * SLOW
+# Under memcheck the model's arithmetic is 100-200 times slower and decides
+# how long an ingest takes (a 1000-word document: over 10 minutes). With
+# RAGD_VALGRIND_REMOTE_EMBED=1 the servers under memcheck embed through one
+# plain ragd (not under valgrind) as their remote embedder (models.embedder
+# =remote, the same model): ragd's own code still runs under memcheck.
+VALGRIND_REMOTE_EMBED = VALGRIND and os.environ.get("RAGD_VALGRIND_REMOTE_EMBED") == "1"
+_embed_server = {}
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
@@ -140,6 +151,36 @@ def auth_args(keys, key_dir):
     return ["--set", "auth.enabled=true", "--set", "auth.keys=" + ",".join(entries)], tokens
 
 
+def valgrind_embed_args():
+    """The --set arguments sending a server's embeddings to the plain
+    embedding server (started on first use), or [] unless
+    VALGRIND_REMOTE_EMBED."""
+    if not VALGRIND_REMOTE_EMBED:
+        return []
+    if not _embed_server:
+        tmp = Path(tempfile.mkdtemp(prefix="ragd-vg-embed-"))
+        port = free_port()
+        log = open(tmp / "stderr", "wb")
+        proc = subprocess.Popen([RAGD_BIN, "serve", "--data-dir", str(tmp / "data"),
+                                 "--port", str(port), "--host", "127.0.0.1", "--model", RAGD_MODEL,
+                                 "--set", "models.generator="],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env=ragd_env())
+        atexit.register(lambda: (proc.terminate(), proc.wait(), log.close()))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if http_request("127.0.0.1", port, "GET", "/ready", timeout=5)[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"the embedding server never became ready: see {tmp}/stderr")
+        _embed_server["url"] = f"http://127.0.0.1:{port}"
+    return ["--set", "models.embedder=remote", "--set", "models.remote.urls=" + _embed_server["url"]]
+
+
 class RagdServer:
     """One `ragd serve` process on a data dir that outlives restarts.
 
@@ -180,11 +221,8 @@ class RagdServer:
             self.runs += 1
             self.stderr_path = self.log_dir / f"ragd-{self.port}-run{self.runs}.stderr"
             self._stderr_file = open(self.stderr_path, "wb")
-            cmd = [RAGD_BIN, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
-                   "--host", "127.0.0.1", "--model", RAGD_MODEL, *SLOW_ARGS, *self.extra_args]
-            if VALGRIND:  # its report in a file of its own: stderr stays JSON lines
-                cmd = VALGRIND_CMD + [f"--log-file={self.stderr_path}.valgrind"] + cmd
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._stderr_file,
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                         stdout=self._stderr_file,
                                          stderr=subprocess.STDOUT, env=ragd_env(self.env))
             if self._wait_ready(timeout):
                 return self
@@ -201,6 +239,15 @@ class RagdServer:
             if "cannot listen" not in last_err:  # a real start-up failure, not a port race
                 break
         raise AssertionError(f"ragd serve exited before ready:\n{last_err[-4000:]}")
+
+    def command(self):
+        """The `ragd serve` command line for the port and stderr_path set."""
+        cmd = [RAGD_BIN, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
+               "--host", "127.0.0.1", "--model", RAGD_MODEL, *SLOW_ARGS,
+               *valgrind_embed_args(), *self.extra_args]
+        if VALGRIND:  # its report in a file of its own: stderr stays JSON lines
+            cmd = VALGRIND_CMD + [f"--log-file={self.stderr_path}.valgrind"] + cmd
+        return cmd
 
     def _wait_ready(self, timeout):
         deadline = time.monotonic() + timeout

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RAGD_BIN, RAGD_MODEL, RagdServer, free_port, http_request, ragd_env
+from conftest import RagdServer, free_port, http_request, ragd_env
 
 SEED = int(os.environ.get("RAGD_CRASH_SEED", "20261127"))
 LOADERS = 2
@@ -56,9 +56,8 @@ class CrashServer(RagdServer):
         self.runs += 1
         self.stderr_path = self.log_dir / f"ragd-{self.port}-run{self.runs}.stderr"
         self._stderr_file = open(self.stderr_path, "wb")
-        cmd = [RAGD_BIN, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
-               "--host", "127.0.0.1", "--model", RAGD_MODEL, *self.extra_args]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._stderr_file,
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                     stdout=self._stderr_file,
                                      stderr=subprocess.STDOUT, env=ragd_env(self.env))
 
     def term_then_kill(self, delay, on_term=None):
