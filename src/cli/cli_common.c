@@ -146,15 +146,31 @@ int cli_setup(struct cli_app *app, int argc, char **argv, int first, const struc
 	return 0;
 }
 
-/* The options the default embedder was loaded with, for models.embedders' models. */
-static struct embedder_llama_options load_opts;
+/* The options of a local embedder (the default one or one of models.embedders). */
+static void llama_embedder_options(const struct config *cfg, const char *path,
+				   struct embedder_llama_options *eo)
+{
+	embedder_llama_default_options(eo);
+	eo->model_path = path;
+	/*
+	 * ggml's threads spin while they wait for each other, so contexts x
+	 * threads above the core count makes concurrent requests crawl: by
+	 * default the cores are shared out between the contexts.
+	 */
+	eo->n_contexts = config_cpu_count(cfg->models.embed_contexts);
+	eo->n_threads = cfg->models.embed_threads > 0 ? cfg->models.embed_threads
+						       : config_cpu_count(0) / eo->n_contexts;
+	if (eo->n_threads < 1)
+		eo->n_threads = 1;
+	eo->batch_size = cfg->models.embed_batch;
+}
 
+/* models.embedders' models, loaded on first use; ctx: the config. */
 static struct embedder *load_embedder(void *ctx, const char *path, struct rag_err *err)
 {
-	struct embedder_llama_options o = load_opts;
+	struct embedder_llama_options o;
 
-	(void)ctx;
-	o.model_path = path;
+	llama_embedder_options(ctx, path, &o);
 	return embedder_llama_new(&o, err);
 }
 
@@ -184,20 +200,7 @@ static struct embedder *open_llama_embedder(const struct config *cfg, struct rag
 	struct embedder_batch_options bo;
 	struct embedder *e;
 
-	embedder_llama_default_options(&eo);
-	eo.model_path = cfg->models.embedder;
-	/*
-	 * ggml's threads spin while they wait for each other, so contexts x
-	 * threads above the core count makes concurrent requests crawl: by
-	 * default the cores are shared out between the contexts.
-	 */
-	eo.n_contexts = config_cpu_count(cfg->models.embed_contexts);
-	eo.n_threads = cfg->models.embed_threads > 0 ? cfg->models.embed_threads
-						      : config_cpu_count(0) / eo.n_contexts;
-	if (eo.n_threads < 1)
-		eo.n_threads = 1;
-	eo.batch_size = cfg->models.embed_batch;
-	load_opts = eo;
+	llama_embedder_options(cfg, cfg->models.embedder, &eo);
 	e = embedder_llama_new(&eo, err);
 	if (!e || !cfg->models.micro_batch)
 		return e;
@@ -402,6 +405,7 @@ int cli_open(struct cli_app *app, int engine, int load_indexes, int follow)
 	ro.job_lease_ms = cfg->ingest.job_lease_ms;
 	ro.embedders = cfg->models.embedders;
 	ro.load_embedder = load_embedder;
+	ro.load_ctx = cfg;
 	ro.shards = app->shards;
 	app->eng = rag_engine_new(&ro, app->store, app->emb, &err);
 	if (!app->eng)

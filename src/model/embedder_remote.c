@@ -194,6 +194,13 @@ struct embedder *embedder_remote_new(const struct embedder_remote_options *o,
 	if (embed_batch(r, probe, probe_len, 1, &dim, NULL, err) < 0)
 		goto fail;
 	r->base.dim = dim;
+	/*
+	 * The weights are out of sight: the configured name and the dimension
+	 * stand for them, so vectors (and reused chunks) are still told apart
+	 * from a local model's and from another remote model's.
+	 */
+	snprintf(r->base.fingerprint, sizeof(r->base.fingerprint), "%s@remote/%zu", r->base.name,
+		 dim);
 	log_info("remote embedder '%s': %zu dimensions, %zu instances", r->base.name, dim,
 		 model_pool_size(r->pool));
 	return &r->base;

@@ -10,8 +10,11 @@ import json
 import re
 import threading
 import time
+from pathlib import Path
 
 import pytest
+
+from conftest import RAGD_MODEL
 
 MODEL = "all-MiniLM-L6-v2"
 HEALTH_MS = 200
@@ -85,6 +88,32 @@ def test_remote_embedder_matches_local_and_serves_rag(ragd_factory, model_server
     assert hits[0]["document_id"] == "eiffel"
     status, models = client.request("GET", "/v1/models")
     assert MODEL in [m["id"] for m in models["data"]]
+
+
+def test_remote_vectors_record_their_model_and_a_local_one_can_follow(ragd_factory,
+                                                                      model_servers, tmp_path):
+    """Chunks embedded remotely record the remote model (name and dimension),
+    and a collection can move to a local model of models.embedders while the
+    default embedder is remote: the local one is loaded with the embedder
+    settings, not with the remote default's (pool sizes of 0)."""
+    other = tmp_path / "other-minilm.gguf"
+    other.write_bytes(Path(RAGD_MODEL).read_bytes())
+    client = ragd_factory(extra_args=remote_args(model_servers[:1], "round_robin") +
+                          ["--set", f"models.embedders=other={other}"])
+    client.create_collection("moving", chunk_size=24, chunk_overlap=0)
+    client.add_doc("moving", "The Eiffel Tower was finished in 1889 in Paris.", doc_id="eiffel")
+    _, before = client.request("GET", "/v1/collections/moving/documents/eiffel/chunks")
+    assert [c["model"] for c in before["chunks"]] == [f"{MODEL}@remote/384"], before
+    status, job = client.request("PATCH", "/v1/collections/moving", {"embedding_model": "other"})
+    assert status == 202, job
+    assert wait_for(lambda: client.request("GET", f"/v1/jobs/{job['job_id']}")[1]["state"]
+                    not in ("queued", "running"), timeout=120)
+    _, job = client.request("GET", f"/v1/jobs/{job['job_id']}")
+    assert job["state"] == "succeeded", job
+    _, after = client.request("GET", "/v1/collections/moving/documents/eiffel/chunks")
+    assert all(c["model"].startswith("other-minilm@") for c in after["chunks"]), after
+    assert client.search("moving", "Where is the Eiffel Tower?", top_k=1)[0]["document_id"] \
+        == "eiffel"
 
 
 def test_round_robin_spreads_and_survives_a_kill(ragd_factory, model_servers):
