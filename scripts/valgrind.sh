@@ -7,6 +7,10 @@
 #   scripts/valgrind.sh [test files...]   default: the files below
 #   scripts/valgrind.sh --all              every tests/e2e file, one pytest run each
 #   VALGRIND_JOBS=2 scripts/valgrind.sh ...  two files at a time (one per core)
+#   RAGD_VALGRIND_REMOTE_EMBED=1 scripts/valgrind.sh ...  the servers under
+#     memcheck embed through one plain ragd (models.embedder=remote): the
+#     model's arithmetic, 100-200x slower under memcheck, no longer decides
+#     how long a test takes (tests counting the local tokenizer's tokens skip)
 #
 # Each file's pytest output goes to $VALGRIND_OUT/<file>.log and a line per
 # file to $VALGRIND_OUT/summary.tsv: the tests' result, then the processes

@@ -9,7 +9,7 @@ import json
 import threading
 import time
 
-from conftest import http_request
+from conftest import http_request, needs_local_tokenizer
 from test_ingest import HTML, make_pdf, metric, upload, wait_job
 
 MARKDOWN = """# Pump manual
@@ -66,6 +66,7 @@ def batch(srv, coll, docs):
 
 
 def test_change_chunker(ragd_factory):
+    needs_local_tokenizer()
     s = ragd_factory()
     s.create_collection("rc", chunk_size=24, chunk_overlap=0)
     status, job = upload(s, "rc", [("manual.md", MARKDOWN.encode(), "text/markdown"),
@@ -163,6 +164,7 @@ def test_change_chunker(ragd_factory):
 
 
 def test_rechunk_resumes_after_kill(ragd_factory):
+    needs_local_tokenizer()
     s = ragd_factory(extra_args=("--set", "ingest.job_lease_ms=500"))
     s.create_collection("rr", chunk_size=16, chunk_overlap=0)
     batch(s, "rr", filler(30, "r"))
