@@ -76,30 +76,12 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static void llama_log(enum ggml_log_level level, const char *text, void *user)
-{
-	size_t len = strlen(text);
-
-	(void)user;
-	if (level != GGML_LOG_LEVEL_ERROR && level != GGML_LOG_LEVEL_WARN)
-		return;
-	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
-		len--;
-	if (len == 0)
-		return;
-	if (level == GGML_LOG_LEVEL_ERROR)
-		log_error("llama.cpp: %.*s", (int)len, text);
-	else
-		log_debug("llama.cpp: %.*s", (int)len, text);
-}
-
 static void backend_init(void)
 {
 	static const double load_buckets[] = { 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
 						30000, 60000 };
 
-	llama_log_set(llama_log, NULL);
-	llama_backend_init();
+	model_llama_init();
 	queue_gauge = metric_default(metrics_gauge(
 		"queue_size", "Model work waiting for a free model context", NULL));
 	load_hist = metric_default(metrics_histogram(

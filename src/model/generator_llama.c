@@ -507,7 +507,7 @@ struct generator *generator_llama_new(const struct generator_llama_options *o,
 	}
 	fclose(f);
 	pthread_once(&metrics_once, metrics_init);
-	llama_backend_init();
+	model_llama_init();
 	t0 = now_ms();
 	m = calloc(1, sizeof(*m));
 	if (!m) {

@@ -17,6 +17,7 @@
 
 #include <llama.h>
 
+#include "core/log.h"
 #include "core/rag_error.h"
 
 #include "core/banned.h"
@@ -29,6 +30,7 @@ struct weights {
 	struct weights *next;
 };
 
+static pthread_once_t llama_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct weights *head;
 
@@ -38,6 +40,35 @@ static double now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* llama.cpp's errors into ragd's log (JSON lines), its warnings at debug, the rest dropped. */
+static void llama_log(enum ggml_log_level level, const char *text, void *user)
+{
+	size_t len = strlen(text);
+
+	(void)user;
+	if (level != GGML_LOG_LEVEL_ERROR && level != GGML_LOG_LEVEL_WARN)
+		return;
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		len--;
+	if (len == 0)
+		return;
+	if (level == GGML_LOG_LEVEL_ERROR)
+		log_error("llama.cpp: %.*s", (int)len, text);
+	else
+		log_debug("llama.cpp: %.*s", (int)len, text);
+}
+
+static void llama_init(void)
+{
+	llama_log_set(llama_log, NULL);
+	llama_backend_init();
+}
+
+void model_llama_init(void)
+{
+	pthread_once(&llama_once, llama_init);
 }
 
 struct llama_model *model_weights_acquire(const char *path, int flags, const char *field,

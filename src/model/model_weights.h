@@ -22,6 +22,13 @@ enum {
 };
 
 /*
+ * llama.cpp's backend, and its log routed into ragd's (JSON lines on
+ * stderr), once per process; every llama.cpp model calls it before loading
+ * (a generator may load with no local embedder at all). Thread-safe.
+ */
+void model_llama_init(void);
+
+/*
  * The weights of path loaded with flags (MODEL_WEIGHTS_*), loaded (CPU
  * only) on first use, else shared: the key is path and flags. The caller
  * holds a reference until model_weights_release. *load_ms is the time this

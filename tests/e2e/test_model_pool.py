@@ -93,7 +93,7 @@ def test_remote_embedder_matches_local_and_serves_rag(ragd_factory, model_server
 def test_remote_vectors_record_their_model_and_a_local_one_can_follow(ragd_factory,
                                                                       model_servers, tmp_path):
     """Chunks embedded remotely record the remote model (name and dimension),
-    and a collection can move to a local model of models.embedders while the
+    llama.cpp's log still goes through ragd's, and a collection can move to a local model of models.embedders while the
     default embedder is remote: the local one is loaded with the embedder
     settings, not with the remote default's (pool sizes of 0)."""
     other = tmp_path / "other-minilm.gguf"
@@ -114,6 +114,11 @@ def test_remote_vectors_record_their_model_and_a_local_one_can_follow(ragd_facto
     assert all(c["model"].startswith("other-minilm@") for c in after["chunks"]), after
     assert client.search("moving", "Where is the Eiffel Tower?", top_k=1)[0]["document_id"] \
         == "eiffel"
+    # With no local embedder, the generator's llama.cpp still logs through
+    # ragd: stderr stays JSON lines.
+    for line in client.stderr_text().splitlines():
+        if line.strip():
+            json.loads(line)
 
 
 def test_round_robin_spreads_and_survives_a_kill(ragd_factory, model_servers):
