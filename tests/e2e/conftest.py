@@ -57,6 +57,9 @@ SLOW_ARGS = ["--set", "limits.search_timeout_ms=100000",
              "--set", "sharding.timeout_ms=20000", "--set", "ingest.job_lease_ms=300000",
              "--set", "models.remote.timeout_ms=300000",
              "--set", "models.remote.deadline_ms=600000"] if VALGRIND else []
+# The same for the CLI, whose commands take settings from the environment.
+SLOW_CLI_ENV = {"RAGD_LIMITS_SEARCH_TIMEOUT_MS": "100000",
+                "RAGD_LIMITS_INGEST_TIMEOUT_MS": "3000000"} if VALGRIND else {}
 STOP_TIMEOUT_S = 30.0 * SLOW
 # Under memcheck the model's arithmetic is 100-200 times slower and decides
 # how long an ingest takes (a 1000-word document: over 10 minutes). With
@@ -660,7 +663,7 @@ def run_cli(*args, data_dir=None, expect_ok=True, timeout=300, env=None):
         vg_log = vg_dir / f"cli-{args[0]}-{time.monotonic_ns()}.valgrind"
         cmd = VALGRIND_CMD + [f"--log-file={vg_log}"] + cmd
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                       timeout=timeout * SLOW, env=ragd_env(env))
+                       timeout=timeout * SLOW, env=ragd_env({**SLOW_CLI_ENV, **(env or {})}))
     res = CliResult(cmd, p.returncode, p.stdout.decode(errors="replace"),
                     p.stderr.decode(errors="replace"))
     found = sanitizer_findings(res.stderr)
