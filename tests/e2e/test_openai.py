@@ -13,6 +13,8 @@ import openai
 import pytest
 from langchain_openai import OpenAIEmbeddings
 
+from conftest import needs_local_tokenizer
+
 MODEL = "all-MiniLM-L6-v2"
 DIM = 384
 
@@ -60,6 +62,7 @@ def test_embeddings_with_openai_client(ragd, client):
 
 
 def test_embeddings_usage_counts_model_tokens(ragd):
+    needs_local_tokenizer()
     status, body = ragd.request("POST", "/v1/embeddings",
                                 {"model": MODEL, "input": ["hello world"],
                                  "encoding_format": "float"})
